@@ -1,0 +1,106 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from vaekeras import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+pytestmark = pytest.mark.usefixtures("tf_only")
+
+
+def run_app(name, *args, timeout=600):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "apps", name), *args],
+        capture_output=True, text=True, env=env, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "digits_run")
+    result = run_app(
+        "train.py", "--dataset=digits", "--epochs=1", "--batch_size=64",
+        "--beta=2", "--latent_dim=4", f"--output_dir={out}", "--verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return out
+
+
+def test_train_app_writes_a_complete_run_folder(run_dir):
+    for name in (
+        "model.keras", "flags.json", "metrics.json", "environment.json",
+        "reconstructions.png", "export/saved_model.pb", "logs",
+    ):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert not os.path.exists(os.path.join(run_dir, "backup"))
+    flags = json.load(open(os.path.join(run_dir, "flags.json")))
+    assert flags["beta"] == 2.0 and flags["dataset"] == "digits"
+    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    for split in ("train", "test"):
+        for key in ("loss", "reconstruction_loss", "kl_loss"):
+            assert np.isfinite(metrics[split][key])
+    env = json.load(open(os.path.join(run_dir, "environment.json")))
+    assert env["keras_backend"] == "tensorflow"
+    assert "keras" in env["packages"]
+
+
+def test_train_app_refuses_to_mix_configurations(run_dir):
+    result = run_app(
+        "train.py", "--dataset=digits", "--epochs=1", "--beta=4",
+        "--latent_dim=4", f"--output_dir={run_dir}",
+    )
+    assert result.returncode != 0
+    assert "output_dir" in result.stderr and "beta: 2.0 -> 4.0" in result.stderr
+
+
+def test_train_app_rejects_negative_beta():
+    result = run_app("train.py", "--beta=-1")
+    assert result.returncode != 0
+    assert "beta" in result.stderr and "-1" in result.stderr
+
+
+def test_train_library_with_flagsaver_and_overwrite(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "apps"))
+    try:
+        import train as train_app
+    finally:
+        sys.path.pop(0)
+    out = str(tmp_path / "run")
+    os.makedirs(out)
+    with open(os.path.join(out, "flags.json"), "w") as f:
+        json.dump({"beta": 9.0}, f)
+    flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(
+        dataset="digits", epochs=1, mixup_alpha=0.5, output_dir=out,
+        overwrite=True, verbose=0, latent_dim=2,
+    ):
+        train_app.main(["train.py"])
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert "mixup_loss" in metrics["train"]
+
+
+@pytest.mark.parametrize("field, value", [
+    ("beta", -0.5), ("mixup_alpha", -1.0), ("latent_dim", 0),
+    ("architecture", "vit"), ("epochs", 0),
+])
+def test_train_config_errors_name_the_field(field, value, tmp_path):
+    config = training.TrainConfig(output_dir=str(tmp_path / "x"))
+    setattr(config, field, value)
+    with pytest.raises(ValueError, match=f"{field}={value!r}"):
+        training.train(config)
+    assert not os.path.exists(tmp_path / "x")
+
+
+def test_unknown_dataset_is_refused_before_training(tmp_path):
+    config = training.TrainConfig(
+        dataset="no_such_data_xyz", output_dir=str(tmp_path / "x")
+    )
+    with pytest.raises(ValueError, match="no_such_data_xyz"):
+        training.train(config)

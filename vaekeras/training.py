@@ -1,0 +1,305 @@
+"""Training runs: one folder per run under `saved_models/`.
+
+A run folder holds `model.keras`, the SavedModel under `export/`,
+`flags.json` (the configuration), `metrics.json` (final train and test
+losses), `environment.json` (versions, backend, devices),
+`reconstructions.png`, TensorBoard logs under `logs/` and, while training,
+a `backup/` that lets a killed run resume where it stopped.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import platform
+import shutil
+import tempfile
+import time
+
+import keras
+import numpy as np
+
+from vaekeras import data
+from vaekeras import models
+
+# Configuration keys that define a run; two runs differing in one of these
+# must never share a folder.
+_RUN_KEYS = (
+    "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
+    "likelihood", "epochs", "batch_size", "learning_rate", "seed",
+)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything a training run depends on (see `apps/train.py` flags)."""
+
+    dataset: str = "mnist_5k"
+    data_dir: str | None = None
+    download: bool = False
+    architecture: str = "mlp"
+    latent_dim: int = 16
+    beta: float = 1.0
+    mixup_alpha: float = 0.0
+    likelihood: str = "bernoulli"
+    epochs: int = 50
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    seed: int = 0
+    output_dir: str | None = None
+    overwrite: bool = False
+    verbose: int = 1
+
+    def default_output_dir(self, root="saved_models"):
+        name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
+        if self.mixup_alpha > 0:
+            name += f"_mixup{self.mixup_alpha:g}"
+        return os.path.join(root, name)
+
+    def validate(self):
+        """Raises a `ValueError` naming the first invalid field."""
+        for name in ("beta", "mixup_alpha", "learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(
+                value
+            ) or value < 0 or (name == "learning_rate" and value == 0):
+                bound = "> 0" if name == "learning_rate" else ">= 0"
+                raise ValueError(
+                    f"Invalid value received for argument `{name}`: expected "
+                    f"a finite number {bound}. Received: {name}={value!r}"
+                )
+        for name in ("latent_dim", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(
+                    f"Invalid value received for argument `{name}`: expected "
+                    f"an integer >= 1. Received: {name}={value!r}"
+                )
+        if self.architecture not in ("mlp", "conv"):
+            raise ValueError(
+                "Invalid value received for argument `architecture`: expected "
+                f"'mlp' or 'conv'. Received: architecture={self.architecture!r}"
+            )
+        if self.likelihood not in models.LIKELIHOODS:
+            raise ValueError(
+                "Invalid value received for argument `likelihood`: expected "
+                f"one of {models.LIKELIHOODS}. Received: "
+                f"likelihood={self.likelihood!r}"
+            )
+
+
+def write_json(path, payload):
+    """Writes JSON through a temporary file and a rename: never partial."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=_to_builtin)
+    os.replace(tmp, path)
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def environment():
+    """Versions, backend and devices: what a run's numbers depend on."""
+    import importlib.metadata as md
+
+    versions = {}
+    for package in (
+        "keras", "tensorflow", "tensorflow-cpu", "tensorflow-datasets",
+        "keras-tuner", "numpy", "jax", "torch", "vaekeras",
+    ):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    try:
+        import tensorflow as tf
+
+        devices = [d.name for d in tf.config.list_logical_devices()]
+    except ImportError:  # pragma: no cover - TF is a dependency
+        devices = []
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "keras_backend": keras.backend.backend(),
+        "packages": versions,
+        "tensorflow_devices": devices,
+    }
+
+
+def _prepare_output_dir(config):
+    """Creates or checks the run folder; refuses to mix two configurations."""
+    path = config.output_dir
+    flags_path = os.path.join(path, "flags.json")
+    if os.path.exists(path) and os.listdir(path):
+        previous = None
+        if os.path.exists(flags_path):
+            with open(flags_path) as f:
+                previous = json.load(f)
+        same = previous is not None and all(
+            previous.get(key) == getattr(config, key) for key in _RUN_KEYS
+        )
+        if config.overwrite:
+            shutil.rmtree(path)
+        elif not same:
+            changed = (
+                "no flags.json" if previous is None else ", ".join(
+                    f"{key}: {previous.get(key)!r} -> {getattr(config, key)!r}"
+                    for key in _RUN_KEYS
+                    if previous.get(key) != getattr(config, key)
+                )
+            )
+            raise ValueError(
+                "Invalid value received for argument `output_dir`: "
+                f"{path!r} already holds a run with another configuration "
+                f"({changed}). Pass --overwrite to replace it or choose "
+                "another --output_dir."
+            )
+    os.makedirs(path, exist_ok=True)
+    write_json(flags_path, dataclasses.asdict(config))
+
+
+class _NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first non-finite loss and remembers where."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_batch = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.bad_batch = batch
+            self.model.stop_training = True
+
+
+def save_reconstructions(model, images, path, n=10):
+    """Saves a PNG: originals (top row) over deterministic reconstructions."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = images[:n]
+    recon = keras.ops.convert_to_numpy(model.reconstruct(images))
+    fig, axes = plt.subplots(2, n, figsize=(n, 2.2))
+    for i in range(n):
+        for row, batch in enumerate((images, recon)):
+            axes[row, i].imshow(batch[i].squeeze(), cmap="gray", vmin=0, vmax=1)
+            axes[row, i].axis("off")
+    fig.suptitle("test images (top) and reconstructions (bottom)", fontsize=8)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def train(config):
+    """Trains, evaluates, saves and exports one VAE.
+
+    Args:
+        config: a `TrainConfig`.
+
+    Returns:
+        Dict with `output_dir` and the final `metrics` (train and test).
+
+    Raises:
+        ValueError: for an invalid configuration or a run folder that holds
+            another configuration (unless `overwrite`).
+        FloatingPointError: when the loss becomes NaN or inf.
+
+    Example:
+
+    >>> result = train(TrainConfig(beta=2.0, epochs=5))
+    >>> result["metrics"]["test"]["reconstruction_loss"]
+    """
+    config = dataclasses.replace(config)
+    config.validate()
+    if config.output_dir is None:
+        config.output_dir = config.default_output_dir()
+    train_ds = data.load_dataset(
+        config.dataset, "train", config.batch_size, config.data_dir,
+        config.download, seed=config.seed,
+    )
+    test_images, _ = data.load_arrays(
+        config.dataset, "test", config.data_dir, config.download
+    )
+    _prepare_output_dir(config)
+    out = config.output_dir
+    keras.utils.set_random_seed(config.seed)
+    model = models.build_vae(
+        tuple(test_images.shape[1:]),
+        latent_dim=config.latent_dim,
+        architecture=config.architecture,
+        beta=config.beta,
+        mixup_alpha=config.mixup_alpha,
+        likelihood=config.likelihood,
+        seed=config.seed,
+    )
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    nan_guard = _NaNGuard()
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        nan_guard,
+    ]
+    start = time.time()
+    history = model.fit(
+        train_ds,
+        epochs=config.epochs,
+        validation_data=data.load_dataset(
+            config.dataset, "test", config.batch_size, config.data_dir,
+            config.download,
+        ),
+        callbacks=callbacks,
+        verbose=config.verbose,
+    )
+    train_seconds = time.time() - start
+    if nan_guard.bad_batch is not None:
+        raise FloatingPointError(
+            f"The loss became NaN or inf (batch {nan_guard.bad_batch}); the "
+            f"run in {out!r} stopped. Try a smaller --learning_rate (was "
+            f"{config.learning_rate:g})."
+        )
+    test = model.evaluate(
+        test_images, batch_size=config.batch_size, return_dict=True,
+        verbose=0,
+    )
+    final_train = {
+        key: float(values[-1]) for key, values in history.history.items()
+        if not key.startswith("val_")
+    }
+    metrics = {
+        "train": final_train,
+        "test": {key: float(value) for key, value in test.items()},
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_seconds": round(train_seconds, 2),
+    }
+    model.save(os.path.join(out, "model.keras"))
+    export_path = os.path.join(out, "export")
+    if keras.backend.backend() == "tensorflow":
+        from vaekeras import export
+
+        export.export_saved_model(model, export_path)
+    elif config.verbose:
+        print(
+            "Skipping the SavedModel export: it needs "
+            "KERAS_BACKEND=tensorflow (model.keras is saved)."
+        )
+    save_reconstructions(
+        model, test_images, os.path.join(out, "reconstructions.png")
+    )
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    write_json(os.path.join(out, "environment.json"), environment())
+    if config.verbose:
+        print(
+            f"Saved {out}: test loss {metrics['test']['loss']:.2f}, "
+            f"reconstruction {metrics['test']['reconstruction_loss']:.2f}, "
+            f"KL {metrics['test']['kl_loss']:.2f}"
+        )
+    return {"output_dir": out, "metrics": metrics, "model": model}
