@@ -180,3 +180,26 @@ def test_bad_inputs_name_the_argument(rng):
     one_output = keras.Model(inputs, keras.layers.Flatten()(inputs))
     with pytest.raises(ValueError, match=r"\[z_mean, z_log_var\]"):
         geometry.encoder_jacobians(one_output, x)
+
+
+@pytest.mark.backends
+def test_conv_encoder_spectrum_equals_eigh_of_metric(rng):
+    keras.utils.set_random_seed(4)
+    model = build_vae(
+        (8, 8, 1), latent_dim=2, architecture="conv", hidden_units=(16,),
+        conv_filters=(4, 4),
+    )
+    x = rng.uniform(size=(3, 8, 8, 1)).astype("float32")
+    metric = to_numpy(geometry.pullback_metric(model, x)).astype("float64")
+    values = to_numpy(geometry.eigenvalues(model, x))
+    want = np.linalg.eigh(metric)[0][:, ::-1][:, :4]
+    np.testing.assert_allclose(values, want, rtol=1e-3, atol=1e-7)
+    j_mean, _ = geometry.encoder_jacobians(model, x)
+    # Central differences of z_mean along a random direction: J u.
+    u = rng.normal(size=x.shape).astype("float32")
+    u /= np.linalg.norm(u.reshape(3, -1), axis=1)[:, None, None, None]
+    h = 1e-3
+    plus, minus = (to_numpy(model.encode(x + s)[0]) for s in (h * u, -h * u))
+    directional = np.einsum("bdD,bD->bd", to_numpy(j_mean), u.reshape(3, -1))
+    error = np.linalg.norm(directional - (plus - minus) / (2 * h))
+    assert error <= 0.02 * np.linalg.norm(directional)

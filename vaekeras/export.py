@@ -59,9 +59,7 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         raise ValueError("Cannot export a model that is not built.")
     image_spec = tf.TensorSpec((None, *model.image_shape), tf.float32)
     latent_spec = tf.TensorSpec((None, model.latent_dim), tf.float32)
-    metric = geometry.PullbackMetric(
-        model.encoder, kind=metric_kind, k=metric_k
-    )
+    geometry.rank_bound(metric_kind, model.latent_dim)  # checks the kind
 
     def encode(x):
         z_mean, z_log_var = model.encoder(x)
@@ -75,8 +73,7 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         return model.decode(z_mean)
 
     def metric_eigenvalues(x):
-        eigenvalues, _ = metric(x)
-        return eigenvalues
+        return geometry.eigenvalues(model.encoder, x, metric_kind, metric_k)
 
     archive = keras.export.ExportArchive()
     archive.track(model)

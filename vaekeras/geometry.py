@@ -201,31 +201,60 @@ def _torch_jacobian(encoder, x):
     return z_mean, z_log_var, jac.reshape(x.shape[0], jac.shape[1], -1)
 
 
+def _torch_jacobian_by_rows(encoder, x):
+    """One batched backward pass per output row, vectorised over rows.
+
+    For layers torch.func cannot vmap (Keras' channels-last Conv2D): the
+    forward pass runs once, unbatched; only the backward is vmapped.
+    """
+    import torch
+
+    x = x.detach().requires_grad_(True)
+    z_mean, z_log_var = split_encoding(encoder(x))
+    z = torch.cat([z_mean, z_log_var], dim=-1)  # (B, 2d)
+    rows = z.shape[1]
+    cotangents = torch.eye(rows, dtype=z.dtype, device=z.device)
+    cotangents = cotangents[:, None, :].expand(rows, *z.shape)  # (2d, B, 2d)
+    (jac,) = torch.autograd.grad(
+        z, x, grad_outputs=cotangents, is_grads_batched=True
+    )  # (2d, B, H, W, C)
+    jac = jac.reshape(rows, x.shape[0], -1).transpose(0, 1)
+    return z_mean.detach(), z_log_var.detach(), jac
+
+
 # --- Backend-agnostic algebra (keras.ops). ---
 
 
-def _factor(z_log_var, jac, kind):
-    """The row stack A with G = A^T A: (B, r, D), r = d or 2d."""
+def _rows_and_scales(z_log_var, jac, kind):
+    """Rows R and per-row scales c with A = diag(c) R, so G = A^T A.
+
+    Scaling the small Gram matrix (c_i c_j (R R^T)_ij) instead of the
+    (B, r, D) rows saves a pass over the largest tensor.
+    """
     d = z_log_var.shape[-1]
-    j_mean, j_log_var = jac[:, :d, :], jac[:, d:, :]
     if kind == "mean":
-        return j_mean
-    sigma = ops.exp(0.5 * z_log_var)[:, :, None]  # (B, d, 1)
+        return jac[:, :d, :], ops.ones_like(z_log_var)
+    sigma = ops.exp(0.5 * z_log_var)  # (B, d)
     if kind == "stochastic":
         # d sigma / dx = 0.5 * sigma * d log sigma^2 / dx.
-        return ops.concatenate([j_mean, 0.5 * sigma * j_log_var], axis=1)
-    return ops.concatenate(
-        [j_mean / sigma, math.sqrt(0.5) * j_log_var], axis=1
-    )
+        scales = [ops.ones_like(sigma), 0.5 * sigma]
+    else:
+        scales = [1.0 / sigma, ops.full_like(sigma, math.sqrt(0.5))]
+    return jac, ops.concatenate(scales, axis=-1)  # (B, 2d, D), (B, 2d)
 
 
-def _spectrum(factor, k):
+def _spectrum(rows, scales, k, with_vectors=True):
     """Top-k eigenpairs of A^T A from the Gram matrix A A^T."""
-    gram = ops.einsum("brD,bsD->brs", factor, factor)  # (B, r, r)
+    raw = ops.einsum("brD,bsD->brs", rows, rows)  # (B, r, r)
+    gram = raw * scales[:, :, None] * scales[:, None, :]
     values, vectors = ops.eigh(gram)  # ascending
     values = ops.maximum(ops.flip(values, axis=-1)[:, :k], 0.0)  # (B, k)
+    if not with_vectors:
+        return values
     vectors = ops.flip(vectors, axis=-1)[:, :, :k]  # (B, r, k)
-    lifted = ops.einsum("brD,brk->bDk", factor, vectors)  # (B, D, k)
+    lifted = ops.einsum(
+        "brD,brk->bDk", rows, scales[:, :, None] * vectors
+    )  # (B, D, k)
     norms = ops.sqrt(ops.sum(ops.square(lifted), axis=1, keepdims=True))
     # |A^T u| = sqrt(lambda); normalising by it directly keeps columns unit
     # even where lambda is tiny.
@@ -236,10 +265,11 @@ def _compute(what, z_log_var, jac, kind, k):
     if what == "jacobians":
         d = z_log_var.shape[-1]
         return jac[:, :d, :], jac[:, d:, :]
-    factor = _factor(z_log_var, jac, kind)
+    rows, scales = _rows_and_scales(z_log_var, jac, kind)
     if what == "metric":
+        factor = scales[:, :, None] * rows
         return ops.einsum("brD,brE->bDE", factor, factor)
-    return _spectrum(factor, k)
+    return _spectrum(rows, scales, k, with_vectors=what == "spectrum")
 
 
 def _compiled(encoder, what, kind, k):
@@ -282,9 +312,17 @@ def _compiled(encoder, what, kind, k):
         else:
             fn = jitted
     elif backend == "torch":
+        methods = [_torch_jacobian, _torch_jacobian_by_rows]
 
         def fn(x):
-            _, z_log_var, jac = _torch_jacobian(encoder, x)
+            while True:
+                try:
+                    _, z_log_var, jac = methods[0](encoder, x)
+                    break
+                except RuntimeError:
+                    if len(methods) == 1:
+                        raise
+                    methods.pop(0)  # remember: this encoder cannot vmap
             return _compute(what, z_log_var, jac, kind, k)
 
     else:
@@ -301,7 +339,7 @@ def _run(encoder, x, what, kind="stochastic", k=None):
     _check_kind(kind)
     _check_encoder_outputs(encoder)
     _check_inputs(encoder, x)
-    if k is not None or what == "spectrum":
+    if k is not None or what in ("spectrum", "values"):
         latent_dim = _latent_dim(encoder, x)
         k = _check_k(k, kind, latent_dim)
     x = ops.convert_to_tensor(x, dtype="float32")
@@ -379,6 +417,15 @@ def eigenspectrum(encoder, x, kind="stochastic", k=None):
     >>> attack_direction = vectors[:, :, 0]  # (8, 784)
     """
     return _run(encoder, x, "spectrum", kind, k)
+
+
+def eigenvalues(encoder, x, kind="stochastic", k=None):
+    """Only the eigenvalues of `eigenspectrum`, `(B, k)`: skips the vectors.
+
+    Accepts the same encoders as `eigenspectrum`, and also a TensorFlow
+    callable such as a loaded SavedModel's `encode` endpoint.
+    """
+    return _run(encoder, x, "values", kind, k)
 
 
 def eigenspectrum_from_function(encode_fn, x, kind="stochastic", k=None):

@@ -1,0 +1,187 @@
+"""Times the pullback-metric pipeline against naive baselines, in one run.
+
+For the MNIST MLP encoder (784 -> 512 -> 256 -> 2 x 16) and the conv
+encoder (Conv 32/64 stride 2 -> 512 -> 2 x 16), batch 64, it prints the
+median time of:
+- an eager per-sample Jacobian loop on the current backend (the baseline);
+- `geometry.encoder_jacobians` (compiled, batched, reverse mode);
+- `geometry.eigenspectrum` (Jacobian + Gram matrix + small eigh);
+- `eigh` of the full D x D metric (what the Gram route avoids);
+- when JAX is installed: jit(vmap(jacrev)) Jacobians of the same network
+  written in plain JAX, the reference speed.
+and the ratios the targets are stated in. Machines are noisy: compare the
+ratios of one run, not absolute times across runs.
+
+Usage:
+    python benchmarks/bench_geometry.py
+    KERAS_BACKEND=jax python benchmarks/bench_geometry.py
+    KERAS_BACKEND=torch python benchmarks/bench_geometry.py
+"""
+
+import argparse
+import importlib.util
+import logging
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import ops  # noqa: E402
+
+from vaekeras import architectures  # noqa: E402
+from vaekeras import geometry  # noqa: E402
+
+BATCH, LATENT, SHAPE = 64, 16, (28, 28, 1)
+
+
+def median_time(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        ops.convert_to_numpy(fn()[0])
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        ops.convert_to_numpy(fn()[0])
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def eager_loop(encoder, x):
+    """One uncompiled Jacobian per sample: what a first attempt looks like."""
+    backend = keras.backend.backend()
+    out = []
+    for i in range(len(x)):
+        xi = x[i:i + 1]
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            xi = tf.constant(xi)
+            with tf.GradientTape() as tape:
+                tape.watch(xi)
+                z = tf.concat(encoder(xi), axis=-1)
+            out.append(tape.jacobian(z, xi))
+        elif backend == "jax":
+            import jax
+
+            params = [v.value for v in encoder.trainable_variables]
+            state = [v.value for v in encoder.non_trainable_variables]
+
+            def f(xs, params=params, state=state):
+                (m, lv), _ = encoder.stateless_call(params, state, xs)
+                return ops.concatenate([m, lv], axis=-1)
+
+            out.append(jax.jacrev(f)(xi))
+        else:
+            import torch
+
+            xi = torch.as_tensor(xi)
+            out.append(
+                torch.autograd.functional.jacobian(
+                    lambda t: torch.cat(encoder(t), dim=-1), xi
+                )
+            )
+    return out
+
+
+def jax_reference(encoder, architecture):
+    """jit(vmap(jacrev)) of the same encoder written in plain JAX."""
+    import jax
+    import jax.numpy as jnp
+
+    weights = {
+        layer.name: [jnp.asarray(w) for w in layer.get_weights()]
+        for layer in encoder.layers if layer.get_weights()
+    }
+
+    def forward(x1):  # (H, W, C) -> (2d,)
+        h = x1[None]
+        if architecture == "conv":
+            for name in ("conv_0", "conv_1"):
+                kernel, bias = weights[name]
+                h = jax.lax.conv_general_dilated(
+                    h, kernel, (2, 2), "SAME",
+                    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                )
+                h = jax.nn.relu(h + bias)
+            names = ("dense_0",)
+        else:
+            names = ("dense_0", "dense_1")
+        h = h.reshape(1, -1)
+        for name in names:
+            kernel, bias = weights[name]
+            h = jax.nn.relu(h @ kernel + bias)
+        mean = h @ weights["z_mean"][0] + weights["z_mean"][1]
+        log_var = h @ weights["z_log_var_raw"][0] + weights["z_log_var_raw"][1]
+        return jnp.concatenate([mean, jnp.clip(log_var, -30, 20)], -1)[0]
+
+    return jax.jit(jax.vmap(jax.jacrev(forward)))
+
+
+def bench(architecture, repeats):
+    keras.utils.set_random_seed(0)
+    kwargs = dict(latent_dim=LATENT, architecture=architecture)
+    encoder = architectures.build_encoder(SHAPE, **kwargs)
+    x = np.random.default_rng(0).uniform(size=(BATCH, *SHAPE)).astype(
+        "float32"
+    )
+    metric = ops.convert_to_numpy(geometry.pullback_metric(encoder, x))
+    rows = {
+        "eager per-sample loop": median_time(
+            lambda: eager_loop(encoder, x), max(1, repeats // 10)
+        ),
+        "vaekeras Jacobian": median_time(
+            lambda: geometry.encoder_jacobians(encoder, x), repeats
+        ),
+        "vaekeras eigenspectrum": median_time(
+            lambda: geometry.eigenspectrum(encoder, x), repeats
+        ),
+        "D x D eigh of G": median_time(
+            lambda: np.linalg.eigh(metric), max(1, repeats // 10)
+        ),
+    }
+    if importlib.util.find_spec("jax") is not None:
+        jacobian = jax_reference(encoder, architecture)
+        reference = np.asarray(jacobian(x)).reshape(BATCH, 2 * LATENT, -1)
+        j_mean, _ = geometry.encoder_jacobians(encoder, x)
+        np.testing.assert_allclose(
+            reference[:, :LATENT], ops.convert_to_numpy(j_mean), atol=1e-4
+        )
+        rows["JAX jit(vmap(jacrev)) Jacobian"] = median_time(
+            lambda: (jacobian(x),), repeats
+        )
+    return rows
+
+
+def main():
+    # TF warns about the baseline's per-sample retracing; that is the point.
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    backend = keras.backend.backend()
+    print(f"backend={backend} batch={BATCH} latent={LATENT} input={SHAPE}")
+    for architecture in ("mlp", "conv"):
+        rows = bench(architecture, args.repeats)
+        spectrum = rows["vaekeras eigenspectrum"]
+        print(f"\n{architecture} encoder")
+        print(f"{'method':34s} {'median ms':>10s} {'x spectrum':>11s}")
+        for name, seconds in rows.items():
+            ratio = seconds / spectrum
+            print(f"{name:34s} {seconds * 1e3:10.2f} {ratio:11.2f}")
+        print(
+            f"targets: loop / spectrum = "
+            f"{rows['eager per-sample loop'] / spectrum:.1f} (>= 15 on TF, "
+            f">= 10 on JAX/torch); D x D eigh / spectrum = "
+            f"{rows['D x D eigh of G'] / spectrum:.1f} (>= 20)"
+            + (
+                f"; spectrum / JAX Jacobian = "
+                f"{spectrum / rows['JAX jit(vmap(jacrev)) Jacobian']:.2f} "
+                "(<= 1.3 on TF)"
+                if "JAX jit(vmap(jacrev)) Jacobian" in rows else ""
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
