@@ -510,3 +510,61 @@ class PullbackMetric(keras.layers.Layer):
             config["encoder"]
         )
         return cls(**config)
+
+
+def input_gradient_fn(loss_fn):
+    """Compiles `(x, *args) -> (losses, d sum(losses) / dx)` per backend.
+
+    The attacks' one backend-specific need: the gradient of a per-sample
+    latent objective with respect to the input. TensorFlow traces it in a
+    `tf.function` (so SavedModel endpoints work too), JAX jits
+    `value_and_grad` (the weights are read when it is first traced), and
+    torch uses `torch.autograd.grad`.
+
+    Args:
+        loss_fn: `(x, *args) -> (B,)` per-sample objective in keras.ops.
+
+    Returns:
+        A callable `(x, *args) -> (losses (B,), gradient like x)`.
+    """
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def tf_fn(x, *args):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                losses = loss_fn(x, *args)
+                total = tf.reduce_sum(losses)
+            return losses, tape.gradient(total, x)
+
+        return tf_fn
+    if backend == "jax":
+        import jax
+
+        def total(x, *args):
+            losses = loss_fn(x, *args)
+            return losses.sum(), losses
+
+        grad_fn = jax.jit(jax.value_and_grad(total, has_aux=True))
+
+        def jax_fn(x, *args):
+            (_, losses), grad = grad_fn(x, *args)
+            return losses, grad
+
+        return jax_fn
+    if backend == "torch":
+        import torch
+
+        def torch_fn(x, *args):
+            x = torch.as_tensor(x).detach().requires_grad_(True)
+            losses = loss_fn(x, *args)
+            (grad,) = torch.autograd.grad(losses.sum(), x)
+            return losses.detach(), grad
+
+        return torch_fn
+    raise ValueError(
+        "Input gradients need the tensorflow, jax or torch backend. "
+        f"Received: KERAS_BACKEND={backend!r}"
+    )

@@ -1,0 +1,167 @@
+import keras
+import numpy as np
+import pytest
+from conftest import to_numpy
+from test_geometry import SHAPE
+from test_geometry import closed_form_metric
+from test_geometry import linear_encoder
+
+from vaekeras import attacks
+from vaekeras import build_vae
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    keras.utils.set_random_seed(0)
+    model = build_vae((8, 8, 1), latent_dim=4, hidden_units=(64, 32), seed=0)
+    model.compile(optimizer="adam")
+    model.fit(digits[0], epochs=15, batch_size=64, verbose=0)
+    return model, digits[1][:48]
+
+
+def _norms(x, x_adv):
+    delta = (x_adv - x).reshape(len(x), -1)
+    return np.linalg.norm(delta, axis=1), np.abs(delta).max(axis=1)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("norm", [2, np.inf])
+def test_every_attack_respects_budget_and_box(trained, norm):
+    model, x = trained
+    eps = 0.8 if norm == 2 else 0.1
+    made = [
+        attacks.LatentPGD(model, norm=norm, eps=eps, max_iter=5, seed=0),
+        attacks.LatentPGD(
+            model, norm=norm, eps=eps, max_iter=5, random_init=True, seed=1,
+            objective="mean", batch_size=20,
+        ),
+        attacks.EigenAttack(model, eps=eps, norm=norm, iterations=2),
+        attacks.RandomAttack(eps=eps, norm=norm, seed=0),
+    ]
+    for attack in made:
+        x_adv = attack.generate(x)
+        assert x_adv.shape == x.shape
+        assert x_adv.min() >= 0.0 and x_adv.max() <= 1.0
+        l2, linf = _norms(x, x_adv)
+        assert np.all((l2 if norm == 2 else linf) <= eps + 1e-5), attack
+    targeted = attacks.TargetedLatentAttack(
+        model, eps=eps, norm=norm, max_iter=5
+    ).generate(x, x_target=x[::-1])
+    l2, linf = _norms(x, targeted)
+    assert np.all((l2 if norm == 2 else linf) <= eps + 1e-5)
+
+
+def test_eps_list_returns_one_result_per_eps(trained):
+    model, x = trained
+    out = attacks.RandomAttack(eps=[0.2, 1.0], seed=3).generate(x[:5])
+    assert isinstance(out, list) and len(out) == 2
+    l2_small, _ = _norms(x[:5], out[0])
+    l2_large, _ = _norms(x[:5], out[1])
+    assert np.all(l2_small <= 0.2 + 1e-6) and np.all(l2_large > 0.2)
+
+
+def test_seeded_attacks_are_reproducible(trained):
+    model, x = trained
+    a = attacks.RandomAttack(eps=1.0, seed=7).generate(x)
+    b = attacks.RandomAttack(eps=1.0, seed=7).generate(x)
+    np.testing.assert_array_equal(a, b)
+    p = attacks.LatentPGD(model, eps=1.0, max_iter=3, seed=7).generate(x)
+    q = attacks.LatentPGD(model, eps=1.0, max_iter=3, seed=7).generate(x)
+    np.testing.assert_allclose(p, q, atol=1e-6)
+
+
+@pytest.mark.backends
+def test_eigen_attack_follows_top_eigenvector_of_linear_encoder(rng):
+    encoder, W, V, c = linear_encoder(rng)
+    # Mid-grey inputs and a small step: the box never clips.
+    x = np.full((3, *SHAPE), 0.5, "float32")
+    for kind in ("mean", "stochastic", "fisher"):
+        x_adv = attacks.EigenAttack(encoder, eps=0.05, kind=kind).generate(x)
+        delta = (x_adv - x).reshape(3, -1)
+        top = np.linalg.eigh(closed_form_metric(kind, W, V, c, x))[1][:, :, -1]
+        cosine = np.abs(np.sum(delta * top, axis=1)) / np.linalg.norm(
+            delta, axis=1
+        )
+        np.testing.assert_allclose(cosine, 1.0, atol=1e-4)
+        np.testing.assert_allclose(np.linalg.norm(delta, axis=1), 0.05, 1e-4)
+
+
+def test_pgd_beats_eigen_beats_random_on_a_trained_vae(trained):
+    model, x = trained
+    eps = 0.5
+    kl = {}
+    for name, attack in {
+        "pgd": attacks.LatentPGD(model, eps=eps, max_iter=50, seed=0),
+        "eigen": attacks.EigenAttack(model, eps=eps, kind="fisher"),
+        "random": attacks.RandomAttack(eps=eps, seed=0),
+    }.items():
+        kl[name] = attacks.evaluate_attack(model, x, attack.generate(x))[
+            "means"
+        ]["latent_kl"]
+    assert kl["pgd"] >= kl["eigen"] >= kl["random"], kl
+    assert kl["eigen"] > 3 * kl["random"], kl
+
+
+def test_targeted_attack_moves_towards_the_target(trained):
+    model, x = trained
+    target = x[::-1]
+    attack = attacks.TargetedLatentAttack(model, eps=2.0, max_iter=40)
+    x_adv = attack.generate(x, x_target=target)
+    mean, log_var = model.encode(target)
+    before = to_numpy(attack.distance(x, mean, log_var))
+    after = to_numpy(attack.distance(x_adv, mean, log_var))
+    assert np.all(after <= before + 1e-4)
+    assert after.mean() < 0.5 * before.mean()
+
+
+def test_evaluate_attack_known_values(trained):
+    model, x = trained
+    same = attacks.evaluate_attack(model, x, x)
+    np.testing.assert_allclose(same["latent_kl"], 0.0, atol=1e-5)
+    np.testing.assert_allclose(same["latent_mean_shift"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(same["ssim"], 1.0, atol=1e-5)
+    np.testing.assert_allclose(
+        same["reconstruction_mse"], same["clean_reconstruction_mse"]
+    )
+    recon = to_numpy(model.reconstruct(x))
+    np.testing.assert_allclose(
+        same["clean_reconstruction_mse"],
+        np.mean((recon - x) ** 2, axis=(1, 2, 3)), rtol=1e-5,
+    )
+    shifted = np.clip(x + 0.1, 0, 1)
+    result = attacks.evaluate_attack(model, x, shifted)
+    delta = (shifted - x).reshape(len(x), -1)
+    np.testing.assert_allclose(
+        result["perturbation_l2"], np.linalg.norm(delta, axis=1), rtol=1e-6
+    )
+    np.testing.assert_allclose(result["perturbation_linf"], 0.1, atol=1e-6)
+    assert result["means"]["latent_kl"] == pytest.approx(
+        result["latent_kl"].mean()
+    )
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda m: attacks.LatentPGD(m, eps=0.0), "eps=0.0"),
+    (lambda m: attacks.LatentPGD(m, eps=[1.0, -1.0]), r"eps=\[1.0, -1.0\]"),
+    (lambda m: attacks.RandomAttack(eps=[]), r"eps=\[\]"),
+    (lambda m: attacks.LatentPGD(m, norm=1), "norm=1"),
+    (lambda m: attacks.LatentPGD(m, max_iter=0), "max_iter=0"),
+    (lambda m: attacks.LatentPGD(m, objective="l1"), "objective='l1'"),
+    (lambda m: attacks.EigenAttack(m, kind="flat"), "kind='flat'"),
+    (lambda m: attacks.EigenAttack(m, direction=0), "direction=0"),
+    (lambda m: attacks.TargetedLatentAttack(m, reg=-1), "reg=-1"),
+    (lambda m: attacks.RandomAttack(clip_min=1, clip_max=0), "clip_min=1"),
+])
+def test_bad_parameters_are_refused_at_construction(trained, make, match):
+    with pytest.raises(ValueError, match=match):
+        make(trained[0])
+
+
+def test_bad_generate_inputs(trained):
+    model, x = trained
+    with pytest.raises(ValueError, match="x_target=None"):
+        attacks.TargetedLatentAttack(model, eps=1.0).generate(x)
+    with pytest.raises(ValueError, match="untargeted"):
+        attacks.LatentPGD(model, eps=1.0).generate(x, x_target=x)
+    with pytest.raises(ValueError, match="max=2"):
+        attacks.RandomAttack(eps=1.0).generate(x * 2 + 0.5)
