@@ -62,6 +62,7 @@ def main(argv):
     # TensorFlow's SavedModel writer logs at INFO through absl; keep the
     # console for Keras' progress bars and the run summary.
     logging.set_verbosity(logging.WARNING)
+    from vaekeras import evaluation
     from vaekeras import training
 
     config = training.TrainConfig(
@@ -81,7 +82,7 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
     )
-    training.train(config)
+    evaluation.run_cli(training.train, config)
 
 
 if __name__ == "__main__":

@@ -1,36 +1,17 @@
 import json
 import os
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from conftest import ROOT
+from conftest import run_app
 
 from vaekeras import training
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 pytestmark = pytest.mark.usefixtures("tf_only")
-
-
-def run_app(name, *args, timeout=600):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "apps", name), *args],
-        capture_output=True, text=True, env=env, timeout=timeout,
-    )
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("runs") / "digits_run")
-    result = run_app(
-        "train.py", "--dataset=digits", "--epochs=1", "--batch_size=64",
-        "--beta=2", "--latent_dim=4", f"--output_dir={out}", "--verbose=0",
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return out
 
 
 def test_train_app_writes_a_complete_run_folder(run_dir):

@@ -1,0 +1,60 @@
+"""Attacks the test examples of a trained run and reports the damage.
+
+Writes `attacks/<attack>.json` and `attacks/<attack>.png` into the run
+folder and prints a table. The logic is in `vaekeras.evaluation`.
+
+Example:
+    python apps/attack.py --run_dir=saved_models/mnist_5k_mlp_beta2 \
+        --attack=eigen --eps=0.5,1,2
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_RUN_DIR = flags.DEFINE_string(
+    "run_dir", None, "Run folder written by apps/train.py.", required=True
+)
+_ATTACK = flags.DEFINE_string(
+    "attack", "eigen", "pgd, eigen, random or targeted."
+)
+_EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "Budgets (norm of delta).")
+_NORM = flags.DEFINE_string("norm", "2", "2 or inf.")
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    "num_examples", 500, "Test examples to attack."
+)
+_KIND = flags.DEFINE_string(
+    "kind", "stochastic", "Pullback metric kind of the eigen attack."
+)
+_MAX_ITER = flags.DEFINE_integer(
+    "max_iter", 50, "Iterations of the PGD and targeted attacks."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Images per batch.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from vaekeras import evaluation
+
+    evaluation.run_cli(
+        lambda: evaluation.attack_run(
+            _RUN_DIR.value,
+            attack=_ATTACK.value,
+            eps=evaluation.parse_float_list("eps", _EPS.value),
+            norm=evaluation.parse_norm(_NORM.value),
+            num_examples=_NUM_EXAMPLES.value,
+            kind=_KIND.value,
+            max_iter=_MAX_ITER.value,
+            batch_size=_BATCH_SIZE.value,
+            seed=_SEED.value,
+            data_dir=_DATA_DIR.value,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,64 @@
+"""Evaluates an exported SavedModel: scores, clean error, attack damage.
+
+Loads the model only with `tf.saved_model.load`, so it works for any model
+exported by vaekeras, whoever trained it; vaekeras is used for the data and
+the score and attack functions. Writes `evaluation.json` (default: beside
+the SavedModel folder). The logic is in `vaekeras.evaluation`.
+
+Example:
+    python apps/evaluate.py --saved_model=saved_models/mnist_5k_mlp_beta2/export
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+
+_SAVED_MODEL = flags.DEFINE_string(
+    "saved_model", None, "SavedModel folder.", required=True
+)
+_DATASET = flags.DEFINE_string(
+    "dataset", None,
+    "Test data; default: the run's flags.json beside it, else mnist_5k.",
+)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
+_NUM_EXAMPLES = flags.DEFINE_integer(
+    "num_examples", 1000, "Test examples used.", lower_bound=1
+)
+_EPS = flags.DEFINE_list("eps", ["0.5", "1"], "Attack budgets.")
+_NORM = flags.DEFINE_string("norm", "2", "2 or inf.")
+_KIND = flags.DEFINE_string(
+    "kind", "stochastic", "Pullback metric kind: mean, stochastic, fisher."
+)
+_PGD_ITER = flags.DEFINE_integer(
+    "pgd_iter", 20, "PGD iterations.", lower_bound=1
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
+_OUTPUT = flags.DEFINE_string(
+    "output", None, "JSON path; default evaluation.json beside the model."
+)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    logging.set_verbosity(logging.WARNING)
+    from vaekeras import evaluation
+
+    evaluation.run_cli(
+        lambda: evaluation.evaluate_saved_model(
+            _SAVED_MODEL.value,
+            dataset=_DATASET.value,
+            num_examples=_NUM_EXAMPLES.value,
+            eps=evaluation.parse_float_list("eps", _EPS.value),
+            norm=evaluation.parse_norm(_NORM.value),
+            kind=_KIND.value,
+            pgd_iter=_PGD_ITER.value,
+            seed=_SEED.value,
+            data_dir=_DATA_DIR.value,
+            output_path=_OUTPUT.value,
+        )
+    )
+
+
+if __name__ == "__main__":
+    app.run(main)

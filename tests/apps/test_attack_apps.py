@@ -1,0 +1,94 @@
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_app
+
+pytestmark = pytest.mark.usefixtures("tf_only")
+
+
+def _finite(value):
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, float):
+        return np.isfinite(value)
+    return True
+
+
+@pytest.mark.parametrize("attack", ["eigen", "targeted"])
+def test_attack_app_writes_json_and_grid(run_dir, attack):
+    result = run_app(
+        "attack.py", f"--run_dir={run_dir}", f"--attack={attack}",
+        "--eps=0.5,1", "--num_examples=20", "--max_iter=5",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "latent_kl" in result.stdout
+    path = os.path.join(run_dir, "attacks", f"{attack}.json")
+    summary = json.load(open(path))
+    assert [row["eps"] for row in summary["results"]] == [0.5, 1.0]
+    assert summary["num_examples"] == 20 and _finite(summary)
+    assert os.path.exists(os.path.join(run_dir, "attacks", f"{attack}.png"))
+    if attack == "targeted":
+        row = summary["results"][-1]
+        assert row["target_distance_after"] < row["target_distance_before"]
+
+
+def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
+    # A copy of the SavedModel alone, away from the run folder.
+    saved = str(tmp_path / "artifact")
+    shutil.copytree(os.path.join(run_dir, "export"), saved)
+    out = str(tmp_path / "evaluation.json")
+    result = run_app(
+        "evaluate.py", f"--saved_model={saved}", "--dataset=digits",
+        "--num_examples=30", "--eps=0.5", "--pgd_iter=3", f"--output={out}",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = json.load(open(out))
+    assert _finite(report)
+    assert report["num_examples"] == 30
+    assert {row["attack"] for row in report["attacks"]} == {
+        "eigen", "pgd", "random"
+    }
+    scores = report["robustness_scores"]
+    assert scores["spectral_radius"]["median"] > 0
+    assert 0 < report["clean_reconstruction_mse"]["mean"] < 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--attack=fgsm"], "attack='fgsm'"),
+    (["--eps=0"], "eps=[0.0]"),
+    (["--eps=a,b"], "eps=['a', 'b']"),
+    (["--norm=1"], "norm='1'"),
+])
+def test_attack_app_bad_input(run_dir, args, message):
+    result = run_app("attack.py", f"--run_dir={run_dir}", *args)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_attack_app_refuses_a_folder_without_model(tmp_path):
+    result = run_app("attack.py", f"--run_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "no model.keras" in result.stderr
+    assert not os.path.exists(tmp_path / "attacks")
+
+
+def test_evaluate_app_refuses_missing_or_incomplete_saved_model(tmp_path):
+    result = run_app("evaluate.py", f"--saved_model={tmp_path}")
+    assert result.returncode != 0 and "no SavedModel" in result.stderr
+    import tensorflow as tf
+
+    class Bare(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec((None, 2), tf.float32)])
+        def decode(self, z):
+            return z
+
+    tf.saved_model.save(Bare(), str(tmp_path / "bare"))
+    result = run_app("evaluate.py", f"--saved_model={tmp_path / 'bare'}")
+    assert result.returncode != 0
+    assert "lacks the endpoint(s) ['encode']" in result.stderr
+    assert not os.path.exists(tmp_path / "evaluation.json")

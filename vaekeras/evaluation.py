@@ -1,0 +1,394 @@
+"""Attack studies on run folders and evaluation of bare SavedModels.
+
+`attack_run` loads a training run's `model.keras` and writes
+`attacks/<attack>.json` and `attacks/<attack>.png` into the run folder.
+`evaluate_saved_model` needs nothing but an exported SavedModel (loaded with
+`tf.saved_model.load`) and writes `evaluation.json`: how users compare
+models they did not train themselves.
+"""
+
+import json
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+
+from vaekeras import attacks
+from vaekeras import data
+from vaekeras import scores
+from vaekeras.training import write_json
+
+ATTACK_NAMES = ("pgd", "eigen", "random", "targeted")
+
+
+def parse_float_list(name, values):
+    """Floats from a list of strings (an absl list flag), or a clear error."""
+    try:
+        parsed = [float(v) for v in values]
+    except (TypeError, ValueError):
+        parsed = None
+    if not parsed:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`: expected a "
+            f"comma-separated list of numbers. Received: {name}={values!r}"
+        )
+    return parsed
+
+
+def parse_norm(value):
+    """2 or np.inf from a flag value such as "2", "inf" or "linf"."""
+    norms = {"2": 2, "2.0": 2, "l2": 2, "inf": np.inf, "linf": np.inf}
+    text = str(value).strip().lower()
+    if text not in norms:
+        raise ValueError(
+            "Invalid value received for argument `norm`: expected 2 or inf. "
+            f"Received: norm={value!r}"
+        )
+    return norms[text]
+
+
+def make_attack(
+    name, encoder, eps, norm=2, kind="stochastic", max_iter=50, seed=0,
+    batch_size=128,
+):
+    """Builds the attack called `name` (one of `ATTACK_NAMES`)."""
+    if name == "pgd":
+        return attacks.LatentPGD(
+            encoder, norm=norm, eps=eps, max_iter=max_iter, seed=seed,
+            batch_size=batch_size,
+        )
+    if name == "eigen":
+        return attacks.EigenAttack(
+            encoder, eps=eps, norm=norm, kind=kind, batch_size=batch_size
+        )
+    if name == "random":
+        return attacks.RandomAttack(
+            eps=eps, norm=norm, seed=seed, batch_size=batch_size
+        )
+    if name == "targeted":
+        return attacks.TargetedLatentAttack(
+            encoder, eps=eps, norm=norm, max_iter=max_iter, seed=seed,
+            batch_size=batch_size,
+        )
+    raise ValueError(
+        "Invalid value received for argument `attack`: expected one of "
+        f"{ATTACK_NAMES}. Received: attack={name!r}"
+    )
+
+
+def load_run(run_dir):
+    """`(model, flags)` of a run folder written by `apps/train.py`."""
+    path = os.path.join(run_dir, "model.keras")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            "Invalid value received for argument `run_dir`: it holds no "
+            f"model.keras (train one with apps/train.py). Received: "
+            f"run_dir={run_dir!r}"
+        )
+    import vaekeras  # noqa: F401  registers the classes for safe loading
+
+    model = keras.saving.load_model(path)
+    flags_path = os.path.join(run_dir, "flags.json")
+    flags = {}
+    if os.path.exists(flags_path):
+        with open(flags_path) as f:
+            flags = json.load(f)
+    return model, flags
+
+
+def pick_targets(labels, seed=0):
+    """For each example, the index of an example of another class."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    targets = np.empty(len(labels), dtype=np.int64)
+    for i, label in enumerate(labels):
+        others = order[labels[order] != label]
+        targets[i] = others[i % len(others)] if len(others) else i
+    return targets
+
+
+def save_attack_grid(model, x, x_adv, path, n=8):
+    """PNG rows: clean, adversarial, reconstruction of each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, x_adv = x[:n], x_adv[:n]
+    encode_fn = attacks.as_encode_fn(model)
+    decode_fn = attacks._decode_fn(model)
+
+    def recon(images):
+        mean, _ = attacks._encode(
+            encode_fn, keras.ops.convert_to_tensor(images)
+        )
+        return keras.ops.convert_to_numpy(decode_fn(mean)).reshape(
+            images.shape
+        )
+
+    rows = [
+        ("clean", x), ("adversarial", x_adv),
+        ("recon. clean", recon(x)), ("recon. adv.", recon(x_adv)),
+    ]
+    fig, axes = plt.subplots(len(rows), len(x), figsize=(len(x), 4.4))
+    axes = np.asarray(axes).reshape(len(rows), len(x))
+    for r, (title, images) in enumerate(rows):
+        for c in range(len(x)):
+            axes[r, c].imshow(
+                images[c].squeeze(), cmap="gray", vmin=0, vmax=1
+            )
+            axes[r, c].axis("off")
+        axes[r, 0].set_title(title, fontsize=7, loc="left")
+    fig.savefig(path, dpi=80, bbox_inches="tight")
+    plt.close(fig)
+
+
+def format_table(rows, columns):
+    """Plain-text table of dict rows."""
+    widths = [max(len(c), 8) for c in columns]
+    lines = [" ".join(f"{c:>{w}s}" for c, w in zip(columns, widths))]
+    for row in rows:
+        lines.append(" ".join(
+            f"{row[c]:{w}.4g}" if isinstance(row[c], float)
+            else f"{row[c]!s:>{w}}"
+            for c, w in zip(columns, widths)
+        ))
+    return "\n".join(lines)
+
+
+_TABLE_COLUMNS = (
+    "eps", "latent_kl", "latent_mean_shift", "reconstruction_mse",
+    "clean_reconstruction_mse", "ssim", "perturbation_l2",
+)
+
+
+def attack_run(
+    run_dir,
+    attack="eigen",
+    eps=(0.5, 1.0, 2.0),
+    norm=2,
+    num_examples=500,
+    kind="stochastic",
+    max_iter=50,
+    batch_size=128,
+    seed=0,
+    data_dir=None,
+    verbose=1,
+):
+    """Attacks a run's test examples at each eps; writes JSON and a PNG.
+
+    Args:
+        run_dir: a run folder of `apps/train.py`.
+        attack: one of `ATTACK_NAMES`.
+        eps: list of budgets.
+        norm: 2 or np.inf.
+        num_examples: test examples attacked (the first ones of the split).
+        kind: pullback metric kind of the eigen attack.
+        max_iter: iterations of PGD and the targeted attack.
+        batch_size: images per batch.
+        seed: seed of random starts, random directions and target choice.
+        data_dir: tfds data folder, if the run used tfds data.
+        verbose: 1 shows a progress bar and prints the table.
+
+    Returns:
+        The summary written to `attacks/<attack>.json`.
+
+    Raises:
+        ValueError, FileNotFoundError: for bad arguments or a run folder
+            without a model; nothing is written then.
+    """
+    if attack not in ATTACK_NAMES:
+        raise ValueError(
+            "Invalid value received for argument `attack`: expected one of "
+            f"{ATTACK_NAMES}. Received: attack={attack!r}"
+        )
+    eps_list, _ = attacks._check_eps(list(eps))
+    if not isinstance(num_examples, int) or num_examples < 1:
+        raise ValueError(
+            "Invalid value received for argument `num_examples`: expected an "
+            f"integer >= 1. Received: num_examples={num_examples!r}"
+        )
+    model, flags = load_run(run_dir)
+    images, labels = data.load_arrays(
+        flags.get("dataset", "mnist_5k"), "test",
+        data_dir or flags.get("data_dir"),
+    )
+    x, labels = images[:num_examples], labels[:num_examples]
+    targets = images[pick_targets(labels, seed)][:num_examples]
+    results, progress = [], keras.utils.Progbar(
+        len(eps_list), verbose=verbose, unit_name="eps"
+    )
+    start = time.time()
+    x_adv = x
+    for i, e in enumerate(eps_list):
+        made = make_attack(
+            attack, model, e, norm, kind, max_iter, seed, batch_size
+        )
+        x_adv = made.generate(
+            x, x_target=targets if attack == "targeted" else None
+        )
+        damage = attacks.evaluate_attack(model, x, x_adv)
+        row = {"eps": e, **damage["means"]}
+        if attack == "targeted":
+            mean, log_var = model.encode(targets)
+            row["target_distance_before"] = float(np.mean(
+                keras.ops.convert_to_numpy(made.distance(x, mean, log_var))
+            ))
+            row["target_distance_after"] = float(np.mean(
+                keras.ops.convert_to_numpy(made.distance(x_adv, mean, log_var))
+            ))
+        results.append(row)
+        progress.update(i + 1)
+    summary = {
+        "run_dir": run_dir,
+        "attack": attack,
+        "norm": "inf" if norm == np.inf else 2,
+        "kind": kind,
+        "max_iter": max_iter,
+        "num_examples": int(len(x)),
+        "seed": seed,
+        "seconds": round(time.time() - start, 2),
+        "results": results,
+    }
+    out_dir = os.path.join(run_dir, "attacks")
+    os.makedirs(out_dir, exist_ok=True)
+    save_attack_grid(model, x, x_adv, os.path.join(out_dir, f"{attack}.png"))
+    write_json(os.path.join(out_dir, f"{attack}.json"), summary)
+    if verbose:
+        print(f"{attack} attack, norm {summary['norm']}, {len(x)} examples")
+        print(format_table(results, _TABLE_COLUMNS))
+    return summary
+
+
+def _endpoint_image_shape(loaded):
+    try:
+        spec = loaded.encode.concrete_functions[0].structured_input_signature
+        return tuple(spec[0][0].shape[1:])
+    except (AttributeError, IndexError, TypeError):
+        return None
+
+
+def evaluate_saved_model(
+    saved_model,
+    dataset=None,
+    num_examples=1000,
+    eps=(0.5, 1.0),
+    norm=2,
+    kind="stochastic",
+    pgd_iter=20,
+    batch_size=128,
+    seed=0,
+    data_dir=None,
+    output_path=None,
+    verbose=1,
+):
+    """Scores and attacks a SavedModel using nothing but the artifact.
+
+    The model is loaded only with `tf.saved_model.load`; its `encode`,
+    `decode` and `reconstruct` endpoints serve every number.
+
+    Args:
+        saved_model: SavedModel folder (e.g. `saved_models/<run>/export`).
+        dataset: data set name; defaults to the `dataset` of a `flags.json`
+            beside the SavedModel, else `"mnist_5k"`.
+        num_examples: test examples used.
+        eps: attack budgets.
+        norm: 2 or np.inf.
+        kind: pullback metric kind for the scores and the eigen attack.
+        pgd_iter: PGD iterations.
+        batch_size: images per batch.
+        seed: seed of the PGD start and random attack.
+        data_dir: tfds data folder.
+        output_path: JSON path; default `evaluation.json` beside the
+            SavedModel folder.
+        verbose: 1 shows progress and prints the tables.
+
+    Returns:
+        The dict written to `output_path`.
+
+    Raises:
+        FileNotFoundError: no SavedModel at `saved_model`.
+        ValueError: a SavedModel without `encode`, a data set whose images
+            do not fit it, or bad arguments.
+    """
+    from vaekeras import export
+
+    eps_list, _ = attacks._check_eps(list(eps))
+    loaded = export.load_exported(saved_model)
+    export.check_endpoints(
+        loaded, saved_model, required=("encode", "decode", "reconstruct")
+    )
+    run_dir = os.path.dirname(os.path.abspath(saved_model))
+    flags_path = os.path.join(run_dir, "flags.json")
+    if dataset is None and os.path.exists(flags_path):
+        with open(flags_path) as f:
+            dataset = json.load(f).get("dataset")
+    dataset = dataset or "mnist_5k"
+    images, _ = data.load_arrays(dataset, "test", data_dir)
+    x = images[:num_examples]
+    expected = _endpoint_image_shape(loaded)
+    if expected is not None and tuple(x.shape[1:]) != expected:
+        raise ValueError(
+            f"Invalid value received for argument `dataset`: {dataset!r} has "
+            f"images of shape {x.shape[1:]}, the SavedModel takes {expected}."
+        )
+    start = time.time()
+    recon = np.concatenate([
+        keras.ops.convert_to_numpy(loaded.reconstruct(x[i:i + batch_size]))
+        for i in range(0, len(x), batch_size)
+    ])
+    clean_mse = np.mean((recon - x) ** 2, axis=tuple(range(1, x.ndim)))
+    if verbose:
+        print(f"Pullback metric ({kind}) on {len(x)} test examples")
+    per_point = scores.evaluate_geometry(
+        loaded.encode, x, kind=kind, batch_size=batch_size, verbose=verbose
+    )
+    per_point.pop("eigenvalues")
+    attack_rows = []
+    for name in ("eigen", "pgd", "random"):
+        for e in eps_list:
+            made = make_attack(
+                name, loaded, e, norm, kind, pgd_iter, seed, batch_size
+            )
+            damage = attacks.evaluate_attack(
+                loaded, x, made.generate(x), batch_size
+            )
+            attack_rows.append({"attack": name, "eps": e, **damage["means"]})
+    result = {
+        "saved_model": saved_model,
+        "dataset": dataset,
+        "num_examples": int(len(x)),
+        "kind": kind,
+        "norm": "inf" if norm == np.inf else 2,
+        "pgd_iter": pgd_iter,
+        "clean_reconstruction_mse": {
+            "mean": float(clean_mse.mean()),
+            "median": float(np.median(clean_mse)),
+        },
+        "robustness_scores": scores.summarize_scores(per_point),
+        "attacks": attack_rows,
+        "seconds": round(time.time() - start, 2),
+    }
+    output_path = output_path or os.path.join(run_dir, "evaluation.json")
+    write_json(output_path, result)
+    if verbose:
+        print(f"clean reconstruction MSE {clean_mse.mean():.4f}")
+        for name, summary in result["robustness_scores"].items():
+            print(
+                f"{name:28s} mean {summary['mean']:.4g} "
+                f"median {summary['median']:.4g}"
+            )
+        print(format_table(attack_rows, ("attack",) + _TABLE_COLUMNS))
+        print(f"Wrote {output_path}")
+    return result
+
+
+def run_cli(fn, *args, **kwargs):
+    """Runs `fn`; bad input exits with status 2 and a one-line message."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, FileNotFoundError, FloatingPointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
