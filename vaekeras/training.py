@@ -258,6 +258,7 @@ def train(config):
         ),
         callbacks=callbacks,
         verbose=config.verbose,
+        shuffle=False,  # the dataset reshuffles itself each epoch (seeded)
     )
     train_seconds = time.time() - start
     if nan_guard.bad_batch is not None:
