@@ -46,10 +46,6 @@ def digits():
     )[0]
 
 
-def to_numpy(x):
-    return keras.ops.convert_to_numpy(x)
-
-
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)

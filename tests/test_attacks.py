@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from helpers import to_numpy
 from test_geometry import SHAPE
 from test_geometry import closed_form_metric
 from test_geometry import linear_encoder

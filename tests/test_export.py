@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from helpers import to_numpy
 
 from vaekeras import build_vae
 from vaekeras import export

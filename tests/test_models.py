@@ -1,7 +1,7 @@
 import keras
 import numpy as np
 import pytest
-from conftest import to_numpy
+from helpers import to_numpy
 from keras import ops
 
 from vaekeras import VAE

@@ -4,7 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import run_app
+from app_helpers import run_app
 
 pytestmark = pytest.mark.usefixtures("tf_only")
 

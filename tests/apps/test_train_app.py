@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
-from conftest import ROOT
-from conftest import run_app
+from app_helpers import ROOT
+from app_helpers import run_app
 
 from vaekeras import training
 
