@@ -1,0 +1,164 @@
+import dataclasses
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import to_numpy
+
+from vaekeras import tuning
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.usefixtures("tf_only")
+
+TINY = dict(
+    dataset="digits", epochs=1, batch_size=64, latent_dim=3,
+    robustness_examples=32, verbose=0,
+)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    config = tuning.SweepConfig(
+        betas=(0.5, 2.0, 8.0), directory=str(tmp_path_factory.mktemp("t")),
+        project_name="grid", **TINY,
+    )
+    return config, tuning.run_sweep(config)
+
+
+def test_grid_sweep_completes_every_trial_and_picks_the_best(sweep):
+    config, result = sweep
+    rows = result["rows"]
+    assert sorted(r["beta"] for r in rows) == [0.5, 2.0, 8.0]
+    assert all(r["status"] == "COMPLETED" for r in rows), rows
+    for r in rows:
+        for key in ("val_loss", "val_reconstruction_loss", "tradeoff",
+                    "val_spectral_radius", "val_entropy",
+                    "val_eigen_attack_kl", "val_eigen_attack_mse"):
+            assert np.isfinite(r[key]), (key, r)
+        assert r["tradeoff"] == pytest.approx(
+            r["val_reconstruction_loss"] + 10.0 * r["val_spectral_radius"]
+        )
+    written = json.load(open(os.path.join(result["project_dir"], "sweep.json")))
+    lowest = min(written["trials"], key=lambda r: r["tradeoff"])
+    assert written["best_trial_id"] == lowest["trial_id"]
+    assert result["best"]["beta"] == lowest["beta"]
+    assert written["failed_trials"] == []
+    project = result["project_dir"]
+    assert os.path.exists(os.path.join(project, "sweep.png"))
+    assert len(os.listdir(os.path.join(project, "logs"))) == 3  # per trial
+    best_flags = json.load(open(os.path.join(project, "best", "flags.json")))
+    assert best_flags["beta"] == lowest["beta"]
+    assert os.path.exists(os.path.join(project, "best", "export"))
+
+
+def test_best_model_from_the_tuner_works(sweep, digits):
+    config, result = sweep
+    hypermodel = tuning.BetaHyperModel((8, 8, 1), betas=config.betas,
+                                       latent_dim=3)
+    tuner = tuning.make_tuner(
+        hypermodel, directory=config.directory,
+        project_name=config.project_name, objective="val_loss",
+    )
+    model = tuner.get_best_models(1)[0]
+    recon = to_numpy(model.reconstruct(digits[1][:4]))
+    assert recon.shape == (4, 8, 8, 1) and np.all(np.isfinite(recon))
+
+
+def test_rerun_trains_nothing_new(sweep, monkeypatch):
+    config, result = sweep
+    calls = []
+    original = tuning.BetaHyperModel.fit
+
+    def counting_fit(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(tuning.BetaHyperModel, "fit", counting_fit)
+    again = tuning.run_sweep(config)
+    assert calls == []
+    assert [r["trial_id"] for r in again["rows"]] == [
+        r["trial_id"] for r in result["rows"]
+    ]
+
+
+def test_spectral_radius_objective_is_minimised(sweep):
+    config, result = sweep
+    config = dataclasses.replace(config, objective="val_spectral_radius")
+    hypermodel = tuning.BetaHyperModel(
+        (8, 8, 1), betas=config.betas, latent_dim=3,
+        robustness_images=np.zeros((1, 8, 8, 1), "float32"),
+    )
+    tuner = tuning.make_tuner(
+        hypermodel, objective="val_spectral_radius",
+        directory=config.directory, project_name=config.project_name,
+    )
+    best = tuner.oracle.get_best_trials(1)[0]
+    radius = {r["trial_id"]: r["val_spectral_radius"] for r in result["rows"]}
+    assert radius[best.trial_id] == min(radius.values())
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"betas": ()}, r"betas=\(\)"),
+    ({"betas": ("a", "b")}, r"betas=\('a', 'b'\)"),
+    ({"betas": (1.0, -2.0)}, r"betas=\(1.0, -2.0\)"),
+    ({"tuner": "hyperband"}, "kind='hyperband'"),
+    ({"objective": "val_ssim"}, "objective='val_ssim'"),
+    ({"max_trials": 0}, "max_trials=0"),
+    ({"mixup_alphas": (-1.0,)}, r"mixup_alphas=\(-1.0,\)"),
+])
+def test_bad_sweeps_fail_before_training(changes, match, tmp_path):
+    config = tuning.SweepConfig(
+        directory=str(tmp_path), project_name="bad", **{**TINY, **changes}
+    )
+    with pytest.raises(ValueError, match=match):
+        tuning.run_sweep(config)
+    assert not os.path.exists(tmp_path / "bad")
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_distributed_sweep_runs_each_trial_exactly_once(tmp_path):
+    port = str(_free_port())
+    args = [
+        sys.executable, os.path.join(ROOT, "apps", "tune.py"),
+        "--betas=0.5,2,8", "--dataset=digits", "--epochs=1",
+        "--latent_dim=3", "--robustness_examples=32", "--verbose=0",
+        f"--directory={tmp_path}", "--project_name=dist",
+    ]
+    base = {
+        **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port,
+    }
+    procs = [
+        subprocess.Popen(
+            args, env={**base, "KERASTUNER_TUNER_ID": tuner_id},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for tuner_id in ("chief", "tuner0", "tuner1")
+    ]
+    outputs = []
+    try:
+        for proc in procs:
+            outputs.append(proc.communicate(timeout=400)[0])
+    finally:
+        for proc in procs:
+            proc.kill()
+    assert all(p.returncode == 0 for p in procs), "\n".join(
+        o[-2000:] for o in outputs
+    )
+    written = json.load(open(tmp_path / "dist" / "sweep.json"))
+    trials = written["trials"]
+    assert sorted(t["beta"] for t in trials) == [0.5, 2.0, 8.0]
+    assert all(t["status"] == "COMPLETED" for t in trials)
+    trial_dirs = [d for d in os.listdir(tmp_path / "dist") if d.startswith(
+        "trial_"
+    )]
+    assert len(trial_dirs) == 3

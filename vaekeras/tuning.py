@@ -1,0 +1,428 @@
+"""KerasTuner sweeps over beta (and mixup alpha).
+
+KerasTuner does the searching, resuming (`overwrite=False` reloads finished
+trials) and distribution (one chief oracle and workers, configured by the
+`KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT`
+environment variables); this module supplies the hypermodel, objectives
+with explicit directions, and the sweep table and plot.
+"""
+
+import dataclasses
+import math
+import os
+
+import keras
+import keras_tuner as kt
+import numpy as np
+
+from vaekeras import attacks
+from vaekeras import data
+from vaekeras import geometry
+from vaekeras import models
+from vaekeras import scores
+from vaekeras.training import write_json
+
+TUNERS = ("grid", "random", "bayesian")
+OBJECTIVES = (
+    "val_loss", "val_reconstruction_loss", "val_spectral_radius", "tradeoff"
+)
+
+
+def check_betas(betas):
+    """A non-empty list of finite betas >= 0, or a clear ValueError."""
+    try:
+        values = [float(b) for b in betas]
+    except (TypeError, ValueError):
+        values = None
+    if not values or any(not math.isfinite(b) or b < 0 for b in values):
+        raise ValueError(
+            "Invalid value received for argument `betas`: expected a "
+            f"non-empty list of numbers >= 0. Received: betas={betas!r}"
+        )
+    return values
+
+
+class BetaHyperModel(kt.HyperModel):
+    """Builds and trains vaekeras VAEs over beta (and mixup alpha).
+
+    Args:
+        input_shape: `(H, W, C)`.
+        betas: list of betas for `hp.Choice("beta", ...)`; or None with
+            `beta_range=(lo, hi)` for `hp.Float(..., sampling="log")`.
+        beta_range: `(lo, hi)`, both > 0, used when `betas` is None.
+        mixup_alphas: values of `hp.Choice("mixup_alpha", ...)`; `(0.0,)`
+            (default) tunes no mixup.
+        latent_dim, architecture, likelihood: model settings.
+        learning_rate: Adam learning rate.
+        robustness_images: held-out images `(N, H, W, C)`; when given, `fit`
+            also reports `val_spectral_radius` (median over them),
+            `val_entropy` (mean trace-normalised von Neumann entropy) and the
+            eigen attack's damage `val_eigen_attack_kl` and
+            `val_eigen_attack_mse` at L2 `attack_eps`.
+        attack_eps: budget of that eigen attack.
+        tradeoff_weight: w in `tradeoff = val_reconstruction_loss + w *
+            val_spectral_radius`.
+        seed: seed of weights and samplers.
+
+    Raises:
+        ValueError: for bad betas, alphas or ranges.
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        betas=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0),
+        beta_range=None,
+        mixup_alphas=(0.0,),
+        latent_dim=16,
+        architecture="mlp",
+        likelihood="bernoulli",
+        learning_rate=1e-3,
+        robustness_images=None,
+        attack_eps=1.0,
+        tradeoff_weight=10.0,
+        seed=0,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.input_shape = tuple(input_shape)
+        if betas is None:
+            lo, hi = beta_range or (None, None)
+            if not (lo and hi and 0 < lo < hi):
+                raise ValueError(
+                    "Invalid value received for argument `beta_range`: "
+                    "expected (lo, hi) with 0 < lo < hi. Received: "
+                    f"beta_range={beta_range!r}"
+                )
+            self.betas = None
+        else:
+            self.betas = check_betas(betas)
+        self.beta_range = beta_range
+        alphas = list(mixup_alphas)
+        if not alphas or any(
+            not isinstance(a, (int, float)) or a < 0 for a in alphas
+        ):
+            raise ValueError(
+                "Invalid value received for argument `mixup_alphas`: expected "
+                f"numbers >= 0. Received: mixup_alphas={mixup_alphas!r}"
+            )
+        self.mixup_alphas = [float(a) for a in alphas]
+        self.latent_dim = latent_dim
+        self.architecture = architecture
+        self.likelihood = likelihood
+        self.learning_rate = learning_rate
+        self.robustness_images = robustness_images
+        self.attack_eps = attack_eps
+        self.tradeoff_weight = tradeoff_weight
+        self.seed = seed
+
+    def build(self, hp):
+        if self.betas is not None:
+            beta = hp.Choice("beta", self.betas, ordered=True)
+        else:
+            beta = hp.Float(
+                "beta", self.beta_range[0], self.beta_range[1],
+                sampling="log",
+            )
+        alpha = (
+            hp.Choice("mixup_alpha", self.mixup_alphas, ordered=True)
+            if self.mixup_alphas != [0.0] else 0.0
+        )
+        keras.utils.set_random_seed(self.seed)
+        # build_vae calls the model on a batch, so KerasTuner can reload
+        # the best trial's weights into a freshly built model.
+        model = models.build_vae(
+            self.input_shape, latent_dim=self.latent_dim,
+            architecture=self.architecture, beta=beta, mixup_alpha=alpha,
+            likelihood=self.likelihood, seed=self.seed,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        return model
+
+    def fit(self, hp, model, *args, validation_data=None, **kwargs):
+        model.fit(*args, validation_data=validation_data, **kwargs)
+        results = {}
+        if validation_data is not None:
+            evaluated = model.evaluate(
+                validation_data, return_dict=True, verbose=0
+            )
+            results = {f"val_{k}": float(v) for k, v in evaluated.items()}
+        if self.robustness_images is not None:
+            results.update(self.robustness(model))
+            if "val_reconstruction_loss" in results:
+                results["tradeoff"] = results["val_reconstruction_loss"] + (
+                    self.tradeoff_weight * results["val_spectral_radius"]
+                )
+        return results
+
+    def robustness(self, model):
+        """Scores and eigen-attack damage on the held-out images."""
+        x = self.robustness_images
+        values = keras.ops.convert_to_numpy(geometry.eigenvalues(model, x))
+        per_point = scores.robustness_scores(values, "trace")
+        x_adv = attacks.EigenAttack(model, eps=self.attack_eps).generate(x)
+        damage = attacks.evaluate_attack(model, x, x_adv)["means"]
+        return {
+            "val_spectral_radius": float(
+                np.median(per_point["spectral_radius"])
+            ),
+            "val_entropy": float(
+                np.mean(per_point["von_neumann_entropy_trace"])
+            ),
+            "val_eigen_attack_kl": damage["latent_kl"],
+            "val_eigen_attack_mse": damage["reconstruction_mse"],
+        }
+
+
+def make_tuner(
+    hypermodel,
+    kind="grid",
+    objective="tradeoff",
+    directory="saved_models/sweeps",
+    project_name="beta_sweep",
+    overwrite=False,
+    max_trials=None,
+    seed=0,
+):
+    """A KerasTuner tuner over `hypermodel`, every objective minimised.
+
+    Args:
+        hypermodel: a `BetaHyperModel`.
+        kind: `"grid"` (every combination), `"random"` or `"bayesian"`.
+        objective: `"val_loss"`, `"val_reconstruction_loss"`,
+            `"val_spectral_radius"` or `"tradeoff"` (the last two need
+            `robustness_images` in the hypermodel).
+        directory, project_name: where trials are stored; the project
+            folder is `directory/project_name`.
+        overwrite: start afresh; otherwise finished trials are reloaded and
+            not trained again.
+        max_trials: trial budget, >= 1; None runs the whole grid (required
+            for the other tuners: defaults to 10 there).
+        seed: the tuner's seed.
+
+    Returns:
+        A `keras_tuner.Tuner`.
+
+    Raises:
+        ValueError: for an unknown kind or objective, or max_trials < 1.
+    """
+    if kind not in TUNERS:
+        raise ValueError(
+            "Invalid value received for argument `kind`: expected one of "
+            f"{TUNERS}. Received: kind={kind!r}"
+        )
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            "Invalid value received for argument `objective`: expected one "
+            f"of {OBJECTIVES}. Received: objective={objective!r}"
+        )
+    if max_trials is not None and (
+        not isinstance(max_trials, int) or max_trials < 1
+    ):
+        raise ValueError(
+            "Invalid value received for argument `max_trials`: expected an "
+            f"integer >= 1. Received: max_trials={max_trials!r}"
+        )
+    if objective in ("val_spectral_radius", "tradeoff") and (
+        getattr(hypermodel, "robustness_images", None) is None
+    ):
+        raise ValueError(
+            f"objective={objective!r} needs robustness scores: give the "
+            "hypermodel `robustness_images`."
+        )
+    cls = {
+        "grid": kt.GridSearch,
+        "random": kt.RandomSearch,
+        "bayesian": kt.BayesianOptimization,
+    }[kind]
+    if max_trials is None and kind != "grid":
+        max_trials = 10
+    return cls(
+        hypermodel=hypermodel,
+        objective=kt.Objective(objective, direction="min"),
+        max_trials=max_trials,
+        seed=seed,
+        directory=directory,
+        project_name=project_name,
+        overwrite=overwrite,
+    )
+
+
+def trial_rows(tuner):
+    """One dict per trial: id, status, hyperparameters, every metric."""
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items()):
+        row = {
+            "trial_id": trial_id,
+            "status": str(trial.status),
+            "beta": trial.hyperparameters.values.get("beta"),
+            "mixup_alpha": trial.hyperparameters.values.get(
+                "mixup_alpha", 0.0
+            ),
+            "score": trial.score,
+        }
+        for name in sorted(trial.metrics.metrics):
+            row[name] = trial.metrics.get_last_value(name)
+        rows.append(row)
+    return rows
+
+
+def plot_sweep(rows, path):
+    """Reconstruction loss and spectral radius against beta, per alpha."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    metrics = ("val_reconstruction_loss", "val_spectral_radius")
+    for alpha in sorted({r["mixup_alpha"] for r in rows}):
+        chosen = sorted(
+            (r for r in rows if r["mixup_alpha"] == alpha
+             and r.get("val_reconstruction_loss") is not None),
+            key=lambda r: r["beta"],
+        )
+        for ax, metric in zip(axes, metrics):
+            points = [(r["beta"], r[metric]) for r in chosen if metric in r]
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="o", label=f"mixup alpha={alpha:g}")
+    for ax, metric in zip(axes, metrics):
+        ax.set_xscale("log")
+        ax.set_xlabel("beta")
+        ax.set_title(metric, fontsize=9)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    """Everything `run_sweep` depends on (see `apps/tune.py` flags)."""
+
+    betas: tuple = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+    mixup_alphas: tuple = (0.0,)
+    tuner: str = "grid"
+    objective: str = "tradeoff"
+    tradeoff_weight: float = 10.0
+    max_trials: int | None = None
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    dataset: str = "mnist_5k"
+    data_dir: str | None = None
+    architecture: str = "mlp"
+    latent_dim: int = 16
+    robustness_examples: int = 256
+    attack_eps: float = 1.0
+    directory: str = "saved_models/sweeps"
+    project_name: str = "beta_sweep"
+    overwrite: bool = False
+    seed: int = 0
+    verbose: int = 1
+
+
+def run_sweep(config):
+    """Runs (or resumes) a sweep; writes sweep.json, sweep.png, best run.
+
+    Args:
+        config: a `SweepConfig`.
+
+    Returns:
+        Dict with `rows` (one per trial), `best` (the best trial's row, or
+        None on a worker), and `project_dir`.
+
+    Raises:
+        ValueError: for bad betas, alphas, tuner, objective or max_trials,
+            before any training starts.
+    """
+    betas = check_betas(config.betas)
+    train_ds = data.load_dataset(
+        config.dataset, "train", config.batch_size, config.data_dir,
+        seed=config.seed,
+    )
+    test_images, _ = data.load_arrays(config.dataset, "test", config.data_dir)
+    hypermodel = BetaHyperModel(
+        tuple(test_images.shape[1:]),
+        betas=betas,
+        mixup_alphas=config.mixup_alphas,
+        latent_dim=config.latent_dim,
+        architecture=config.architecture,
+        learning_rate=config.learning_rate,
+        robustness_images=test_images[: config.robustness_examples],
+        attack_eps=config.attack_eps,
+        tradeoff_weight=config.tradeoff_weight,
+        seed=config.seed,
+    )
+    tuner = make_tuner(
+        hypermodel, config.tuner, config.objective, config.directory,
+        config.project_name, config.overwrite, config.max_trials,
+        config.seed,
+    )
+    project_dir = os.path.join(config.directory, config.project_name)
+    tuner.search(
+        train_ds,
+        epochs=config.epochs,
+        validation_data=data.load_dataset(
+            config.dataset, "test", config.batch_size, config.data_dir
+        ),
+        callbacks=[keras.callbacks.TensorBoard(
+            os.path.join(project_dir, "logs")
+        )],
+        verbose=config.verbose,
+        shuffle=False,
+    )
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    if dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle():
+        return {"rows": None, "best": None, "project_dir": project_dir}
+    rows = trial_rows(tuner)
+    failed = [r["trial_id"] for r in rows if r["status"] != "COMPLETED"]
+    best_trial = tuner.oracle.get_best_trials(1)
+    best = None
+    if best_trial:
+        best_id = best_trial[0].trial_id
+        best = next(r for r in rows if r["trial_id"] == best_id)
+        _export_best(tuner, config, best, test_images, project_dir)
+    write_json(os.path.join(project_dir, "sweep.json"), {
+        "config": dataclasses.asdict(config),
+        "objective": config.objective,
+        "best_trial_id": best and best["trial_id"],
+        "failed_trials": failed,
+        "trials": rows,
+    })
+    plot_sweep(rows, os.path.join(project_dir, "sweep.png"))
+    if config.verbose:
+        tuner.results_summary(num_trials=len(rows))
+    return {"rows": rows, "best": best, "project_dir": project_dir}
+
+
+def _export_best(tuner, config, best, test_images, project_dir):
+    """Writes the best model as a run folder: model.keras, export/, JSON."""
+    from vaekeras import export
+    from vaekeras import training
+
+    model = tuner.get_best_models(1)[0]
+    run_dir = os.path.join(project_dir, "best")
+    os.makedirs(run_dir, exist_ok=True)
+    model.save(os.path.join(run_dir, "model.keras"))
+    if keras.backend.backend() == "tensorflow":
+        export.export_saved_model(model, os.path.join(run_dir, "export"))
+    flags = {
+        **dataclasses.asdict(training.TrainConfig(
+            dataset=config.dataset, data_dir=config.data_dir,
+            architecture=config.architecture, latent_dim=config.latent_dim,
+            beta=float(best["beta"]),
+            mixup_alpha=float(best["mixup_alpha"]),
+            epochs=config.epochs, batch_size=config.batch_size,
+            learning_rate=config.learning_rate, seed=config.seed,
+            output_dir=run_dir,
+        )),
+        "trial_id": best["trial_id"],
+    }
+    write_json(os.path.join(run_dir, "flags.json"), flags)
+    test = model.evaluate(test_images, return_dict=True, verbose=0)
+    write_json(os.path.join(run_dir, "metrics.json"), {
+        "test": {k: float(v) for k, v in test.items()}, "trial": best,
+    })
