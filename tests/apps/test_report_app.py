@@ -1,0 +1,99 @@
+import json
+import os
+
+import numpy as np
+import pytest
+from app_helpers import run_app
+from scipy import stats
+
+from vaekeras import report
+from vaekeras import training
+
+pytestmark = pytest.mark.usefixtures("tf_only")
+
+TINY = dict(
+    dataset="digits", epochs=1, latent_dim=3, num_examples=40,
+    attack_examples=12, eps=(0.5, 1.0), pgd_iter=3, verbose=0,
+)
+
+
+def _numbers(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _numbers(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _numbers(v)
+    elif isinstance(value, float):
+        yield value
+
+
+def test_spearman_matches_scipy_and_needs_three_betas():
+    betas = [0.01, 0.1, 1.0, 4.0, 8.0]
+    values = [3.0, 2.5, 2.7, 0.4, 0.1]
+    expected = stats.spearmanr(betas, values)
+    rho, p = report.spearman(betas, values)
+    assert rho == pytest.approx(expected.statistic)
+    assert p == pytest.approx(expected.pvalue)
+    assert rho == pytest.approx(0.9 * -1, abs=1e-12)  # one swapped pair
+    assert report.spearman([1.0, 2.0, 2.0], [1.0, 2.0, 3.0]) is None
+
+
+def test_report_on_two_runs_writes_everything(run_dir, tmp_path):
+    second = str(tmp_path / "beta8")
+    training.train(training.TrainConfig(
+        dataset="digits", epochs=1, beta=8.0, latent_dim=4,
+        output_dir=second, verbose=0,
+    ))
+    out = str(tmp_path / "report")
+    result = run_app(
+        "report.py", f"--run_dirs={run_dir},{second}/export",
+        f"--output_dir={out}", "--num_examples=40", "--attack_examples=12",
+        "--eps=0.5,1", "--pgd_iter=3", "--verbose=0", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in ("report.md", "report.json", "scores_vs_beta.png",
+                 "attack_damage.png", "spectra.png", "adversarial_grid.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    written = json.load(open(os.path.join(out, "report.json")))
+    assert [m["beta"] for m in written["models"]] == [2.0, 8.0]
+    assert all(np.isfinite(v) for v in _numbers(written["models"]))
+    # Two betas: no correlation, and the report says so instead of nan.
+    assert "at least three distinct betas" in written["spearman_note"]
+    markdown = open(os.path.join(out, "report.md")).read()
+    assert "nan" not in markdown.lower()
+    assert "at least three distinct betas" in markdown
+    assert written["models"][1]["name"] == "beta8"  # named after the run
+
+
+def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "PAPER_BETAS", (0.5, 1.0, 8.0))
+    config = report.ReportConfig(output_dir=str(tmp_path), **TINY)
+    first = report.run_report(config)
+    assert len(first["models"]) == 4  # three betas and the mixup model
+    assert first["spearman_with_beta"]["median_spectral_radius"] is not None
+    assert {c["supported"] for c in first["claims"]} <= {True, False}
+    calls = []
+    monkeypatch.setattr(
+        training, "train", lambda *a, **k: calls.append(a) or {}
+    )
+    second = report.run_report(config)
+    assert calls == []
+    assert [m["median_spectral_radius"] for m in second["models"]] == [
+        m["median_spectral_radius"] for m in first["models"]
+    ]
+
+
+def test_bad_report_input(tmp_path):
+    with pytest.raises(ValueError, match="study='ablation'"):
+        report.run_report(report.ReportConfig(
+            study="ablation", output_dir=str(tmp_path)
+        ))
+    with pytest.raises(FileNotFoundError, match="neither model.keras"):
+        report.run_report(report.ReportConfig(
+            run_dirs=(str(tmp_path),), output_dir=str(tmp_path / "r")
+        ))
+    result = run_app(
+        "report.py", "--study=ablation", f"--output_dir={tmp_path}/x"
+    )
+    assert result.returncode != 0 and "study='ablation'" in result.stderr
