@@ -508,6 +508,8 @@ def make_figures(entries, x_attack, config):
                 marker="s", color="C3", label="mixup",
             )
         ax.set_xscale("log")
+        if key == "spectral_radius":
+            ax.set_yscale("log")
         ax.set_xlabel("beta")
         ax.set_title(f"{title}: median, IQR", fontsize=9)
         ax.legend(fontsize=7)
