@@ -85,3 +85,33 @@ def test_unknown_dataset_is_refused_before_training(tmp_path):
     )
     with pytest.raises(ValueError, match="no_such_data_xyz"):
         training.train(config)
+
+
+def test_nan_loss_stops_the_run_with_a_message(tmp_path):
+    config = training.TrainConfig(
+        dataset="digits", epochs=2, learning_rate=1e9, latent_dim=2,
+        output_dir=str(tmp_path / "nan"), verbose=0,
+    )
+    with pytest.raises(FloatingPointError, match="smaller --learning_rate"):
+        training.train(config)
+    assert not os.path.exists(tmp_path / "nan" / "model.keras")
+
+
+def test_a_killed_run_resumes_from_its_backup(tmp_path, monkeypatch):
+    config = training.TrainConfig(
+        dataset="digits", epochs=3, latent_dim=2,
+        output_dir=str(tmp_path / "run"), verbose=0,
+    )
+
+    def killed(self, epoch, logs=None):
+        if epoch == 1:  # after BackupAndRestore saved epochs 0 and 1
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training._NaNGuard, "on_epoch_end", killed, False)
+    with pytest.raises(KeyboardInterrupt):
+        training.train(config)
+    assert os.path.exists(tmp_path / "run" / "backup")
+    monkeypatch.undo()
+    result = training.train(config)
+    assert result["metrics"]["epochs_run"] == 1  # only the missing epoch
+    assert not os.path.exists(tmp_path / "run" / "backup")
