@@ -150,6 +150,7 @@ def test_evaluate_attack_known_values(trained):
     (lambda m: attacks.EigenAttack(m, kind="flat"), "kind='flat'"),
     (lambda m: attacks.EigenAttack(m, direction=0), "direction=0"),
     (lambda m: attacks.TargetedLatentAttack(m, reg=-1), "reg=-1"),
+    (lambda m: attacks.TargetedLatentAttack(m, eps_step=0), "eps_step=0"),
     (lambda m: attacks.RandomAttack(clip_min=1, clip_max=0), "clip_min=1"),
 ])
 def test_bad_parameters_are_refused_at_construction(trained, make, match):

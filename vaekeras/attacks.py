@@ -52,7 +52,8 @@ def as_encode_fn(encoder):
     return model
 
 
-def _encode(model, x):
+def encode_pair(model, x):
+    """`(z_mean, z_log_var)` of `x` under an `as_encode_fn` callable."""
     return geometry.split_encoding(model(x))
 
 
@@ -68,7 +69,7 @@ def gaussian_kl(mean_a, log_var_a, mean_b, log_var_b):
     )
 
 
-def _check_eps(eps):
+def check_eps(eps):
     values = list(eps) if isinstance(eps, (list, tuple, np.ndarray)) else [eps]
     if not values or not all(
         isinstance(e, numbers.Real) and not isinstance(e, bool)
@@ -105,6 +106,17 @@ def _check_positive_int(name, value):
     return int(value)
 
 
+def _check_eps_step(eps_step):
+    if eps_step is not None and not (
+        isinstance(eps_step, numbers.Real) and eps_step > 0
+    ):
+        raise ValueError(
+            "Invalid value received for argument `eps_step`: expected a "
+            f"number > 0 or None. Received: eps_step={eps_step!r}"
+        )
+    return eps_step
+
+
 def _flat_norm(delta, norm):
     flat = ops.reshape(delta, (ops.shape(delta)[0], -1))
     if norm == 2:
@@ -137,7 +149,7 @@ class _Attack:
     """Shared parameters, batching and eps sweeps."""
 
     def __init__(self, eps, norm, clip_min, clip_max, batch_size, seed):
-        self.eps_list, self._scalar_eps = _check_eps(eps)
+        self.eps_list, self._scalar_eps = check_eps(eps)
         self.eps = eps
         self.norm = _check_norm(norm)
         if not (
@@ -226,7 +238,7 @@ class _EncoderAttack(_Attack):
 
     def divergence(self, x_adv, z_mean, z_log_var):
         """Per-sample latent divergence of `x_adv` from a clean encoding."""
-        mean_adv, log_var_adv = _encode(self._encode_fn, x_adv)
+        mean_adv, log_var_adv = encode_pair(self._encode_fn, x_adv)
         if self.objective == "mean":
             return ops.sum(ops.square(mean_adv - z_mean), axis=-1)
         return gaussian_kl(mean_adv, log_var_adv, z_mean, z_log_var)
@@ -238,6 +250,30 @@ class _EncoderAttack(_Attack):
 
     def _loss(self, x, *args):
         return self.divergence(x, *args)
+
+    def _optimise(self, x, x_adv, eps, step, args, ascend):
+        """Projected steepest ascent (or descent) of `_loss(x_adv, *args)`.
+
+        Runs `max_iter` steps from `x_adv` and returns, per sample, the best
+        iterate seen.
+        """
+        better = ops.greater if ascend else ops.less
+        sign = 1.0 if ascend else -1.0
+        best, best_loss = x_adv, None
+        for _ in range(self.max_iter):
+            loss, grad = self._loss_and_gradient(x_adv, *args)
+            if best_loss is None:
+                best_loss = loss
+            improved = better(loss, best_loss)
+            best = ops.where(_per_sample(improved, x), x_adv, best)
+            best_loss = ops.where(improved, loss, best_loss)
+            x_adv = self._finish(
+                x, x_adv - x + sign * step * _unit(grad, self.norm), eps
+            )
+        final = self._loss(x_adv, *args)
+        return ops.where(
+            _per_sample(better(final, best_loss), x), x_adv, best
+        )
 
 
 class LatentPGD(_EncoderAttack):
@@ -288,14 +324,7 @@ class LatentPGD(_EncoderAttack):
             clip_max=clip_max, batch_size=batch_size, seed=seed,
         )
         self.max_iter = _check_positive_int("max_iter", max_iter)
-        if eps_step is not None and not (
-            isinstance(eps_step, numbers.Real) and eps_step > 0
-        ):
-            raise ValueError(
-                "Invalid value received for argument `eps_step`: expected a "
-                f"number > 0. Received: eps_step={eps_step!r}"
-            )
-        self.eps_step = eps_step
+        self.eps_step = _check_eps_step(eps_step)
         self.random_init = bool(random_init)
 
     def _start(self, x, eps):
@@ -319,21 +348,11 @@ class LatentPGD(_EncoderAttack):
 
     def _generate(self, x, x_target, eps):
         step = self.eps_step or 2.5 * eps / self.max_iter
-        z_mean, z_log_var = _encode(self._encode_fn, x)
-        x_adv = self._finish(x, self._start(x, eps), eps)
-        best, best_loss = x_adv, None
-        for _ in range(self.max_iter):
-            loss, grad = self._loss_and_gradient(x_adv, z_mean, z_log_var)
-            if best_loss is None:
-                best_loss = loss
-            improved = _per_sample(loss > best_loss, x)
-            best = ops.where(improved, x_adv, best)
-            best_loss = ops.maximum(loss, best_loss)
-            x_adv = self._finish(
-                x, x_adv - x + step * _unit(grad, self.norm), eps
-            )
-        final = self.divergence(x_adv, z_mean, z_log_var)
-        return ops.where(_per_sample(final > best_loss, x), x_adv, best)
+        z_mean, z_log_var = encode_pair(self._encode_fn, x)
+        start = self._finish(x, self._start(x, eps), eps)
+        return self._optimise(
+            x, start, eps, step, (z_mean, z_log_var), ascend=True
+        )
 
 
 class EigenAttack(_EncoderAttack):
@@ -386,7 +405,7 @@ class EigenAttack(_EncoderAttack):
         self.iterations = _check_positive_int("iterations", iterations)
 
     def _generate(self, x, x_target, eps):
-        z_mean, z_log_var = _encode(self._encode_fn, x)
+        z_mean, z_log_var = encode_pair(self._encode_fn, x)
         step = eps / self.iterations
         x_adv = x
         for _ in range(self.iterations):
@@ -483,7 +502,7 @@ class TargetedLatentAttack(_EncoderAttack):
                 f">= 0. Received: reg={reg!r}"
             )
         self.reg = float(reg)
-        self.eps_step = eps_step
+        self.eps_step = _check_eps_step(eps_step)
 
     def _check_target(self, x, x_target):
         if x_target is None:
@@ -501,7 +520,7 @@ class TargetedLatentAttack(_EncoderAttack):
 
     def distance(self, x_adv, target_mean, target_log_var):
         """Symmetric KL between q(z|x_adv) and the target posterior."""
-        mean, log_var = _encode(self._encode_fn, x_adv)
+        mean, log_var = encode_pair(self._encode_fn, x_adv)
         return gaussian_kl(
             mean, log_var, target_mean, target_log_var
         ) + gaussian_kl(target_mean, target_log_var, mean, log_var)
@@ -516,24 +535,13 @@ class TargetedLatentAttack(_EncoderAttack):
 
     def _generate(self, x, x_target, eps):
         step = self.eps_step or 2.5 * eps / self.max_iter
-        target_mean, target_log_var = _encode(self._encode_fn, x_target)
-        x_adv, best = x, x
-        best_loss = self._loss(x, x, target_mean, target_log_var)
-        for _ in range(self.max_iter):
-            loss, grad = self._loss_and_gradient(
-                x_adv, x, target_mean, target_log_var
-            )
-            improved = _per_sample(loss < best_loss, x)
-            best = ops.where(improved, x_adv, best)
-            best_loss = ops.minimum(loss, best_loss)
-            x_adv = self._finish(
-                x, x_adv - x - step * _unit(grad, self.norm), eps
-            )
-        final = self._loss(x_adv, x, target_mean, target_log_var)
-        return ops.where(_per_sample(final < best_loss, x), x_adv, best)
+        target_mean, target_log_var = encode_pair(self._encode_fn, x_target)
+        return self._optimise(
+            x, x, eps, step, (x, target_mean, target_log_var), ascend=False
+        )
 
 
-def _decode_fn(model):
+def as_decode_fn(model):
     """A callable z -> pixel means for a VAE or a loaded SavedModel."""
     if isinstance(model, keras.Model) and hasattr(model, "decode"):
         return model.decode
@@ -593,7 +601,7 @@ def evaluate_attack(model, x, x_adv, batch_size=256):
             "Invalid value received for argument `x_adv`: expected the shape "
             f"of x, {x.shape}. Received: x_adv.shape={x_adv.shape}"
         )
-    encode_fn, decode_fn = as_encode_fn(model), _decode_fn(model)
+    encode_fn, decode_fn = as_encode_fn(model), as_decode_fn(model)
     parts = {name: [] for name in (
         "latent_kl", "latent_mean_shift", "reconstruction_mse",
         "clean_reconstruction_mse", "ssim",
@@ -601,8 +609,8 @@ def evaluate_attack(model, x, x_adv, batch_size=256):
     for start in range(0, len(x), batch_size):
         xb = x[start:start + batch_size]
         ab = x_adv[start:start + batch_size]
-        mean, log_var = _encode(encode_fn, ops.convert_to_tensor(xb))
-        mean_a, log_var_a = _encode(encode_fn, ops.convert_to_tensor(ab))
+        mean, log_var = encode_pair(encode_fn, ops.convert_to_tensor(xb))
+        mean_a, log_var_a = encode_pair(encode_fn, ops.convert_to_tensor(ab))
         recon = ops.convert_to_numpy(decode_fn(mean)).reshape(xb.shape)
         recon_a = ops.convert_to_numpy(decode_fn(mean_a)).reshape(xb.shape)
         axes = tuple(range(1, xb.ndim))

@@ -118,10 +118,10 @@ def save_attack_grid(model, x, x_adv, path, n=8):
 
     x, x_adv = x[:n], x_adv[:n]
     encode_fn = attacks.as_encode_fn(model)
-    decode_fn = attacks._decode_fn(model)
+    decode_fn = attacks.as_decode_fn(model)
 
     def recon(images):
-        mean, _ = attacks._encode(
+        mean, _ = attacks.encode_pair(
             encode_fn, keras.ops.convert_to_tensor(images)
         )
         return keras.ops.convert_to_numpy(decode_fn(mean)).reshape(
@@ -204,7 +204,7 @@ def attack_run(
             "Invalid value received for argument `attack`: expected one of "
             f"{ATTACK_NAMES}. Received: attack={attack!r}"
         )
-    eps_list, _ = attacks._check_eps(list(eps))
+    eps_list, _ = attacks.check_eps(list(eps))
     if not isinstance(num_examples, int) or num_examples < 1:
         raise ValueError(
             "Invalid value received for argument `num_examples`: expected an "
@@ -315,7 +315,7 @@ def evaluate_saved_model(
     """
     from vaekeras import export
 
-    eps_list, _ = attacks._check_eps(list(eps))
+    eps_list, _ = attacks.check_eps(list(eps))
     loaded = export.load_exported(saved_model)
     export.check_endpoints(
         loaded, saved_model, required=("encode", "decode", "reconstruct")

@@ -107,7 +107,7 @@ def _finished(train_config):
         previous = json.load(f)
     return all(
         previous.get(key) == getattr(train_config, key)
-        for key in training._RUN_KEYS
+        for key in training.RUN_KEYS
     )
 
 

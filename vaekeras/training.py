@@ -24,7 +24,7 @@ from vaekeras import models
 
 # Configuration keys that define a run; two runs differing in one of these
 # must never share a folder.
-_RUN_KEYS = (
+RUN_KEYS = (
     "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
     "likelihood", "epochs", "batch_size", "learning_rate", "seed",
 )
@@ -144,7 +144,7 @@ def _prepare_output_dir(config):
             with open(flags_path) as f:
                 previous = json.load(f)
         same = previous is not None and all(
-            previous.get(key) == getattr(config, key) for key in _RUN_KEYS
+            previous.get(key) == getattr(config, key) for key in RUN_KEYS
         )
         if config.overwrite:
             shutil.rmtree(path)
@@ -152,7 +152,7 @@ def _prepare_output_dir(config):
             changed = (
                 "no flags.json" if previous is None else ", ".join(
                     f"{key}: {previous.get(key)!r} -> {getattr(config, key)!r}"
-                    for key in _RUN_KEYS
+                    for key in RUN_KEYS
                     if previous.get(key) != getattr(config, key)
                 )
             )
