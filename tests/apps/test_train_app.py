@@ -115,3 +115,16 @@ def test_a_killed_run_resumes_from_its_backup(tmp_path, monkeypatch):
     result = training.train(config)
     assert result["metrics"]["epochs_run"] == 1  # only the missing epoch
     assert not os.path.exists(tmp_path / "run" / "backup")
+
+
+@pytest.mark.slow
+def test_main_job_reconstructs_well(tmp_path):
+    """`python apps/train.py --beta=2` with its defaults, on mnist_5k."""
+    out = str(tmp_path / "main")
+    result = run_app("train.py", "--beta=2", f"--output_dir={out}",
+                     "--verbose=0")
+    assert result.returncode == 0, result.stderr[-4000:]
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    # Measured 105.8 (summed over 784 pixels); an untrained model is ~540.
+    assert metrics["test"]["reconstruction_loss"] < 115
+    assert metrics["epochs_run"] == 50
