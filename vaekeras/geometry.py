@@ -272,12 +272,17 @@ def _compute(what, z_log_var, jac, kind, k):
     return _spectrum(rows, scales, k, with_vectors=what == "spectrum")
 
 
+def _cache_for(encoder):
+    """The dict of compiled functions (and facts) kept for this encoder."""
+    try:
+        return _CACHE.setdefault(encoder, {})
+    except TypeError:
+        return _STRONG_CACHE.setdefault(id(encoder), {"ref": encoder})
+
+
 def _compiled(encoder, what, kind, k):
     """A compiled x -> result function for this encoder, cached."""
-    try:
-        per_encoder = _CACHE.setdefault(encoder, {})
-    except TypeError:
-        per_encoder = _STRONG_CACHE.setdefault(id(encoder), {"ref": encoder})
+    per_encoder = _cache_for(encoder)
     key = (what, kind, k)
     if key in per_encoder:
         return per_encoder[key]
@@ -350,8 +355,13 @@ def _latent_dim(encoder, x):
     outputs = getattr(encoder, "outputs", None)
     if isinstance(encoder, keras.Model) and outputs is not None:
         return int(outputs[0].shape[-1])
-    z_mean, _ = split_encoding(encoder(ops.convert_to_tensor(x[:1])))
-    return int(z_mean.shape[-1])
+    # A plain callable (e.g. a SavedModel endpoint): probe it once, not on
+    # every batch or attack step.
+    per_encoder = _cache_for(encoder)
+    if "latent_dim" not in per_encoder:
+        z_mean, _ = split_encoding(encoder(ops.convert_to_tensor(x[:1])))
+        per_encoder["latent_dim"] = int(z_mean.shape[-1])
+    return per_encoder["latent_dim"]
 
 
 def encoder_jacobians(encoder, x):
