@@ -12,24 +12,28 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vaekeras.attacks import ATTACK_NAMES
+from vaekeras.geometry import KINDS
+
 _RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run folder written by apps/train.py.", required=True
 )
-_ATTACK = flags.DEFINE_string(
-    "attack", "eigen", "pgd, eigen, random or targeted."
-)
+_ATTACK = flags.DEFINE_enum("attack", "eigen", ATTACK_NAMES, "Attack.")
 _EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "Budgets (norm of delta).")
-_NORM = flags.DEFINE_string("norm", "2", "2 or inf.")
+_NORM = flags.DEFINE_enum("norm", "2", ["2", "inf"], "Norm of the budget.")
 _NUM_EXAMPLES = flags.DEFINE_integer(
-    "num_examples", 500, "Test examples to attack."
+    "num_examples", 500, "Test examples to attack.", lower_bound=1
 )
-_KIND = flags.DEFINE_string(
-    "kind", "stochastic", "Pullback metric kind of the eigen attack."
+_KIND = flags.DEFINE_enum(
+    "kind", "stochastic", KINDS, "Pullback metric kind of the eigen attack."
 )
 _MAX_ITER = flags.DEFINE_integer(
-    "max_iter", 50, "Iterations of the PGD and targeted attacks."
+    "max_iter", 50, "Iterations of the PGD and targeted attacks.",
+    lower_bound=1,
 )
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 128, "Images per batch.")
+_BATCH_SIZE = flags.DEFINE_integer(
+    "batch_size", 128, "Images per batch.", lower_bound=1
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
 
@@ -38,14 +42,15 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    from vaekeras import cli
     from vaekeras import evaluation
 
-    evaluation.run_cli(
+    cli.run_cli(
         lambda: evaluation.attack_run(
             _RUN_DIR.value,
             attack=_ATTACK.value,
-            eps=evaluation.parse_float_list("eps", _EPS.value),
-            norm=evaluation.parse_norm(_NORM.value),
+            eps=cli.parse_float_list("eps", _EPS.value),
+            norm=cli.parse_norm(_NORM.value),
             num_examples=_NUM_EXAMPLES.value,
             kind=_KIND.value,
             max_iter=_MAX_ITER.value,

@@ -13,6 +13,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vaekeras.geometry import KINDS
+
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "SavedModel folder.", required=True
 )
@@ -25,10 +27,8 @@ _NUM_EXAMPLES = flags.DEFINE_integer(
     "num_examples", 1000, "Test examples used.", lower_bound=1
 )
 _EPS = flags.DEFINE_list("eps", ["0.5", "1"], "Attack budgets.")
-_NORM = flags.DEFINE_string("norm", "2", "2 or inf.")
-_KIND = flags.DEFINE_string(
-    "kind", "stochastic", "Pullback metric kind: mean, stochastic, fisher."
-)
+_NORM = flags.DEFINE_enum("norm", "2", ["2", "inf"], "Norm of the budget.")
+_KIND = flags.DEFINE_enum("kind", "stochastic", KINDS, "Pullback metric kind.")
 _PGD_ITER = flags.DEFINE_integer(
     "pgd_iter", 20, "PGD iterations.", lower_bound=1
 )
@@ -42,15 +42,16 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    from vaekeras import cli
     from vaekeras import evaluation
 
-    evaluation.run_cli(
+    cli.run_cli(
         lambda: evaluation.evaluate_saved_model(
             _SAVED_MODEL.value,
             dataset=_DATASET.value,
             num_examples=_NUM_EXAMPLES.value,
-            eps=evaluation.parse_float_list("eps", _EPS.value),
-            norm=evaluation.parse_norm(_NORM.value),
+            eps=cli.parse_float_list("eps", _EPS.value),
+            norm=cli.parse_norm(_NORM.value),
             kind=_KIND.value,
             pgd_iter=_PGD_ITER.value,
             seed=_SEED.value,

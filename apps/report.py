@@ -15,8 +15,11 @@ from absl import app
 from absl import flags
 from absl import logging
 
-_STUDY = flags.DEFINE_string(
-    "study", "paper", "Preset: paper (betas 0.01..8 and mixup at beta 1)."
+from vaekeras.report import STUDIES
+
+_STUDY = flags.DEFINE_enum(
+    "study", "paper", STUDIES,
+    "Preset: paper (betas 0.01..8 and mixup at beta 1).",
 )
 _RUN_DIRS = flags.DEFINE_list(
     "run_dirs", [], "Report on these run folders or SavedModels instead."
@@ -41,7 +44,9 @@ _ATTACK_EXAMPLES = flags.DEFINE_integer(
     "attack_examples", 500, "Test points for the attacks.", lower_bound=1
 )
 _EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "L2 attack budgets.")
-_PGD_ITER = flags.DEFINE_integer("pgd_iter", 50, "PGD iterations.")
+_PGD_ITER = flags.DEFINE_integer(
+    "pgd_iter", 50, "PGD iterations.", lower_bound=1
+)
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
 
 
@@ -49,7 +54,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from vaekeras import evaluation
+    from vaekeras import cli
     from vaekeras import report
 
     def build():
@@ -65,13 +70,13 @@ def main(argv):
             seed=_SEED.value,
             num_examples=_NUM_EXAMPLES.value,
             attack_examples=_ATTACK_EXAMPLES.value,
-            eps=tuple(evaluation.parse_float_list("eps", _EPS.value)),
+            eps=tuple(cli.parse_float_list("eps", _EPS.value)),
             pgd_iter=_PGD_ITER.value,
             verbose=_VERBOSE.value,
         )
         return report.run_report(config)
 
-    evaluation.run_cli(build)
+    cli.run_cli(build)
 
 
 if __name__ == "__main__":

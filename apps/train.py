@@ -34,6 +34,11 @@ _MIXUP_ALPHA = flags.DEFINE_float(
     "mixup_alpha", 0.0, "Mixup Beta(alpha, alpha) parameter; 0 = off.",
     lower_bound=0.0,
 )
+_MIXUP_CONSISTENCY = flags.DEFINE_float(
+    "mixup_consistency", None,
+    "Weight of mixup's latent consistency term (default: the library's).",
+    lower_bound=0.0,
+)
 _LIKELIHOOD = flags.DEFINE_enum(
     "likelihood", "bernoulli", ["bernoulli", "gaussian"], "Decoder likelihood."
 )
@@ -62,10 +67,14 @@ def main(argv):
     # TensorFlow's SavedModel writer logs at INFO through absl; keep the
     # console for Keras' progress bars and the run summary.
     logging.set_verbosity(logging.WARNING)
-    from vaekeras import evaluation
+    from vaekeras import cli
     from vaekeras import training
 
+    consistency = {}
+    if _MIXUP_CONSISTENCY.value is not None:
+        consistency["mixup_consistency"] = _MIXUP_CONSISTENCY.value
     config = training.TrainConfig(
+        **consistency,
         dataset=_DATASET.value,
         data_dir=_DATA_DIR.value,
         download=_DOWNLOAD.value,
@@ -82,7 +91,7 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
     )
-    evaluation.run_cli(training.train, config)
+    cli.run_cli(training.train, config)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,18 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vaekeras.tuning import OBJECTIVES
+from vaekeras.tuning import TUNERS
+
 _BETAS = flags.DEFINE_list(
     "betas", ["0.25", "0.5", "1", "2", "4", "8"], "Betas to search."
 )
 _MIXUP_ALPHAS = flags.DEFINE_list(
     "mixup_alphas", ["0"], "Mixup alphas to search (0 = no mixup)."
 )
-_TUNER = flags.DEFINE_string("tuner", "grid", "grid, random or bayesian.")
-_OBJECTIVE = flags.DEFINE_string(
-    "objective", "tradeoff",
-    "val_loss, val_reconstruction_loss, val_spectral_radius or tradeoff.",
+_TUNER = flags.DEFINE_enum("tuner", "grid", TUNERS, "Search strategy.")
+_OBJECTIVE = flags.DEFINE_enum(
+    "objective", "tradeoff", OBJECTIVES, "Quantity minimised."
 )
 _TRADEOFF_WEIGHT = flags.DEFINE_float(
     "tradeoff_weight", 10.0,
@@ -59,13 +61,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
-    from vaekeras import evaluation
+    from vaekeras import cli
     from vaekeras import tuning
 
     def sweep():
         config = tuning.SweepConfig(
-            betas=tuple(evaluation.parse_float_list("betas", _BETAS.value)),
-            mixup_alphas=tuple(evaluation.parse_float_list(
+            betas=tuple(cli.parse_float_list("betas", _BETAS.value)),
+            mixup_alphas=tuple(cli.parse_float_list(
                 "mixup_alphas", _MIXUP_ALPHAS.value
             )),
             tuner=_TUNER.value,
@@ -89,7 +91,7 @@ def main(argv):
         )
         return tuning.run_sweep(config)
 
-    evaluation.run_cli(sweep)
+    cli.run_cli(sweep)
 
 
 if __name__ == "__main__":

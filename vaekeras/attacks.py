@@ -6,9 +6,12 @@ Every attack validates its parameters at construction, and
 `[clip_min, clip_max]`, processed in batches of `batch_size`. `eps` may be
 a number or a list: a list returns one `x_adv` per eps (as foolbox does).
 
-The encoder may be a Keras encoder (`x -> [z_mean, z_log_var]`), a vaekeras
-`VAE`, or the `encode` endpoint (or the whole object) of a SavedModel
-loaded with `tf.saved_model.load` (TensorFlow backend).
+The model may be anything `vaekeras.latent.LatentModel` accepts: a vaekeras
+`VAE`, a Keras encoder (`x -> [z_mean, z_log_var]`), a SavedModel loaded
+with `tf.saved_model.load`, or a callable. Each attack step is compiled
+once per model (see `vaekeras.latent`) with eps, the step size and the
+target as tensor arguments, so new attack objects and new budgets reuse
+the same trace, and the weights are read at every call.
 
 - `LatentPGD`: projected gradient ascent on the latent divergence from the
   clean encoding (`"kl"`: KL(q(z|x+delta) || q(z|x)); `"mean"`:
@@ -18,8 +21,14 @@ loaded with `tf.saved_model.load` (TensorFlow backend).
 - `RandomAttack`: a random direction of the same norm, the baseline.
 - `TargetedLatentAttack`: moves q(z|x+delta) towards q(z|x_target) by
   minimising their symmetric KL plus `reg * ||delta||_2` (Kuzina et al.).
+
+L2 perturbations are projected exactly onto the intersection of the
+eps-ball and the pixel box (`fit_to_budget`); the eigen and random attacks
+also stretch their direction until the clipped perturbation uses the whole
+budget, so that no attack is weakened by the box.
 """
 
+import functools
 import math
 import numbers
 
@@ -28,33 +37,15 @@ import numpy as np
 from keras import ops
 
 from vaekeras import geometry
+from vaekeras import latent
 from vaekeras.layers import clip_log_var
 
 NORMS = (2, np.inf)
 OBJECTIVES = ("kl", "mean")
-
-
-def as_encode_fn(encoder):
-    """A callable `x -> (z_mean, z_log_var)` for any supported encoder."""
-    if isinstance(encoder, keras.Model):
-        inner = getattr(encoder, "encoder", None)
-        model = inner if isinstance(inner, keras.Model) else encoder
-    elif hasattr(encoder, "encode") and callable(encoder.encode):
-        model = encoder.encode  # a loaded SavedModel
-    elif callable(encoder):
-        model = encoder
-    else:
-        raise ValueError(
-            "Invalid value received for argument `encoder`: expected a Keras "
-            "encoder, a vaekeras VAE or a SavedModel `encode` endpoint. "
-            f"Received: encoder={encoder!r}"
-        )
-    return model
-
-
-def encode_pair(model, x):
-    """`(z_mean, z_log_var)` of `x` under an `as_encode_fn` callable."""
-    return geometry.split_encoding(model(x))
+ATTACK_NAMES = ("pgd", "eigen", "random", "targeted")
+# Bisection rounds of the L2 ball-and-box fit: the bracket shrinks to a
+# ratio of r ** (2 ** -20) of itself, far below float32 resolution.
+_BISECTION_STEPS = 20
 
 
 def gaussian_kl(mean_a, log_var_a, mean_b, log_var_b):
@@ -70,6 +61,7 @@ def gaussian_kl(mean_a, log_var_a, mean_b, log_var_b):
 
 
 def check_eps(eps):
+    """`(list of floats, was_scalar)` or a `ValueError` naming `eps`."""
     values = list(eps) if isinstance(eps, (list, tuple, np.ndarray)) else [eps]
     if not values or not all(
         isinstance(e, numbers.Real) and not isinstance(e, bool)
@@ -84,10 +76,12 @@ def check_eps(eps):
     )
 
 
-def _check_norm(norm):
-    if norm in ("inf", "np.inf"):
-        norm = np.inf
-    if norm not in NORMS:
+def check_norm(norm):
+    """2 or np.inf, from those or from "2", "l2", "inf", "linf"."""
+    names = {"2": 2, "l2": 2, "inf": np.inf, "linf": np.inf}
+    if isinstance(norm, str):
+        norm = names.get(norm.strip().lower(), norm)
+    if isinstance(norm, bool) or norm not in NORMS:
         raise ValueError(
             "Invalid value received for argument `norm`: expected 2 or np.inf. "
             f"Received: norm={norm!r}"
@@ -117,8 +111,12 @@ def _check_eps_step(eps_step):
     return eps_step
 
 
+def _flat(v):
+    return ops.reshape(v, (ops.shape(v)[0], -1))
+
+
 def _flat_norm(delta, norm):
-    flat = ops.reshape(delta, (ops.shape(delta)[0], -1))
+    flat = _flat(delta)
     if norm == 2:
         return ops.sqrt(ops.sum(ops.square(flat), axis=-1))
     return ops.max(ops.abs(flat), axis=-1)
@@ -129,14 +127,6 @@ def _per_sample(v, like):
     return ops.reshape(v, (-1,) + (1,) * (len(like.shape) - 1))
 
 
-def project(delta, eps, norm):
-    """Projects each perturbation onto the eps-ball of `norm`."""
-    if norm == np.inf:
-        return ops.clip(delta, -eps, eps)
-    scale = ops.minimum(1.0, eps / ops.maximum(_flat_norm(delta, 2), 1e-12))
-    return delta * _per_sample(scale, delta)
-
-
 def _unit(direction, norm):
     """Steepest-ascent step of unit `norm` for a gradient `direction`."""
     if norm == np.inf:
@@ -145,13 +135,140 @@ def _unit(direction, norm):
     return direction / _per_sample(n, direction)
 
 
+def fit_to_budget(x, delta, eps, norm, clip_min, clip_max, grow=False):
+    """Moves `x + delta` into the box and the eps-ball of `norm` around `x`.
+
+    Linf: clips delta to [-eps, eps], then `x + delta` to the box (the exact
+    projection). L2: returns `clip(x + t * delta) - x` for the largest
+    t in (0, 1] (the exact Euclidean projection onto the ball-box
+    intersection: coordinate-wise the KKT solution is a clipped scaling of
+    delta) or, with `grow`, the largest t >= 0, which stretches the
+    direction until the clipped perturbation has norm eps wherever the box
+    allows. t is found by bisection in log space.
+
+    Args:
+        x: clean images `(B, H, W, C)` inside the box.
+        delta: perturbations of the same shape.
+        eps: scalar budget (a tensor keeps one trace for every value).
+        norm: 2 or np.inf.
+        clip_min, clip_max: the box.
+        grow: stretch L2 perturbations to the full budget.
+
+    Returns:
+        The new perturbation, `x + result` inside the box and the ball.
+    """
+    if norm == np.inf:
+        delta = ops.clip(delta, -eps, eps)
+        return ops.clip(x + delta, clip_min, clip_max) - x
+    y, xf = _flat(delta), _flat(x)
+    room_up, room_down = clip_max - xf, xf - clip_min  # >= 0
+    room = ops.where(y > 0, room_up, room_down)  # (B, D)
+    size = ops.abs(y)
+
+    def norm_at(t):  # |clip(x + t y) - x| for t (B, 1)
+        return ops.sqrt(ops.sum(
+            ops.square(ops.minimum(t * size, room)), axis=-1, keepdims=True
+        ))
+
+    length = ops.sqrt(ops.sum(ops.square(y), axis=-1, keepdims=True))
+    safe = ops.maximum(length, 1e-30)
+    t_low = eps / safe  # never clipped beyond: norm_at(t_low) <= eps
+    if grow:
+        # Every coordinate saturates at t = room / size.
+        saturate = ops.max(
+            ops.where(size > 0, room / ops.maximum(size, 1e-30), 0.0),
+            axis=-1, keepdims=True,
+        )
+        t_high = ops.maximum(saturate, t_low)
+    else:
+        t_high = ops.ones_like(t_low)
+        t_low = ops.minimum(t_low, t_high)
+    lo, hi = ops.log(ops.maximum(t_low, 1e-30)), ops.log(t_high)
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        inside = norm_at(ops.exp(mid)) <= eps
+        lo, hi = ops.where(inside, mid, lo), ops.where(inside, hi, mid)
+    t = ops.where(norm_at(t_high) <= eps, t_high, ops.exp(lo))
+    t = ops.where(length > 0, t, 0.0)
+    moved = ops.clip(xf + t * y, clip_min, clip_max) - xf
+    return ops.reshape(moved, ops.shape(x))
+
+
+def _objective(view, name, x_adv, args):
+    """Per-sample objective of the attack called `name`."""
+    mean, log_var = view.encode(x_adv)
+    if name == "mean":
+        z_mean, _ = args
+        return ops.sum(ops.square(mean - z_mean), axis=-1)
+    if name == "kl":
+        return gaussian_kl(mean, log_var, *args)
+    x, target_mean, target_log_var, reg = args  # "targeted"
+    distance = gaussian_kl(
+        mean, log_var, target_mean, target_log_var
+    ) + gaussian_kl(target_mean, target_log_var, mean, log_var)
+    # Smoothed at 0, where the gradient of the norm is undefined.
+    penalty = ops.sqrt(ops.sum(ops.square(_flat(x_adv - x)), axis=-1) + 1e-12)
+    return distance + reg * penalty
+
+
+def _gradient_step(
+    view, x, x_adv, best, best_loss, eps, step, *args, objective, norm,
+    ascend, clip_min, clip_max,
+):
+    """One projected step; keeps the best iterate seen per sample."""
+    loss, grad = view.value_and_grad(
+        lambda x_: _objective(view, objective, x_, args), x_adv
+    )
+    improved = loss > best_loss if ascend else loss < best_loss
+    best = ops.where(_per_sample(improved, x), x_adv, best)
+    best_loss = ops.where(improved, loss, best_loss)
+    sign = 1.0 if ascend else -1.0
+    delta = fit_to_budget(
+        x, x_adv - x + sign * step * _unit(grad, norm), eps, norm, clip_min,
+        clip_max,
+    )
+    return ops.clip(x + delta, clip_min, clip_max), best, best_loss
+
+
+def _eigen_step(
+    view, x, x_adv, z_mean, z_log_var, budget, step, *, kind, direction,
+    norm, objective, clip_min, clip_max,
+):
+    """Moves along the `direction`-th eigenvector, more damaging sign."""
+    _, log_var_adv, jac = view.jacobian(x_adv)
+    _, vectors = geometry.spectrum_from_jacobian(
+        log_var_adv, jac, kind, direction
+    )
+    u = step * _unit(ops.reshape(vectors[:, :, -1], ops.shape(x)), norm)
+    candidates = [
+        ops.clip(x + fit_to_budget(
+            x, x_adv - x + s * u, budget, norm, clip_min, clip_max, grow=True
+        ), clip_min, clip_max)
+        for s in (1.0, -1.0)
+    ]
+    plus, minus = (
+        _objective(view, objective, c, (z_mean, z_log_var))
+        for c in candidates
+    )
+    return ops.where(
+        _per_sample(plus >= minus, x), candidates[0], candidates[1]
+    )
+
+
+def _random_fit(x, delta, eps, norm, clip_min, clip_max):
+    return ops.clip(
+        x + fit_to_budget(x, delta, eps, norm, clip_min, clip_max, grow=True),
+        clip_min, clip_max,
+    )
+
+
 class _Attack:
-    """Shared parameters, batching and eps sweeps."""
+    """Shared parameters, input checks, batching and the eps loop."""
 
     def __init__(self, eps, norm, clip_min, clip_max, batch_size, seed):
         self.eps_list, self._scalar_eps = check_eps(eps)
         self.eps = eps
-        self.norm = _check_norm(norm)
+        self.norm = check_norm(norm)
         if not (
             isinstance(clip_min, numbers.Real)
             and isinstance(clip_max, numbers.Real) and clip_min < clip_max
@@ -177,23 +294,14 @@ class _Attack:
             `x_adv` of the shape of `x` (numpy), or a list of them.
 
         Raises:
-            ValueError: for x outside the clip range, or a bad `x_target`.
+            ValueError: for x that is not finite or outside the clip range,
+                or a bad `x_target`.
         """
-        x = np.asarray(x, dtype="float32")
-        if x.ndim < 2:
-            raise ValueError(
-                "Invalid value received for argument `x`: expected a batch. "
-                f"Received: x.shape={x.shape}"
-            )
-        if x.size and (x.min() < self.clip_min or x.max() > self.clip_max):
-            raise ValueError(
-                "Invalid value received for argument `x`: values must lie in "
-                f"[{self.clip_min:g}, {self.clip_max:g}]. Received: min="
-                f"{x.min():g}, max={x.max():g}"
-            )
+        x = self._check_images(x, "x")
         x_target = self._check_target(x, x_target)
         results = []
         for eps in self.eps_list:
+            eps_t = ops.convert_to_tensor(eps, "float32")
             out = []
             for start in range(0, len(x), self.batch_size):
                 stop = start + self.batch_size
@@ -201,11 +309,31 @@ class _Attack:
                 tb = None if x_target is None else ops.convert_to_tensor(
                     x_target[start:stop]
                 )
-                out.append(ops.convert_to_numpy(self._generate(xb, tb, eps)))
+                out.append(latent.as_numpy(self._generate(xb, tb, eps, eps_t)))
             results.append(
                 np.concatenate(out) if out else np.zeros_like(x)
             )
         return results[0] if self._scalar_eps else results
+
+    def _check_images(self, x, argument):
+        x = np.asarray(latent.as_numpy(x), dtype="float32")
+        if x.ndim < 2:
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: expected "
+                f"a batch. Received: {argument}.shape={x.shape}"
+            )
+        if not np.all(np.isfinite(x)):
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: it holds "
+                "non-finite values (NaN or inf)."
+            )
+        if x.size and (x.min() < self.clip_min or x.max() > self.clip_max):
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: values "
+                f"must lie in [{self.clip_min:g}, {self.clip_max:g}]. "
+                f"Received: min={x.min():g}, max={x.max():g}"
+            )
+        return x
 
     def _check_target(self, x, x_target):
         if x_target is not None:
@@ -214,66 +342,54 @@ class _Attack:
             )
         return None
 
-    def _finish(self, x, delta, eps):
-        """Projects onto the ball, then clips into the box (stays inside)."""
-        delta = project(delta, eps, self.norm)
-        return ops.clip(x + delta, self.clip_min, self.clip_max)
-
-    def _generate(self, x, x_target, eps):
+    def _generate(self, x, x_target, eps, eps_t):
         raise NotImplementedError
 
 
 class _EncoderAttack(_Attack):
-    def __init__(self, encoder, objective, **kwargs):
+    def __init__(self, model, objective, **kwargs):
         super().__init__(**kwargs)
         if objective not in OBJECTIVES:
             raise ValueError(
                 "Invalid value received for argument `objective`: expected one "
                 f"of {OBJECTIVES}. Received: objective={objective!r}"
             )
-        self.encoder = encoder
+        self.model = model
         self.objective = objective
-        self._encode_fn = as_encode_fn(encoder)
-        self._gradient = None
+        self.latent = latent.LatentModel.of(model)
+
+    def _check_images(self, x, argument):
+        x = super()._check_images(x, argument)
+        self.latent.check_inputs(x[:1], argument)
+        return x
 
     def divergence(self, x_adv, z_mean, z_log_var):
         """Per-sample latent divergence of `x_adv` from a clean encoding."""
-        mean_adv, log_var_adv = encode_pair(self._encode_fn, x_adv)
+        mean_adv, log_var_adv = self.latent.encode(x_adv)
         if self.objective == "mean":
             return ops.sum(ops.square(mean_adv - z_mean), axis=-1)
         return gaussian_kl(mean_adv, log_var_adv, z_mean, z_log_var)
 
-    def _loss_and_gradient(self, x, *args):
-        if self._gradient is None:
-            self._gradient = geometry.input_gradient_fn(self._loss)
-        return self._gradient(x, *args)
-
-    def _loss(self, x, *args):
-        return self.divergence(x, *args)
-
-    def _optimise(self, x, x_adv, eps, step, args, ascend):
-        """Projected steepest ascent (or descent) of `_loss(x_adv, *args)`.
-
-        Runs `max_iter` steps from `x_adv` and returns, per sample, the best
-        iterate seen.
-        """
-        better = ops.greater if ascend else ops.less
-        sign = 1.0 if ascend else -1.0
-        best, best_loss = x_adv, None
-        for _ in range(self.max_iter):
-            loss, grad = self._loss_and_gradient(x_adv, *args)
-            if best_loss is None:
-                best_loss = loss
-            improved = better(loss, best_loss)
-            best = ops.where(_per_sample(improved, x), x_adv, best)
-            best_loss = ops.where(improved, loss, best_loss)
-            x_adv = self._finish(
-                x, x_adv - x + sign * step * _unit(grad, self.norm), eps
-            )
-        final = self._loss(x_adv, *args)
-        return ops.where(
-            _per_sample(better(final, best_loss), x), x_adv, best
+    def _descend(self, x, start, eps_t, step, objective, args, ascend):
+        """`max_iter` projected steps from `start`; the best iterate."""
+        fn = self.latent.function(
+            functools.partial(
+                _gradient_step, objective=objective, norm=self.norm,
+                ascend=ascend, clip_min=self.clip_min, clip_max=self.clip_max,
+            ),
+            ("gradient_step", objective, self.norm, ascend, self.clip_min,
+             self.clip_max),
         )
+        worst = -np.inf if ascend else np.inf
+        best_loss = ops.full((ops.shape(x)[0],), worst, "float32")
+        best, x_adv = start, start
+        step = ops.convert_to_tensor(step, "float32")
+        # The last pass only scores the final iterate.
+        for _ in range(self.max_iter + 1):
+            x_adv, best, best_loss = fn(
+                x, x_adv, best, best_loss, eps_t, step, *args
+            )
+        return best
 
 
 class LatentPGD(_EncoderAttack):
@@ -281,11 +397,12 @@ class LatentPGD(_EncoderAttack):
 
     The divergence has zero gradient at delta = 0 (its minimum), so without
     `random_init` the search starts from a tiny seeded random perturbation
-    (norm 1e-3 * eps); with it, from a uniform draw in the ball. The best
-    iterate per sample is returned.
+    (norm 1e-3 * eps); with it, from a uniform draw in the ball. Each step
+    is projected exactly onto the intersection of the ball and the box.
+    The best iterate per sample is returned.
 
     Args:
-        encoder: see the module docstring.
+        model: see the module docstring.
         norm: 2 or np.inf.
         eps: budget (> 0) or list of budgets.
         eps_step: step size; defaults to 2.5 * eps / max_iter.
@@ -307,7 +424,7 @@ class LatentPGD(_EncoderAttack):
 
     def __init__(
         self,
-        encoder,
+        model,
         norm=2,
         eps=1.0,
         eps_step=None,
@@ -320,7 +437,7 @@ class LatentPGD(_EncoderAttack):
         seed=None,
     ):
         super().__init__(
-            encoder, objective, eps=eps, norm=norm, clip_min=clip_min,
+            model, objective, eps=eps, norm=norm, clip_min=clip_min,
             clip_max=clip_max, batch_size=batch_size, seed=seed,
         )
         self.max_iter = _check_positive_int("max_iter", max_iter)
@@ -346,25 +463,28 @@ class LatentPGD(_EncoderAttack):
         ) ** (1.0 / dim)
         return direction * _per_sample(radius, x)
 
-    def _generate(self, x, x_target, eps):
+    def _generate(self, x, x_target, eps, eps_t):
         step = self.eps_step or 2.5 * eps / self.max_iter
-        z_mean, z_log_var = encode_pair(self._encode_fn, x)
-        start = self._finish(x, self._start(x, eps), eps)
-        return self._optimise(
-            x, start, eps, step, (z_mean, z_log_var), ascend=True
+        z_mean, z_log_var = self.latent.encode(x)
+        start = ops.clip(x + self._start(x, eps), self.clip_min, self.clip_max)
+        return self._descend(
+            x, start, eps_t, step, self.objective, (z_mean, z_log_var),
+            ascend=True,
         )
 
 
 class EigenAttack(_EncoderAttack):
     """Step along an eigenvector of the encoder's pullback metric.
 
-    Each of `iterations` sub-steps (norm eps / iterations) recomputes the
-    metric at the current point and moves along its `direction`-th
-    eigenvector (1 = top), with the sign that gives the larger latent
-    divergence. For `norm=np.inf` the step is `sign(u) * eps / iterations`.
+    Each of `iterations` sub-steps recomputes the metric at the current
+    point and moves along its `direction`-th eigenvector (1 = top), with
+    the sign that gives the larger latent divergence. After sub-step i the
+    perturbation is stretched (L2) to use i / iterations of eps wherever
+    the box allows. For `norm=np.inf` the step is
+    `sign(u) * eps / iterations`.
 
     Args:
-        encoder: see the module docstring.
+        model: see the module docstring.
         eps: budget (> 0) or list of budgets.
         norm: 2 (default) or np.inf.
         kind: metric kind, `"stochastic"` (default), `"fisher"` or `"mean"`.
@@ -384,7 +504,7 @@ class EigenAttack(_EncoderAttack):
 
     def __init__(
         self,
-        encoder,
+        model,
         eps=1.0,
         norm=2,
         kind="stochastic",
@@ -396,38 +516,47 @@ class EigenAttack(_EncoderAttack):
         batch_size=128,
     ):
         super().__init__(
-            encoder, objective, eps=eps, norm=norm, clip_min=clip_min,
+            model, objective, eps=eps, norm=norm, clip_min=clip_min,
             clip_max=clip_max, batch_size=batch_size, seed=None,
         )
-        geometry.rank_bound(kind, 1)  # validates the kind
+        geometry.check_kind(kind)
         self.kind = kind
         self.direction = _check_positive_int("direction", direction)
         self.iterations = _check_positive_int("iterations", iterations)
 
-    def _generate(self, x, x_target, eps):
-        z_mean, z_log_var = encode_pair(self._encode_fn, x)
-        step = eps / self.iterations
+    def _generate(self, x, x_target, eps, eps_t):
+        bound = geometry.rank_bound(self.kind, self.latent.latent_dim(x))
+        if self.direction > bound:
+            raise ValueError(
+                "Invalid value received for argument `direction`: expected at "
+                f"most {bound}, the rank bound of kind={self.kind!r}. "
+                f"Received: direction={self.direction}"
+            )
+        fn = self.latent.function(
+            functools.partial(
+                _eigen_step, kind=self.kind, direction=self.direction,
+                norm=self.norm, objective=self.objective,
+                clip_min=self.clip_min, clip_max=self.clip_max,
+            ),
+            ("eigen_step", self.kind, self.direction, self.norm,
+             self.objective, self.clip_min, self.clip_max),
+        )
+        z_mean, z_log_var = self.latent.encode(x)
+        step = ops.convert_to_tensor(eps / self.iterations, "float32")
         x_adv = x
-        for _ in range(self.iterations):
-            _, vectors = geometry.eigenspectrum(
-                self._encode_fn, x_adv, self.kind, k=self.direction
-            )
-            u = ops.reshape(vectors[:, :, -1], ops.shape(x))  # (B, H, W, C)
-            u = step * _unit(u, self.norm)
-            plus = self._finish(x, x_adv - x + u, eps)
-            minus = self._finish(x, x_adv - x - u, eps)
-            better = self.divergence(plus, z_mean, z_log_var) >= (
-                self.divergence(minus, z_mean, z_log_var)
-            )
-            x_adv = ops.where(_per_sample(better, x), plus, minus)
+        for i in range(1, self.iterations + 1):
+            budget = ops.convert_to_tensor(eps * i / self.iterations, "float32")
+            x_adv = fn(x, x_adv, z_mean, z_log_var, budget, step)
         return x_adv
 
 
 class RandomAttack(_Attack):
     """A random perturbation of norm eps: the baseline every attack must beat.
 
-    L2: a uniformly random direction scaled to eps. Linf: random signs times
-    eps (a random vertex of the cube). Then clipped into the pixel range.
+    L2: a uniformly random direction, stretched until the perturbation
+    clipped into the pixel range has norm eps (wherever the box allows), so
+    the baseline spends the same budget as the attacks. Linf: random signs
+    times eps (a random vertex of the cube), clipped.
 
     Args:
         eps: budget (> 0) or list of budgets.
@@ -449,9 +578,16 @@ class RandomAttack(_Attack):
             batch_size=batch_size, seed=seed,
         )
 
-    def _generate(self, x, x_target, eps):
+    def _generate(self, x, x_target, eps, eps_t):
         noise = keras.random.normal(ops.shape(x), seed=self._seed_generator)
-        return self._finish(x, eps * _unit(noise, self.norm), eps)
+        fit = latent.compile_function(
+            functools.partial(
+                _random_fit, norm=self.norm, clip_min=self.clip_min,
+                clip_max=self.clip_max,
+            ),
+            ("random_fit", self.norm, self.clip_min, self.clip_max),
+        )
+        return fit(x, eps_t * _unit(noise, self.norm), eps_t)
 
 
 class TargetedLatentAttack(_EncoderAttack):
@@ -462,7 +598,7 @@ class TargetedLatentAttack(_EncoderAttack):
     + reg * ||delta||_2`.
 
     Args:
-        encoder: see the module docstring.
+        model: see the module docstring.
         eps: budget (> 0) or list of budgets.
         max_iter: iterations >= 1.
         reg: weight of the L2 penalty, >= 0.
@@ -480,7 +616,7 @@ class TargetedLatentAttack(_EncoderAttack):
 
     def __init__(
         self,
-        encoder,
+        model,
         eps=1.0,
         max_iter=100,
         reg=0.0,
@@ -492,7 +628,7 @@ class TargetedLatentAttack(_EncoderAttack):
         seed=None,
     ):
         super().__init__(
-            encoder, "kl", eps=eps, norm=norm, clip_min=clip_min,
+            model, "kl", eps=eps, norm=norm, clip_min=clip_min,
             clip_max=clip_max, batch_size=batch_size, seed=seed,
         )
         self.max_iter = _check_positive_int("max_iter", max_iter)
@@ -510,7 +646,7 @@ class TargetedLatentAttack(_EncoderAttack):
                 "TargetedLatentAttack.generate needs `x_target`, images of the "
                 "shape of `x`. Received: x_target=None"
             )
-        x_target = np.asarray(x_target, dtype="float32")
+        x_target = self._check_images(x_target, "x_target")
         if x_target.shape != x.shape:
             raise ValueError(
                 "Invalid value received for argument `x_target`: expected "
@@ -520,59 +656,149 @@ class TargetedLatentAttack(_EncoderAttack):
 
     def distance(self, x_adv, target_mean, target_log_var):
         """Symmetric KL between q(z|x_adv) and the target posterior."""
-        mean, log_var = encode_pair(self._encode_fn, x_adv)
+        mean, log_var = self.latent.encode(x_adv)
         return gaussian_kl(
             mean, log_var, target_mean, target_log_var
         ) + gaussian_kl(target_mean, target_log_var, mean, log_var)
 
-    def _loss(self, x_adv, x, target_mean, target_log_var):
-        flat = ops.reshape(x_adv - x, (ops.shape(x)[0], -1))
-        # Smoothed at 0, where the gradient of the norm is undefined.
-        penalty = ops.sqrt(ops.sum(ops.square(flat), axis=-1) + 1e-12)
-        return self.distance(x_adv, target_mean, target_log_var) + (
-            self.reg * penalty
-        )
-
-    def _generate(self, x, x_target, eps):
+    def _generate(self, x, x_target, eps, eps_t):
         step = self.eps_step or 2.5 * eps / self.max_iter
-        target_mean, target_log_var = encode_pair(self._encode_fn, x_target)
-        return self._optimise(
-            x, x, eps, step, (x, target_mean, target_log_var), ascend=False
+        target_mean, target_log_var = self.latent.encode(x_target)
+        reg = ops.convert_to_tensor(self.reg, "float32")
+        return self._descend(
+            x, x, eps_t, step, "targeted",
+            (x, target_mean, target_log_var, reg), ascend=False,
         )
 
 
-def as_decode_fn(model):
-    """A callable z -> pixel means for a VAE or a loaded SavedModel."""
-    if isinstance(model, keras.Model) and hasattr(model, "decode"):
-        return model.decode
-    if hasattr(model, "decode") and callable(model.decode):
-        return model.decode
+def make_attack(
+    name, model, eps, norm=2, kind="stochastic", max_iter=50, seed=0,
+    batch_size=128,
+):
+    """Builds the attack called `name` (one of `ATTACK_NAMES`).
+
+    Args:
+        name: `"pgd"`, `"eigen"`, `"random"` or `"targeted"`.
+        model: see the module docstring (unused by `"random"`).
+        eps: budget or list of budgets.
+        norm: 2 or np.inf.
+        kind: metric kind of the eigen attack.
+        max_iter: iterations of PGD and the targeted attack.
+        seed: seed of random starts and directions.
+        batch_size: images per batch.
+
+    Returns:
+        An attack object.
+
+    Raises:
+        ValueError: for an unknown name or bad parameters.
+    """
+    if name == "pgd":
+        return LatentPGD(
+            model, norm=norm, eps=eps, max_iter=max_iter, seed=seed,
+            batch_size=batch_size,
+        )
+    if name == "eigen":
+        return EigenAttack(
+            model, eps=eps, norm=norm, kind=kind, batch_size=batch_size
+        )
+    if name == "random":
+        return RandomAttack(
+            eps=eps, norm=norm, seed=seed, batch_size=batch_size
+        )
+    if name == "targeted":
+        return TargetedLatentAttack(
+            model, eps=eps, norm=norm, max_iter=max_iter, seed=seed,
+            batch_size=batch_size,
+        )
     raise ValueError(
-        "Invalid value received for argument `model`: expected a vaekeras VAE "
-        "or a SavedModel with `encode` and `decode` endpoints. Received: "
-        f"model={model!r}"
+        "Invalid value received for argument `attack`: expected one of "
+        f"{ATTACK_NAMES}. Received: attack={name!r}"
     )
 
 
-def _ssim(a, b):
-    """SSIM between image batches in [0, 1] (tf.image.ssim, per image)."""
-    import tensorflow as tf
+def damage_curve(attack, model, x, x_target=None, batch_size=256):
+    """Runs `attack` at each of its budgets; the mean damage per eps.
 
+    Args:
+        attack: an attack object (its `eps` list is the curve's grid).
+        model: the model the damage is measured on (see `evaluate_attack`).
+        x: clean images.
+        x_target: targets, for a targeted attack.
+        batch_size: images per forward pass of the evaluation.
+
+    Returns:
+        `(rows, x_advs)`: one dict per eps, `{"eps", **means}` of
+        `evaluate_attack` (with `budget_fraction`), and the adversarial
+        images of each eps.
+    """
+    generated = attack.generate(x, x_target=x_target)
+    if attack._scalar_eps:
+        generated = [generated]
+    rows = []
+    for eps, x_adv in zip(attack.eps_list, generated):
+        damage = evaluate_attack(
+            model, x, x_adv, batch_size, eps=eps, norm=attack.norm
+        )
+        rows.append({"eps": eps, **damage["means"]})
+    return rows, generated
+
+
+def _gaussian_window(size, sigma):
+    coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    g = np.exp(-(coords**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _filter(images, window):
+    """Separable 'valid' Gaussian filtering of `(N, H, W, C)` images."""
+    size = len(window)
+    rows = np.lib.stride_tricks.sliding_window_view(images, size, axis=1)
+    images = np.einsum("nhwck,k->nhwc", rows, window)
+    cols = np.lib.stride_tricks.sliding_window_view(images, size, axis=2)
+    return np.einsum("nhwck,k->nhwc", cols, window)
+
+
+def ssim(a, b, max_val=1.0):
+    """Structural similarity per image, as `tf.image.ssim` computes it.
+
+    Gaussian window of size min(11, H, W) and sigma 1.5 * size / 11 ('valid'
+    filtering), k1 = 0.01, k2 = 0.03, averaged over the map and channels.
+    Plain numpy, so every backend gets the same numbers.
+
+    Args:
+        a, b: image batches `(N, H, W, C)` of the same shape.
+        max_val: the dynamic range of the pixels.
+
+    Returns:
+        float64 array `(N,)`; 1 for identical images.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
     size = int(min(11, a.shape[1], a.shape[2]))
-    return tf.image.ssim(
-        tf.constant(a), tf.constant(b), max_val=1.0, filter_size=size,
-        filter_sigma=1.5 * size / 11,
-    ).numpy()
+    window = _gaussian_window(size, 1.5 * size / 11)
+    c1, c2 = (0.01 * max_val) ** 2, (0.03 * max_val) ** 2
+    mean_a, mean_b = _filter(a, window), _filter(b, window)
+    var_a = _filter(a * a, window) - mean_a**2
+    var_b = _filter(b * b, window) - mean_b**2
+    cov = _filter(a * b, window) - mean_a * mean_b
+    luminance = (2 * mean_a * mean_b + c1) / (mean_a**2 + mean_b**2 + c1)
+    structure = (2 * cov + c2) / (var_a + var_b + c2)
+    return np.mean(luminance * structure, axis=(1, 2, 3))
 
 
-def evaluate_attack(model, x, x_adv, batch_size=256):
+def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
     """Damage done by adversarial inputs, measured against the clean input.
 
     Args:
-        model: a vaekeras VAE or a loaded SavedModel (`encode`, `decode`).
+        model: a vaekeras VAE or a loaded SavedModel (anything with a
+            decoder that `vaekeras.latent.LatentModel` accepts).
         x: clean images `(N, H, W, C)` in [0, 1].
         x_adv: adversarial images of the same shape.
         batch_size: images per forward pass.
+        eps: the attack's budget; when given, `budget_fraction` reports the
+            perturbation's norm over eps.
+        norm: the norm of that budget, 2 or np.inf.
 
     Returns:
         Dict of per-point float arrays `(N,)`:
@@ -581,52 +807,57 @@ def evaluate_attack(model, x, x_adv, batch_size=256):
         - `reconstruction_mse`: mean squared error of dec(mu(x_adv)) against
           the clean x (per pixel);
         - `clean_reconstruction_mse`: the same for dec(mu(x));
-        - `ssim`: SSIM of dec(mu(x_adv)) against dec(mu(x))
-          (`tf.image.ssim`; the window shrinks to the image for small ones);
+        - `ssim`: SSIM of dec(mu(x_adv)) against dec(mu(x)) (`ssim`);
         - `perturbation_l2`, `perturbation_linf`: norms of x_adv - x;
+        - `budget_fraction` (with `eps`): that norm over eps;
         and `"means"`: the mean of each of those, as floats.
 
     Raises:
-        ValueError: for mismatched shapes or an unsupported model.
+        ValueError: for mismatched shapes or a model without a decoder.
 
     Example:
 
     >>> damage = evaluate_attack(model, x, EigenAttack(model, 1.0).generate(x))
     >>> damage["means"]["reconstruction_mse"]
     """
-    x = np.asarray(x, dtype="float32")
-    x_adv = np.asarray(x_adv, dtype="float32")
+    x = np.asarray(latent.as_numpy(x), dtype="float32")
+    x_adv = np.asarray(latent.as_numpy(x_adv), dtype="float32")
     if x.shape != x_adv.shape:
         raise ValueError(
             "Invalid value received for argument `x_adv`: expected the shape "
             f"of x, {x.shape}. Received: x_adv.shape={x_adv.shape}"
         )
-    encode_fn, decode_fn = as_encode_fn(model), as_decode_fn(model)
+    adapter = latent.LatentModel.of(model)
+    adapter._require_decoder()
     parts = {name: [] for name in (
         "latent_kl", "latent_mean_shift", "reconstruction_mse",
         "clean_reconstruction_mse", "ssim",
     )}
     for start in range(0, len(x), batch_size):
-        xb = x[start:start + batch_size]
-        ab = x_adv[start:start + batch_size]
-        mean, log_var = encode_pair(encode_fn, ops.convert_to_tensor(xb))
-        mean_a, log_var_a = encode_pair(encode_fn, ops.convert_to_tensor(ab))
-        recon = ops.convert_to_numpy(decode_fn(mean)).reshape(xb.shape)
-        recon_a = ops.convert_to_numpy(decode_fn(mean_a)).reshape(xb.shape)
-        axes = tuple(range(1, xb.ndim))
-        parts["latent_kl"].append(
-            ops.convert_to_numpy(gaussian_kl(mean_a, log_var_a, mean, log_var))
+        xb = adapter.check_inputs(x[start:start + batch_size])
+        ab = adapter.check_inputs(x_adv[start:start + batch_size], "x_adv")
+        mean, log_var = adapter.encode(xb)
+        mean_a, log_var_a = adapter.encode(ab)
+        recon = latent.as_numpy(adapter.decode(mean))
+        recon_a = latent.as_numpy(adapter.decode(mean_a))
+        clean = x[start:start + batch_size]
+        recon, recon_a = recon.reshape(clean.shape), recon_a.reshape(
+            clean.shape
         )
+        axes = tuple(range(1, clean.ndim))
+        parts["latent_kl"].append(latent.as_numpy(
+            gaussian_kl(mean_a, log_var_a, mean, log_var)
+        ))
         parts["latent_mean_shift"].append(np.linalg.norm(
-            ops.convert_to_numpy(mean_a) - ops.convert_to_numpy(mean), axis=-1
+            latent.as_numpy(mean_a) - latent.as_numpy(mean), axis=-1
         ))
         parts["reconstruction_mse"].append(
-            np.mean((recon_a - xb) ** 2, axis=axes)
+            np.mean((recon_a - clean) ** 2, axis=axes)
         )
         parts["clean_reconstruction_mse"].append(
-            np.mean((recon - xb) ** 2, axis=axes)
+            np.mean((recon - clean) ** 2, axis=axes)
         )
-        parts["ssim"].append(_ssim(recon, recon_a))
+        parts["ssim"].append(ssim(recon, recon_a))
     result = {
         name: np.concatenate(v).astype("float64") if v else np.zeros(0)
         for name, v in parts.items()
@@ -634,6 +865,11 @@ def evaluate_attack(model, x, x_adv, batch_size=256):
     delta = (x_adv - x).reshape(len(x), -1).astype("float64")
     result["perturbation_l2"] = np.linalg.norm(delta, axis=-1)
     result["perturbation_linf"] = np.abs(delta).max(axis=-1, initial=0.0)
+    if eps is not None:
+        key = "perturbation_l2" if check_norm(norm) == 2 else (
+            "perturbation_linf"
+        )
+        result["budget_fraction"] = result[key] / float(eps)
     result["means"] = {
         name: float(np.mean(values)) for name, values in result.items()
     }

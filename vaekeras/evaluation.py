@@ -7,95 +7,16 @@
 models they did not train themselves.
 """
 
-import json
 import os
-import sys
 import time
 
-import keras
 import numpy as np
 
 from vaekeras import attacks
 from vaekeras import data
+from vaekeras import latent
+from vaekeras import runs
 from vaekeras import scores
-from vaekeras.training import write_json
-
-ATTACK_NAMES = ("pgd", "eigen", "random", "targeted")
-
-
-def parse_float_list(name, values):
-    """Floats from a list of strings (an absl list flag), or a clear error."""
-    try:
-        parsed = [float(v) for v in values]
-    except (TypeError, ValueError):
-        parsed = None
-    if not parsed:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected a "
-            f"comma-separated list of numbers. Received: {name}={values!r}"
-        )
-    return parsed
-
-
-def parse_norm(value):
-    """2 or np.inf from a flag value such as "2", "inf" or "linf"."""
-    norms = {"2": 2, "2.0": 2, "l2": 2, "inf": np.inf, "linf": np.inf}
-    text = str(value).strip().lower()
-    if text not in norms:
-        raise ValueError(
-            "Invalid value received for argument `norm`: expected 2 or inf. "
-            f"Received: norm={value!r}"
-        )
-    return norms[text]
-
-
-def make_attack(
-    name, encoder, eps, norm=2, kind="stochastic", max_iter=50, seed=0,
-    batch_size=128,
-):
-    """Builds the attack called `name` (one of `ATTACK_NAMES`)."""
-    if name == "pgd":
-        return attacks.LatentPGD(
-            encoder, norm=norm, eps=eps, max_iter=max_iter, seed=seed,
-            batch_size=batch_size,
-        )
-    if name == "eigen":
-        return attacks.EigenAttack(
-            encoder, eps=eps, norm=norm, kind=kind, batch_size=batch_size
-        )
-    if name == "random":
-        return attacks.RandomAttack(
-            eps=eps, norm=norm, seed=seed, batch_size=batch_size
-        )
-    if name == "targeted":
-        return attacks.TargetedLatentAttack(
-            encoder, eps=eps, norm=norm, max_iter=max_iter, seed=seed,
-            batch_size=batch_size,
-        )
-    raise ValueError(
-        "Invalid value received for argument `attack`: expected one of "
-        f"{ATTACK_NAMES}. Received: attack={name!r}"
-    )
-
-
-def load_run(run_dir):
-    """`(model, flags)` of a run folder written by `apps/train.py`."""
-    path = os.path.join(run_dir, "model.keras")
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            "Invalid value received for argument `run_dir`: it holds no "
-            f"model.keras (train one with apps/train.py). Received: "
-            f"run_dir={run_dir!r}"
-        )
-    import vaekeras  # noqa: F401  registers the classes for safe loading
-
-    model = keras.saving.load_model(path)
-    flags_path = os.path.join(run_dir, "flags.json")
-    flags = {}
-    if os.path.exists(flags_path):
-        with open(flags_path) as f:
-            flags = json.load(f)
-    return model, flags
 
 
 def pick_targets(labels, seed=0):
@@ -117,14 +38,10 @@ def save_attack_grid(model, x, x_adv, path, n=8):
     import matplotlib.pyplot as plt
 
     x, x_adv = x[:n], x_adv[:n]
-    encode_fn = attacks.as_encode_fn(model)
-    decode_fn = attacks.as_decode_fn(model)
+    adapter = latent.LatentModel.of(model)
 
     def recon(images):
-        mean, _ = attacks.encode_pair(
-            encode_fn, keras.ops.convert_to_tensor(images)
-        )
-        return keras.ops.convert_to_numpy(decode_fn(mean)).reshape(
+        return latent.as_numpy(adapter.reconstruct(images)).reshape(
             images.shape
         )
 
@@ -161,6 +78,7 @@ def format_table(rows, columns):
 _TABLE_COLUMNS = (
     "eps", "latent_kl", "latent_mean_shift", "reconstruction_mse",
     "clean_reconstruction_mse", "ssim", "perturbation_l2",
+    "budget_fraction",
 )
 
 
@@ -199,10 +117,10 @@ def attack_run(
         ValueError, FileNotFoundError: for bad arguments or a run folder
             without a model; nothing is written then.
     """
-    if attack not in ATTACK_NAMES:
+    if attack not in attacks.ATTACK_NAMES:
         raise ValueError(
             "Invalid value received for argument `attack`: expected one of "
-            f"{ATTACK_NAMES}. Received: attack={attack!r}"
+            f"{attacks.ATTACK_NAMES}. Received: attack={attack!r}"
         )
     eps_list, _ = attacks.check_eps(list(eps))
     if not isinstance(num_examples, int) or num_examples < 1:
@@ -210,37 +128,31 @@ def attack_run(
             "Invalid value received for argument `num_examples`: expected an "
             f"integer >= 1. Received: num_examples={num_examples!r}"
         )
-    model, flags = load_run(run_dir)
+    model, flags = runs.load_run(run_dir)
     images, labels = data.load_arrays(
         flags.get("dataset", "mnist_5k"), "test",
         data_dir or flags.get("data_dir"),
     )
     x, labels = images[:num_examples], labels[:num_examples]
     targets = images[pick_targets(labels, seed)][:num_examples]
-    results, progress = [], keras.utils.Progbar(
-        len(eps_list), verbose=verbose, unit_name="eps"
-    )
+    if verbose:
+        print(f"{attack} attack at eps {eps_list} on {len(x)} examples...")
     start = time.time()
-    x_adv = x
-    for i, e in enumerate(eps_list):
-        made = make_attack(
-            attack, model, e, norm, kind, max_iter, seed, batch_size
-        )
-        x_adv = made.generate(
-            x, x_target=targets if attack == "targeted" else None
-        )
-        damage = attacks.evaluate_attack(model, x, x_adv)
-        row = {"eps": e, **damage["means"]}
-        if attack == "targeted":
-            mean, log_var = model.encode(targets)
+    made = attacks.make_attack(
+        attack, model, eps_list, norm, kind, max_iter, seed, batch_size
+    )
+    x_target = targets if attack == "targeted" else None
+    results, x_advs = attacks.damage_curve(made, model, x, x_target)
+    x_adv = x_advs[-1]
+    if attack == "targeted":
+        mean, log_var = made.latent.encode(targets)
+        for row, adv in zip(results, x_advs):
             row["target_distance_before"] = float(np.mean(
-                keras.ops.convert_to_numpy(made.distance(x, mean, log_var))
+                latent.as_numpy(made.distance(x, mean, log_var))
             ))
             row["target_distance_after"] = float(np.mean(
-                keras.ops.convert_to_numpy(made.distance(x_adv, mean, log_var))
+                latent.as_numpy(made.distance(adv, mean, log_var))
             ))
-        results.append(row)
-        progress.update(i + 1)
     summary = {
         "run_dir": run_dir,
         "attack": attack,
@@ -255,19 +167,11 @@ def attack_run(
     out_dir = os.path.join(run_dir, "attacks")
     os.makedirs(out_dir, exist_ok=True)
     save_attack_grid(model, x, x_adv, os.path.join(out_dir, f"{attack}.png"))
-    write_json(os.path.join(out_dir, f"{attack}.json"), summary)
+    runs.write_json(os.path.join(out_dir, f"{attack}.json"), summary)
     if verbose:
         print(f"{attack} attack, norm {summary['norm']}, {len(x)} examples")
         print(format_table(results, _TABLE_COLUMNS))
     return summary
-
-
-def _endpoint_image_shape(loaded):
-    try:
-        spec = loaded.encode.concrete_functions[0].structured_input_signature
-        return tuple(spec[0][0].shape[1:])
-    except (AttributeError, IndexError, TypeError):
-        return None
 
 
 def evaluate_saved_model(
@@ -321,14 +225,13 @@ def evaluate_saved_model(
         loaded, saved_model, required=("encode", "decode", "reconstruct")
     )
     run_dir = os.path.dirname(os.path.abspath(saved_model))
-    flags_path = os.path.join(run_dir, "flags.json")
-    if dataset is None and os.path.exists(flags_path):
-        with open(flags_path) as f:
-            dataset = json.load(f).get("dataset")
+    if dataset is None:
+        dataset = runs.read_flags(run_dir).get("dataset")
     dataset = dataset or "mnist_5k"
     images, _ = data.load_arrays(dataset, "test", data_dir)
     x = images[:num_examples]
-    expected = _endpoint_image_shape(loaded)
+    adapter = latent.LatentModel.of(loaded)
+    expected = adapter.image_shape
     if expected is not None and tuple(x.shape[1:]) != expected:
         raise ValueError(
             f"Invalid value received for argument `dataset`: {dataset!r} has "
@@ -336,26 +239,23 @@ def evaluate_saved_model(
         )
     start = time.time()
     recon = np.concatenate([
-        keras.ops.convert_to_numpy(loaded.reconstruct(x[i:i + batch_size]))
+        latent.as_numpy(adapter.reconstruct(x[i:i + batch_size]))
         for i in range(0, len(x), batch_size)
     ])
     clean_mse = np.mean((recon - x) ** 2, axis=tuple(range(1, x.ndim)))
     if verbose:
         print(f"Pullback metric ({kind}) on {len(x)} test examples")
     per_point = scores.evaluate_geometry(
-        loaded.encode, x, kind=kind, batch_size=batch_size, verbose=verbose
+        loaded, x, kind=kind, batch_size=batch_size, verbose=verbose
     )
     per_point.pop("eigenvalues")
     attack_rows = []
     for name in ("eigen", "pgd", "random"):
-        for e in eps_list:
-            made = make_attack(
-                name, loaded, e, norm, kind, pgd_iter, seed, batch_size
-            )
-            damage = attacks.evaluate_attack(
-                loaded, x, made.generate(x), batch_size
-            )
-            attack_rows.append({"attack": name, "eps": e, **damage["means"]})
+        made = attacks.make_attack(
+            name, loaded, eps_list, norm, kind, pgd_iter, seed, batch_size
+        )
+        rows, _ = attacks.damage_curve(made, loaded, x, batch_size=batch_size)
+        attack_rows += [{"attack": name, **row} for row in rows]
     result = {
         "saved_model": saved_model,
         "dataset": dataset,
@@ -372,7 +272,7 @@ def evaluate_saved_model(
         "seconds": round(time.time() - start, 2),
     }
     output_path = output_path or os.path.join(run_dir, "evaluation.json")
-    write_json(output_path, result)
+    runs.write_json(output_path, result)
     if verbose:
         print(f"clean reconstruction MSE {clean_mse.mean():.4f}")
         for name, summary in result["robustness_scores"].items():
@@ -383,12 +283,3 @@ def evaluate_saved_model(
         print(format_table(attack_rows, ("attack",) + _TABLE_COLUMNS))
         print(f"Wrote {output_path}")
     return result
-
-
-def run_cli(fn, *args, **kwargs):
-    """Runs `fn`; bad input exits with status 2 and a one-line message."""
-    try:
-        return fn(*args, **kwargs)
-    except (ValueError, FileNotFoundError, FloatingPointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)

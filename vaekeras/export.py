@@ -100,6 +100,37 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     return path
 
 
+def export_if_supported(model, path, verbose=1, **kwargs):
+    """Exports on the TensorFlow backend; elsewhere removes a stale export.
+
+    A run folder must never hold a SavedModel of another training: on a
+    backend that cannot export, an `export/` left by an earlier run is
+    deleted, and the message says so.
+
+    Args:
+        model: a built vaekeras `VAE`.
+        path: the SavedModel folder.
+        verbose: print what was skipped or removed.
+        **kwargs: passed to `export_saved_model`.
+
+    Returns:
+        `path` when exported, else None.
+    """
+    if keras.backend.backend() == "tensorflow":
+        return export_saved_model(model, path, **kwargs)
+    stale = os.path.exists(path)
+    if stale:
+        shutil.rmtree(path)
+    if verbose:
+        print(
+            "Skipping the SavedModel export: it needs KERAS_BACKEND="
+            "tensorflow (model.keras is saved)."
+            + (f" Removed the stale {path!r} of an earlier run." if stale
+               else "")
+        )
+    return None
+
+
 def load_exported(path):
     """Loads a SavedModel written by `export_saved_model`.
 

@@ -17,6 +17,9 @@ from vaekeras.layers import Sampling
 from vaekeras.layers import clip_log_var
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+# Weight of mixup's latent consistency term; chosen by measurement (README,
+# "Mixup consistency weight").
+DEFAULT_MIXUP_CONSISTENCY = 1.0
 
 
 def kl_divergence(z_mean, z_log_var):
@@ -292,7 +295,7 @@ class MixupVAE(VAE):
         beta=1.0,
         likelihood="bernoulli",
         mixup_alpha=0.5,
-        mixup_consistency=1.0,
+        mixup_consistency=DEFAULT_MIXUP_CONSISTENCY,
         seed=None,
         **kwargs,
     ):
@@ -366,7 +369,7 @@ def build_vae(
     seed=None,
     hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
     conv_filters=architectures.DEFAULT_CONV_FILTERS,
-    mixup_consistency=1.0,
+    mixup_consistency=DEFAULT_MIXUP_CONSISTENCY,
 ):
     """Builds a VAE (or a MixupVAE when `mixup_alpha > 0`), ready to compile.
 

@@ -9,20 +9,18 @@ an interrupted report resumes where it stopped.
 """
 
 import dataclasses
-import json
 import math
 import os
 import time
 
-import keras
 import numpy as np
 
 from vaekeras import attacks
 from vaekeras import data
-from vaekeras import evaluation
+from vaekeras import latent
+from vaekeras import runs
 from vaekeras import scores
 from vaekeras import training
-from vaekeras.training import write_json
 
 STUDIES = ("paper",)
 PAPER_BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
@@ -97,43 +95,23 @@ def _study_configs(config):
 
 def _finished(train_config):
     """Whether a run folder already holds this configuration, complete."""
-    out = train_config.output_dir
-    flags_path = os.path.join(out, "flags.json")
-    if not all(os.path.exists(os.path.join(out, name)) for name in (
-        "model.keras", "metrics.json", "flags.json"
-    )):
-        return False
-    with open(flags_path) as f:
-        previous = json.load(f)
-    return all(
-        previous.get(key) == getattr(train_config, key)
-        for key in training.RUN_KEYS
+    return runs.is_finished(
+        train_config.output_dir, dataclasses.asdict(train_config),
+        training.RUN_KEYS,
     )
 
 
 def _load_entry(path):
     """A model (VAE or SavedModel) with its name, beta and alpha."""
     path = os.fspath(path)
-    flags = {}
-    for candidate in (path, os.path.dirname(os.path.abspath(path))):
-        flags_path = os.path.join(candidate, "flags.json")
-        if os.path.exists(flags_path):
-            with open(flags_path) as f:
-                flags = json.load(f)
-            break
-    if os.path.exists(os.path.join(path, "model.keras")):
-        model, _ = evaluation.load_run(path)
-    elif os.path.exists(os.path.join(path, "saved_model.pb")):
-        from vaekeras import export
-
-        model = export.load_exported(path)
-    else:
+    try:
+        model, flags = runs.load_model_or_export(path)
+    except FileNotFoundError as error:
         raise FileNotFoundError(
-            "Invalid value received for argument `run_dirs`: "
-            f"{path!r} holds neither model.keras nor a SavedModel."
-        )
+            f"Invalid value received for argument `run_dirs`: {error}"
+        ) from None
     name = os.path.basename(os.path.normpath(path))
-    if name == "export":  # a run's SavedModel: name it after the run
+    if name == runs.EXPORT:  # a run's SavedModel: name it after the run
         name = os.path.basename(os.path.dirname(os.path.abspath(path)))
     return {
         "name": name,
@@ -145,10 +123,6 @@ def _load_entry(path):
         "dataset": flags.get("dataset"),
         "model": model,
     }
-
-
-def _encoder_of(model):
-    return model if isinstance(model, keras.Model) else model.encode
 
 
 def _quartiles(values):
@@ -163,9 +137,7 @@ def analyse(model, x, x_attack, config):
     """Every number the report needs for one model."""
     result = {"scores": {}, "spectrum_median": {}}
     for kind in KINDS:
-        per_point = scores.evaluate_geometry(
-            _encoder_of(model), x, kind=kind, verbose=0
-        )
+        per_point = scores.evaluate_geometry(model, x, kind=kind, verbose=0)
         eigenvalues = per_point.pop("eigenvalues")
         result["scores"][kind] = {
             name: _quartiles(values) for name, values in per_point.items()
@@ -174,7 +146,9 @@ def analyse(model, x, x_attack, config):
             eigenvalues[:, :10], axis=0
         ).tolist()
     recon = np.concatenate([
-        keras.ops.convert_to_numpy(_reconstruct(model, x[i:i + 256]))
+        latent.as_numpy(latent.LatentModel.of(model).reconstruct(
+            x[i:i + 256]
+        ))
         for i in range(0, len(x), 256)
     ])
     result["clean_mse"] = _quartiles(
@@ -182,15 +156,13 @@ def analyse(model, x, x_attack, config):
     )
     result["attacks"] = {}
     for name in ("eigen", "pgd", "random"):
-        rows = []
-        for eps in config.eps:
-            made = evaluation.make_attack(
-                name, model, eps, max_iter=config.pgd_iter, seed=config.seed
-            )
-            rows.append({"eps": eps, **attacks.evaluate_attack(
-                model, x_attack, made.generate(x_attack)
-            )["means"]})
-        result["attacks"][name] = rows
+        made = attacks.make_attack(
+            name, model, list(config.eps), max_iter=config.pgd_iter,
+            seed=config.seed,
+        )
+        result["attacks"][name], _ = attacks.damage_curve(
+            made, model, x_attack
+        )
     middle = config.eps[len(config.eps) // 2]
     result["eigen_directions"] = {"eps": middle, "reconstruction_mse": [
         attacks.evaluate_attack(model, x_attack, attacks.EigenAttack(
@@ -199,12 +171,6 @@ def analyse(model, x, x_attack, config):
         for k in range(1, 6)
     ]}
     return result
-
-
-def _reconstruct(model, x):
-    if isinstance(model, keras.Model):
-        return model.reconstruct(x)
-    return model.reconstruct(keras.ops.convert_to_tensor(x))
 
 
 def _collect(config):
@@ -260,23 +226,19 @@ def run_report(config):
             config.output_dir, "analysis", f"{_slug(entry['name'])}.json"
         )
         if os.path.exists(cache) and entry.get("status", "") == "reused":
-            with open(cache) as f:
-                entry["analysis"] = json.load(f)
+            entry["analysis"] = runs.read_json(cache)
         else:
             entry["analysis"] = analyse(entry["model"], x, x_attack, config)
-            write_json(cache, entry["analysis"])
+            runs.write_json(cache, entry["analysis"])
         if config.verbose:
             print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
     report = summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
     figures = make_figures(entries, x_attack, config)
     report["figures"] = figures
-    write_json(os.path.join(config.output_dir, "report.json"), report)
+    runs.write_json(os.path.join(config.output_dir, "report.json"), report)
     markdown = render_markdown(report)
-    tmp = os.path.join(config.output_dir, ".report.md.tmp")
-    with open(tmp, "w") as f:
-        f.write(markdown)
-    os.replace(tmp, os.path.join(config.output_dir, "report.md"))
+    runs.write_text(os.path.join(config.output_dir, "report.md"), markdown)
     if config.verbose:
         print(markdown)
     return report
@@ -563,13 +525,12 @@ def _adversarial_grid(entries, x, config, out):
     axes = np.asarray(axes).reshape(4 * len(entries), len(x))
     for b, entry in enumerate(entries):
         model = entry["model"]
+        adapter = latent.LatentModel.of(model)
         x_adv = attacks.EigenAttack(model, eps=eps).generate(x)
         rows = [
             ("clean", x), (f"eigen eps={eps:g}", x_adv),
-            ("recon", keras.ops.convert_to_numpy(_reconstruct(model, x))),
-            ("recon adv", keras.ops.convert_to_numpy(
-                _reconstruct(model, x_adv)
-            )),
+            ("recon", latent.as_numpy(adapter.reconstruct(x))),
+            ("recon adv", latent.as_numpy(adapter.reconstruct(x_adv))),
         ]
         for r, (title, images) in enumerate(rows):
             for c in range(len(x)):

@@ -7,7 +7,8 @@ With eigenvalues lambda_1 >= ... >= lambda_n >= 0 of G(x):
 - `von_neumann_entropy_trace`: the same with p_i = lambda_i / sum_j lambda_j,
   the textbook von Neumann entropy (a distribution; in [0, log n]);
 - `trace` = sum_i lambda_i, the total sensitivity;
-- `condition` = lambda_1 / lambda_k for the last strictly positive lambda_k.
+- `condition` = lambda_1 / lambda_k for the last lambda_k above rounding
+  noise (`tol`, relative to lambda_1).
 Low entropy means one dominant direction: the directional bias that the
 optimal attack exploits. Terms with lambda_i = 0 contribute 0 (0 log 0 = 0).
 """
@@ -31,7 +32,7 @@ def _entropy(p):
 
 
 def robustness_scores(
-    eigenvalues, entropy_normalization=ENTROPY_NORMALIZATIONS, tol=1e-12
+    eigenvalues, entropy_normalization=ENTROPY_NORMALIZATIONS, tol=None
 ):
     """Per-point robustness scores from eigenvalues.
 
@@ -40,7 +41,10 @@ def robustness_scores(
             are clipped).
         entropy_normalization: `"max"`, `"trace"` or both (default); which
             `von_neumann_entropy_*` entries to compute.
-        tol: eigenvalues at or below `tol * lambda_1` count as zero.
+        tol: eigenvalues at or below `tol * lambda_1` count as zero, in
+            the condition and the entropies. The default, k times float32
+            epsilon, is the rounding error of a float32 eigendecomposition
+            of k eigenvalues: smaller ones are noise, not signal.
 
     Returns:
         Dict of float64 arrays `(B,)`: `spectral_radius`, `trace`,
@@ -76,6 +80,8 @@ def robustness_scores(
                 f": expected entries of {ENTROPY_NORMALIZATIONS}. Received: "
                 f"entropy_normalization={norm!r}"
             )
+    if tol is None:
+        tol = values.shape[1] * float(np.finfo(np.float32).eps)
     values = -np.sort(-np.maximum(values, 0.0), axis=1)  # descending
     radius = values[:, 0]
     positive = values > tol * radius[:, None]

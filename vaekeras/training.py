@@ -8,25 +8,24 @@ a `backup/` that lets a killed run resume where it stopped.
 """
 
 import dataclasses
-import json
 import math
 import os
 import platform
-import shutil
-import tempfile
 import time
 
 import keras
-import numpy as np
 
 from vaekeras import data
+from vaekeras import export
 from vaekeras import models
+from vaekeras import runs
 
 # Configuration keys that define a run; two runs differing in one of these
 # must never share a folder.
 RUN_KEYS = (
     "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
-    "likelihood", "epochs", "batch_size", "learning_rate", "seed",
+    "mixup_consistency", "likelihood", "epochs", "batch_size",
+    "learning_rate", "seed",
 )
 
 
@@ -41,6 +40,7 @@ class TrainConfig:
     latent_dim: int = 16
     beta: float = 1.0
     mixup_alpha: float = 0.0
+    mixup_consistency: float = models.DEFAULT_MIXUP_CONSISTENCY
     likelihood: str = "bernoulli"
     epochs: int = 50
     batch_size: int = 128
@@ -54,11 +54,15 @@ class TrainConfig:
         name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
         if self.mixup_alpha > 0:
             name += f"_mixup{self.mixup_alpha:g}"
+            if self.mixup_consistency != models.DEFAULT_MIXUP_CONSISTENCY:
+                name += f"_c{self.mixup_consistency:g}"
         return os.path.join(root, name)
 
     def validate(self):
         """Raises a `ValueError` naming the first invalid field."""
-        for name in ("beta", "mixup_alpha", "learning_rate"):
+        for name in (
+            "beta", "mixup_alpha", "mixup_consistency", "learning_rate"
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(
                 value
@@ -86,24 +90,6 @@ class TrainConfig:
                 f"one of {models.LIKELIHOODS}. Received: "
                 f"likelihood={self.likelihood!r}"
             )
-
-
-def write_json(path, payload):
-    """Writes JSON through a temporary file and a rename: never partial."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=_to_builtin)
-    os.replace(tmp, path)
-
-
-def _to_builtin(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def environment():
@@ -134,50 +120,15 @@ def environment():
     }
 
 
-def _prepare_output_dir(config):
-    """Creates or checks the run folder; refuses to mix two configurations."""
-    path = config.output_dir
-    flags_path = os.path.join(path, "flags.json")
-    if os.path.exists(path) and os.listdir(path):
-        previous = None
-        if os.path.exists(flags_path):
-            with open(flags_path) as f:
-                previous = json.load(f)
-        same = previous is not None and all(
-            previous.get(key) == getattr(config, key) for key in RUN_KEYS
-        )
-        if config.overwrite:
-            shutil.rmtree(path)
-        elif not same:
-            changed = (
-                "no flags.json" if previous is None else ", ".join(
-                    f"{key}: {previous.get(key)!r} -> {getattr(config, key)!r}"
-                    for key in RUN_KEYS
-                    if previous.get(key) != getattr(config, key)
-                )
-            )
-            raise ValueError(
-                "Invalid value received for argument `output_dir`: "
-                f"{path!r} already holds a run with another configuration "
-                f"({changed}). Pass --overwrite to replace it or choose "
-                "another --output_dir."
-            )
-    os.makedirs(path, exist_ok=True)
-    write_json(flags_path, dataclasses.asdict(config))
+class _StopOnNaN(keras.callbacks.TerminateOnNaN):
+    """Keras' `TerminateOnNaN` that also remembers the bad batch."""
 
+    bad_batch = None
 
-class _NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first non-finite loss and remembers where."""
-
-    def __init__(self):
-        super().__init__()
-        self.bad_batch = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+    def on_batch_end(self, batch, logs=None):
+        super().on_batch_end(batch, logs)
+        if self.model.stop_training and self.bad_batch is None:
             self.bad_batch = batch
-            self.model.stop_training = True
 
 
 def save_reconstructions(model, images, path, n=10):
@@ -229,7 +180,15 @@ def train(config):
     test_images, _ = data.load_arrays(
         config.dataset, "test", config.data_dir, config.download
     )
-    _prepare_output_dir(config)
+    out = config.output_dir
+    with runs.lock(out):
+        runs.prepare(
+            out, dataclasses.asdict(config), RUN_KEYS, config.overwrite
+        )
+        return _train_in(config, train_ds, test_images)
+
+
+def _train_in(config, train_ds, test_images):
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
     model = models.build_vae(
@@ -238,11 +197,12 @@ def train(config):
         architecture=config.architecture,
         beta=config.beta,
         mixup_alpha=config.mixup_alpha,
+        mixup_consistency=config.mixup_consistency,
         likelihood=config.likelihood,
         seed=config.seed,
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    nan_guard = _NaNGuard()
+    nan_guard = _StopOnNaN()
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
@@ -281,22 +241,15 @@ def train(config):
         "epochs_run": len(history.history.get("loss", [])),
         "train_seconds": round(train_seconds, 2),
     }
-    model.save(os.path.join(out, "model.keras"))
-    export_path = os.path.join(out, "export")
-    if keras.backend.backend() == "tensorflow":
-        from vaekeras import export
-
-        export.export_saved_model(model, export_path)
-    elif config.verbose:
-        print(
-            "Skipping the SavedModel export: it needs "
-            "KERAS_BACKEND=tensorflow (model.keras is saved)."
-        )
+    model.save(os.path.join(out, runs.MODEL))
+    export.export_if_supported(
+        model, os.path.join(out, runs.EXPORT), verbose=config.verbose
+    )
     save_reconstructions(
         model, test_images, os.path.join(out, "reconstructions.png")
     )
-    write_json(os.path.join(out, "metrics.json"), metrics)
-    write_json(os.path.join(out, "environment.json"), environment())
+    runs.write_json(os.path.join(out, runs.METRICS), metrics)
+    runs.write_json(os.path.join(out, runs.ENVIRONMENT), environment())
     if config.verbose:
         print(
             f"Saved {out}: test loss {metrics['test']['loss']:.2f}, "

@@ -19,8 +19,8 @@ from vaekeras import attacks
 from vaekeras import data
 from vaekeras import geometry
 from vaekeras import models
+from vaekeras import runs
 from vaekeras import scores
-from vaekeras.training import write_json
 
 TUNERS = ("grid", "random", "bayesian")
 OBJECTIVES = (
@@ -385,7 +385,7 @@ def run_sweep(config):
         best_id = best_trial[0].trial_id
         best = next(r for r in rows if r["trial_id"] == best_id)
         _export_best(tuner, config, best, test_images, project_dir)
-    write_json(os.path.join(project_dir, "sweep.json"), {
+    runs.write_json(os.path.join(project_dir, "sweep.json"), {
         "config": dataclasses.asdict(config),
         "objective": config.objective,
         "best_trial_id": best and best["trial_id"],
@@ -405,10 +405,6 @@ def _export_best(tuner, config, best, test_images, project_dir):
 
     model = tuner.get_best_models(1)[0]
     run_dir = os.path.join(project_dir, "best")
-    os.makedirs(run_dir, exist_ok=True)
-    model.save(os.path.join(run_dir, "model.keras"))
-    if keras.backend.backend() == "tensorflow":
-        export.export_saved_model(model, os.path.join(run_dir, "export"))
     flags = {
         **dataclasses.asdict(training.TrainConfig(
             dataset=config.dataset, data_dir=config.data_dir,
@@ -421,8 +417,12 @@ def _export_best(tuner, config, best, test_images, project_dir):
         )),
         "trial_id": best["trial_id"],
     }
-    write_json(os.path.join(run_dir, "flags.json"), flags)
+    runs.prepare(run_dir, flags, training.RUN_KEYS, overwrite=True)
+    model.save(os.path.join(run_dir, runs.MODEL))
+    export.export_if_supported(
+        model, os.path.join(run_dir, runs.EXPORT), verbose=config.verbose
+    )
     test = model.evaluate(test_images, return_dict=True, verbose=0)
-    write_json(os.path.join(run_dir, "metrics.json"), {
+    runs.write_json(os.path.join(run_dir, runs.METRICS), {
         "test": {k: float(v) for k, v in test.items()}, "trial": best,
     })

@@ -59,10 +59,10 @@ def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--attack=fgsm"], "attack='fgsm'"),
+    (["--attack=fgsm"], "--attack=fgsm: value should be one of"),
     (["--eps=0"], "eps=[0.0]"),
     (["--eps=a,b"], "eps=['a', 'b']"),
-    (["--norm=1"], "norm='1'"),
+    (["--norm=1"], "--norm=1: value should be one of <2|inf>"),
 ])
 def test_attack_app_bad_input(run_dir, args, message):
     result = run_app("attack.py", f"--run_dir={run_dir}", *args)

@@ -9,6 +9,7 @@ from absl.testing import flagsaver
 from app_helpers import ROOT
 from app_helpers import run_app
 
+from vaekeras import runs
 from vaekeras import training
 
 pytestmark = pytest.mark.usefixtures("tf_only")
@@ -58,10 +59,16 @@ def test_train_library_with_flagsaver_and_overwrite(tmp_path):
     with open(os.path.join(out, "flags.json"), "w") as f:
         json.dump({"beta": 9.0}, f)
     flags.FLAGS.mark_as_parsed()
-    with flagsaver.flagsaver(
+    settings = dict(
         dataset="digits", epochs=1, mixup_alpha=0.5, output_dir=out,
         overwrite=True, verbose=0, latent_dim=2,
-    ):
+    )
+    # --overwrite never deletes a folder vaekeras did not mark as its own.
+    with flagsaver.flagsaver(**settings), pytest.raises(SystemExit):
+        train_app.main(["train.py"])
+    assert os.path.exists(os.path.join(out, "flags.json"))
+    open(os.path.join(out, runs.MARKER), "w").close()
+    with flagsaver.flagsaver(**settings):
         train_app.main(["train.py"])
     metrics = json.load(open(os.path.join(out, "metrics.json")))
     assert "mixup_loss" in metrics["train"]
@@ -107,7 +114,7 @@ def test_a_killed_run_resumes_from_its_backup(tmp_path, monkeypatch):
         if epoch == 1:  # after BackupAndRestore saved epochs 0 and 1
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(training._NaNGuard, "on_epoch_end", killed, False)
+    monkeypatch.setattr(training._StopOnNaN, "on_epoch_end", killed, False)
     with pytest.raises(KeyboardInterrupt):
         training.train(config)
     assert os.path.exists(tmp_path / "run" / "backup")

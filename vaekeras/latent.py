@@ -1,0 +1,500 @@
+"""One adapter from any model kind to compiled latent functions.
+
+`LatentModel.of(model)` accepts a vaekeras `VAE`, a Keras encoder
+(`x -> [z_mean, z_log_var]`), a SavedModel loaded with
+`tf.saved_model.load` (its `encode`, `decode` endpoints) or any callable
+`x -> (z_mean, z_log_var)` (or a dict with those keys), and gives:
+
+- `encode(x) -> (z_mean, z_log_var)`, `decode(z)`, `reconstruct(x)`;
+- `jacobian(x) -> (z_mean, z_log_var, jac)` with `jac` `(B, 2d, D)`, the
+  per-sample Jacobian of `[z_mean; z_log_var]` w.r.t. the flattened input;
+- `input_gradient(loss)`: a compiled `(x, *args) -> (losses, d sum / dx)`;
+- `function(fn, key)`: any `fn(view, x, *args)` compiled once, where `view`
+  offers the same operations inside the compiled code.
+
+Functions are compiled once per model and backend (`tf.function`,
+`jax.jit`; torch runs eagerly) and take the model's weights as arguments,
+through `keras.StatelessScope`, so one trace serves every weight value:
+after `set_weights` or more training the same functions see the new
+weights. The adapter is stored on the model it wraps (the two form a
+cycle that Python's garbage collector frees together), so deleting the
+model frees its traces. This module and `export` are the only ones that
+branch on the Keras backend.
+
+Example:
+
+>>> latent = LatentModel.of(model)
+>>> z_mean, z_log_var = latent.encode(images)
+>>> z_mean, z_log_var, jac = latent.jacobian(images)  # jac (B, 2d, D)
+"""
+
+import contextlib
+import inspect
+
+import keras
+import numpy as np
+from keras import ops
+
+# Attribute under which a model keeps its adapters.
+_ATTRIBUTE = "_vaekeras_latent"
+
+
+def split_encoding(outputs):
+    """`(z_mean, z_log_var)` from a list/tuple pair or a SavedModel dict."""
+    if isinstance(outputs, dict) and {"z_mean", "z_log_var"} <= set(outputs):
+        return outputs["z_mean"], outputs["z_log_var"]
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 2:
+        return outputs[0], outputs[1]
+    raise ValueError(
+        "The encoder must return [z_mean, z_log_var] (or a dict with those "
+        f"keys). Received outputs of type {type(outputs).__name__}"
+        + (f" with {len(outputs)} entries" if hasattr(outputs, "__len__")
+           else "")
+    )
+
+
+def backend():
+    """The Keras backend name, checked to be one vaekeras can differentiate."""
+    name = keras.backend.backend()
+    if name not in ("tensorflow", "jax", "torch"):
+        raise ValueError(
+            "vaekeras needs the tensorflow, jax or torch backend. Received: "
+            f"KERAS_BACKEND={name!r}"
+        )
+    return name
+
+
+def is_symbolic(x):
+    """Whether `x` is traced (inside `tf.function`, `jax.jit`, Keras)."""
+    if isinstance(x, keras.KerasTensor):
+        return True
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return isinstance(x, tf.Tensor) and not hasattr(x, "numpy")
+    if name == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False
+
+
+def check_finite(x, argument="x"):
+    """Raises a `ValueError` if a concrete tensor holds NaN or inf.
+
+    Traced tensors have no values yet and pass.
+    """
+    if is_symbolic(x):
+        return
+    if not bool(ops.convert_to_numpy(ops.all(ops.isfinite(x)))):
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`: it holds "
+            "non-finite values (NaN or inf)."
+        )
+
+
+def _is_encoder_model(model):
+    outputs = getattr(model, "outputs", None)
+    return isinstance(model, keras.Model) and outputs is not None and (
+        len(outputs) == 2
+    )
+
+
+class LatentModel:
+    """Compiled encode / decode / Jacobian / input-gradient of one model.
+
+    Build it with `LatentModel.of(model)`, which returns the adapter the
+    model already has, so every caller shares its traces.
+
+    Args:
+        model: a vaekeras `VAE`, a Keras encoder, a loaded SavedModel with
+            an `encode` endpoint, or a callable `x -> (z_mean, z_log_var)`.
+
+    Raises:
+        ValueError: for anything else, or a Keras model that does not
+            return `[z_mean, z_log_var]` of equal shape.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.trace_count = 0
+        self._compiled = {}
+        self._torch_vmap = True
+        self._latent_dim = None
+        self._variables = []
+        self._decoder = None
+        inner = getattr(model, "encoder", None)
+        if isinstance(model, keras.Model) and isinstance(inner, keras.Model):
+            self._encoder = inner  # a VAE
+            self._decoder = model.decode
+            self._variables = list(model.variables)
+        elif isinstance(model, keras.Model):
+            outputs = model.outputs or []
+            if len(outputs) != 2 or tuple(outputs[0].shape) != tuple(
+                outputs[1].shape
+            ):
+                raise ValueError(
+                    "Invalid value received for argument `model`: a Keras "
+                    "encoder must return [z_mean, z_log_var] of equal shape "
+                    "(B, d). Received a model with outputs "
+                    f"{[tuple(o.shape) for o in outputs]}"
+                )
+            self._encoder = model
+            self._variables = list(model.variables)
+        elif callable(getattr(model, "encode", None)):
+            self._encoder = model.encode  # e.g. a loaded SavedModel
+            if callable(getattr(model, "decode", None)):
+                self._decoder = model.decode
+        elif callable(model):
+            self._encoder = model
+        else:
+            raise ValueError(
+                "Invalid value received for argument `model`: expected a "
+                "vaekeras VAE, a Keras encoder, a loaded SavedModel with an "
+                "`encode` endpoint, or a callable x -> (z_mean, z_log_var). "
+                f"Received: model={model!r}"
+            )
+
+    @classmethod
+    def of(cls, model):
+        """The adapter of `model`, built on first use and kept on it.
+
+        Args:
+            model: see the class docstring; a `LatentModel` is returned as
+                it is.
+
+        Returns:
+            A `LatentModel`.
+        """
+        if isinstance(model, LatentModel):
+            return model
+        owner, key = model, None
+        if inspect.ismethod(model):  # a bound method is new on every access
+            owner, key = model.__self__, model.__func__.__name__
+        cache = getattr(owner, "__dict__", {}).get(_ATTRIBUTE)
+        if cache is not None and key in cache:
+            return cache[key]
+        adapter = cls(model)
+        try:
+            if cache is None:
+                cache = {}
+                # Plain setattr: Keras must not track the adapter as state.
+                object.__setattr__(owner, _ATTRIBUTE, cache)
+            cache[key] = adapter
+        except (AttributeError, TypeError):
+            pass  # an object without a __dict__: not cached
+        return adapter
+
+    # --- Facts about the model. ---
+
+    @property
+    def has_decoder(self):
+        return self._decoder is not None
+
+    @property
+    def image_shape(self):
+        """`(H, W, C)` the model takes, or None when it cannot be told."""
+        if isinstance(self._encoder, keras.Model):
+            return tuple(self._encoder.inputs[0].shape[1:])
+        try:
+            spec = self._encoder.concrete_functions[0]
+            return tuple(spec.structured_input_signature[0][0].shape[1:])
+        except (AttributeError, IndexError, TypeError):
+            return None
+
+    def latent_dim(self, x=None):
+        """Latent size d; a plain callable is probed once on `x[:1]`."""
+        if self._latent_dim is None:
+            if _is_encoder_model(self._encoder):
+                self._latent_dim = int(self._encoder.outputs[0].shape[-1])
+            elif x is None:
+                raise ValueError(
+                    "The latent size of this callable is not known yet: "
+                    "pass a batch to probe it."
+                )
+            else:
+                z_mean, _ = self.encode(x[:1])
+                self._latent_dim = int(z_mean.shape[-1])
+        return self._latent_dim
+
+    def check_inputs(self, x, argument="x"):
+        """Raises a `ValueError` for a batch of the wrong shape or NaN/inf.
+
+        Returns:
+            `x` as a float32 tensor.
+        """
+        shape = tuple(x.shape)
+        expected = self.image_shape
+        if expected is not None and (
+            len(shape) != len(expected) + 1 or any(
+                s is not None and e is not None and s != e
+                for s, e in zip(shape[1:], expected)
+            )
+        ):
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: expected "
+                f"shape (batch, {', '.join(map(str, expected))}) for this "
+                f"model. Received: {argument}.shape={shape}"
+            )
+        if len(shape) < 2:
+            raise ValueError(
+                f"Invalid value received for argument `{argument}`: expected "
+                f"a batch of inputs of rank >= 2. Received: {argument}.shape="
+                f"{shape}"
+            )
+        x = ops.convert_to_tensor(x, dtype="float32")
+        check_finite(x, argument)
+        return x
+
+    # --- Compiled operations. ---
+
+    def encode(self, x):
+        """`(z_mean, z_log_var)`, each `(B, d)`."""
+        return self.function(_encode, "encode")(x)
+
+    def decode(self, z):
+        """Pixel means `(B, H, W, C)` for latents `z` `(B, d)`."""
+        self._require_decoder()
+        return self.function(_decode, "decode")(z)
+
+    def reconstruct(self, x):
+        """`decode(z_mean(x))`, deterministic."""
+        self._require_decoder()
+        return self.function(_reconstruct, "reconstruct")(x)
+
+    def jacobian(self, x):
+        """`(z_mean, z_log_var, jac)`; `jac` `(B, 2d, D)`, reverse mode."""
+        return self.function(_jacobian, "jacobian")(x)
+
+    def input_gradient(self, loss):
+        """Compiles `(x, *args) -> (losses (B,), d sum(losses) / dx)`.
+
+        Args:
+            loss: `loss(encode, x, *args) -> (B,)` in `keras.ops`, where
+                `encode(x) -> (z_mean, z_log_var)`. Use a module-level
+                function (or the same object) to share one trace.
+        """
+
+        def gradient(view, x, *args):
+            return view.value_and_grad(
+                lambda x_: loss(view.encode, x_, *args), x
+            )
+
+        return self.function(gradient, ("input_gradient", loss))
+
+    def function(self, fn, key):
+        """`fn(view, *args)` compiled once for this model under `key`.
+
+        `view` offers `encode`, `decode`, `jacobian` and
+        `value_and_grad(f, x)` on the weights passed at call time. Tensor
+        arguments (not Python numbers) keep one trace for every value.
+
+        Args:
+            fn: `(view, *args) -> tensors` in `keras.ops`.
+            key: hashable name of `fn` and its static settings.
+
+        Returns:
+            A callable `(*args) -> fn(view, *args)`.
+        """
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(fn)
+            self._compiled[key] = compiled
+        return compiled
+
+    def _require_decoder(self):
+        if not self.has_decoder:
+            raise ValueError(
+                "This model has no decoder: pass a vaekeras VAE or a "
+                "SavedModel with a `decode` endpoint, not an encoder alone."
+            )
+
+    def _weights(self):
+        return [v.value for v in self._variables]
+
+    def _compile(self, fn):
+        name = backend()
+
+        def traced(weights, *args):
+            self.trace_count += 1
+            return fn(_View(self, weights), *args)
+
+        if name == "torch":  # eager: the live weights are read directly
+            return lambda *args: fn(_View(self, None), *args)
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            compiled = tf.function(traced, reduce_retracing=True)
+        else:
+            import jax
+
+            compiled = jax.jit(traced)
+
+        def run(*args):
+            return compiled(self._weights(), *args)
+
+        return run
+
+
+class _View:
+    """What a compiled function sees: the model on the given weights."""
+
+    def __init__(self, latent, weights):
+        self.latent = latent
+        self.weights = weights
+
+    def _scope(self):
+        if not self.weights:
+            return contextlib.nullcontext()
+        return keras.StatelessScope(
+            state_mapping=list(zip(self.latent._variables, self.weights))
+        )
+
+    def encode(self, x):
+        with self._scope():
+            return split_encoding(self.latent._encoder(x))
+
+    def decode(self, z):
+        with self._scope():
+            return self.latent._decoder(z)
+
+    def value_and_grad(self, f, x):
+        """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`."""
+        name = backend()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                values = f(x)
+                total = tf.reduce_sum(values)
+            return values, tape.gradient(total, x)
+        if name == "jax":
+            import jax
+
+            def total(x_):
+                values = f(x_)
+                return values.sum(), values
+
+            (_, values), grad = jax.value_and_grad(total, has_aux=True)(x)
+            return values, grad
+        import torch
+
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            values = f(x)
+            (grad,) = torch.autograd.grad(values.sum(), x)
+        return values.detach(), grad
+
+    def jacobian(self, x):
+        name = backend()
+        if name == "tensorflow":
+            return self._tf_jacobian(x)
+        if name == "jax":
+            return self._jax_jacobian(x)
+        return self._torch_jacobian(x)
+
+    def _single(self, x1):
+        """Per-sample `x1 -> ([z_mean; z_log_var], aux)`, for vmap."""
+        z_mean, z_log_var = self.encode(x1[None])
+        z_mean, z_log_var = z_mean[0], z_log_var[0]
+        return ops.concatenate([z_mean, z_log_var], axis=-1), (
+            z_mean, z_log_var
+        )
+
+    def _tf_jacobian(self, x):
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            z_mean, z_log_var = self.encode(x)
+            z = tf.concat([z_mean, z_log_var], axis=-1)  # (B, 2d)
+        jac = tape.batch_jacobian(z, x)  # (B, 2d, H, W, C)
+        batch, rows = tf.shape(jac)[0], tf.shape(jac)[1]
+        return z_mean, z_log_var, tf.reshape(jac, (batch, rows, -1))
+
+    def _jax_jacobian(self, x):
+        import jax
+
+        jac, (z_mean, z_log_var) = jax.vmap(
+            jax.jacrev(self._single, has_aux=True)
+        )(x)
+        return z_mean, z_log_var, jac.reshape(x.shape[0], jac.shape[1], -1)
+
+    def _torch_jacobian(self, x):
+        import torch
+
+        if self.latent._torch_vmap:
+            try:
+                jac, (z_mean, z_log_var) = torch.func.vmap(
+                    torch.func.jacrev(self._single, has_aux=True)
+                )(x)
+                return z_mean, z_log_var, jac.reshape(
+                    x.shape[0], jac.shape[1], -1
+                )
+            except RuntimeError:
+                # Keras' channels-last Conv2D cannot be vmapped: remember.
+                self.latent._torch_vmap = False
+        # One forward pass, then one batched backward pass per output row.
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            z_mean, z_log_var = self.encode(x)
+            z = torch.cat([z_mean, z_log_var], dim=-1)  # (B, 2d)
+            rows = z.shape[1]
+            cotangents = torch.eye(rows, dtype=z.dtype, device=z.device)
+            cotangents = cotangents[:, None, :].expand(rows, *z.shape)
+            (jac,) = torch.autograd.grad(
+                z, x, grad_outputs=cotangents, is_grads_batched=True
+            )  # (2d, B, H, W, C)
+        jac = jac.reshape(rows, x.shape[0], -1).transpose(0, 1)
+        return z_mean.detach(), z_log_var.detach(), jac
+
+
+def _encode(view, x):
+    return view.encode(x)
+
+
+def _decode(view, z):
+    return view.decode(z)
+
+
+def _reconstruct(view, x):
+    z_mean, _ = view.encode(x)
+    return view.decode(z_mean)
+
+
+def _jacobian(view, x):
+    return view.jacobian(x)
+
+
+_PLAIN = {}
+
+
+def compile_function(fn, key=None):
+    """`fn` compiled for the backend, for code that uses no model.
+
+    Cached under `key` (default: `fn` itself, so pass a module-level
+    function). Tensor arguments keep one trace for every value.
+    """
+    key = fn if key is None else key
+    compiled = _PLAIN.get(key)
+    if compiled is None:
+        name = backend()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            compiled = tf.function(fn, reduce_retracing=True)
+        elif name == "jax":
+            import jax
+
+            compiled = jax.jit(fn)
+        else:
+            compiled = fn
+        _PLAIN[key] = compiled
+    return compiled
+
+
+def as_numpy(x):
+    """A numpy array of any backend tensor."""
+    return np.asarray(ops.convert_to_numpy(x))

@@ -1,0 +1,250 @@
+"""The run folder: one module writes, reads, validates, marks and locks it.
+
+A run folder (written by `apps/train.py`, a sweep's `best/`, or a study)
+holds:
+- `.vaekeras-run`: the marker; vaekeras deletes only folders that have it;
+- `flags.json`: the configuration; `metrics.json`: final losses;
+- `environment.json`: versions, backend, devices;
+- `model.keras` and the SavedModel under `export/`;
+- `.lock` while a process writes to it.
+
+Every JSON file is written to a temporary file and renamed, never partial.
+"""
+
+import contextlib
+import errno
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+MARKER = ".vaekeras-run"
+LOCK = ".lock"
+FLAGS = "flags.json"
+METRICS = "metrics.json"
+ENVIRONMENT = "environment.json"
+MODEL = "model.keras"
+EXPORT = "export"
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the lock of a run folder."""
+
+
+def _to_builtin(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def write_json(path, payload):
+    """Writes JSON through a temporary file and a rename: never partial."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(
+                payload, f, indent=2, sort_keys=True, default=_to_builtin
+            )
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Writes a text file through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def read_json(path, default=None):
+    """The JSON at `path`, or `default` when there is no file."""
+    if not os.path.exists(path):
+        return default
+    with open(path) as f:
+        return json.load(f)
+
+
+def read_flags(run_dir):
+    """The `flags.json` of a run folder, or {} when it has none."""
+    return read_json(os.path.join(run_dir, FLAGS), {})
+
+
+def is_run(path):
+    """Whether `path` is a folder vaekeras made (it holds the marker)."""
+    return os.path.exists(os.path.join(path, MARKER))
+
+
+def same_config(flags, config, keys):
+    """Whether a run's `flags` agree with `config` on every key."""
+    return flags is not None and all(
+        flags.get(key) == config.get(key) for key in keys
+    )
+
+
+def is_finished(run_dir, config, keys):
+    """Whether `run_dir` holds a complete run of this configuration."""
+    if not all(os.path.exists(os.path.join(run_dir, name)) for name in (
+        MODEL, METRICS, FLAGS
+    )):
+        return False
+    return same_config(read_flags(run_dir), config, keys)
+
+
+def _contents(path):
+    """The entries of a folder, less the lock a running process holds."""
+    return [n for n in os.listdir(path) if n != LOCK]
+
+
+def remove_run(path):
+    """Empties a run folder, refusing any folder vaekeras did not make.
+
+    The folder itself and its lock stay, so a lock held on it stays valid.
+
+    Raises:
+        ValueError: when `path` is a non-empty folder without the marker.
+    """
+    if not os.path.exists(path):
+        return
+    if _contents(path) and not is_run(path):
+        raise ValueError(
+            f"Refusing to delete {path!r}: it is not a vaekeras run folder "
+            f"(no {MARKER} file). Move its files away or choose another "
+            "folder."
+        )
+    for name in _contents(path):
+        full = os.path.join(path, name)
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.remove(full)
+
+
+def prepare(path, config, keys, overwrite=False):
+    """Creates or checks a run folder for `config`, marks it, writes flags.
+
+    Args:
+        path: the run folder.
+        config: dict of the run's settings (written as `flags.json`).
+        keys: the settings that define a run: a folder holding a run that
+            differs in one of them is refused unless `overwrite`.
+        overwrite: delete an existing run folder first (only one that
+            vaekeras marked).
+
+    Raises:
+        ValueError: for a folder that holds another configuration, or one
+            vaekeras did not make.
+    """
+    if os.path.exists(path) and _contents(path):
+        if overwrite:
+            remove_run(path)
+        else:
+            previous = read_json(os.path.join(path, FLAGS))
+            if not same_config(previous, config, keys):
+                changed = "no flags.json" if previous is None else ", ".join(
+                    f"{key}: {previous.get(key)!r} -> {config.get(key)!r}"
+                    for key in keys if previous.get(key) != config.get(key)
+                )
+                raise ValueError(
+                    "Invalid value received for argument `output_dir`: "
+                    f"{path!r} already holds a run with another "
+                    f"configuration ({changed}). Pass --overwrite to "
+                    "replace it or choose another --output_dir."
+                )
+    os.makedirs(path, exist_ok=True)
+    with open(os.path.join(path, MARKER), "w") as f:
+        f.write("A vaekeras run folder.\n")
+    write_json(os.path.join(path, FLAGS), config)
+
+
+@contextlib.contextmanager
+def lock(path):
+    """Holds an exclusive lock on a folder for the life of a run.
+
+    The lock is an OS file lock (`fcntl.flock`) on `<path>/.lock`, so a
+    killed process releases it and a stale lock never blocks a new run.
+
+    Raises:
+        FolderInUse: when another process holds it; the message names the
+            folder and that process.
+    """
+    import fcntl
+
+    os.makedirs(path, exist_ok=True)
+    lock_path = os.path.join(path, LOCK)
+    handle = open(lock_path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise FolderInUse(
+                f"The run folder {path!r} is in use by another vaekeras "
+                f"process (pid {holder}). Wait for it to finish or choose "
+                "another folder."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+def load_run(run_dir):
+    """`(model, flags)` of a run folder with a `model.keras`.
+
+    Raises:
+        FileNotFoundError: when the folder holds no `model.keras`.
+    """
+    path = os.path.join(run_dir, MODEL)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            "Invalid value received for argument `run_dir`: it holds no "
+            f"model.keras (train one with apps/train.py). Received: "
+            f"run_dir={run_dir!r}"
+        )
+    import keras
+
+    import vaekeras  # noqa: F401  registers the classes for safe loading
+
+    return keras.saving.load_model(path), read_flags(run_dir)
+
+
+def load_model_or_export(path):
+    """A model from a run folder (`model.keras`) or a SavedModel folder.
+
+    Returns:
+        `(model, flags)`; flags come from the folder or, for a run's
+        `export/`, from the run folder around it.
+
+    Raises:
+        FileNotFoundError: when `path` holds neither.
+    """
+    path = os.fspath(path)
+    if os.path.exists(os.path.join(path, MODEL)):
+        return load_run(path)
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        from vaekeras import export
+
+        flags = read_flags(path) or read_flags(
+            os.path.dirname(os.path.abspath(path))
+        )
+        return export.load_exported(path), flags
+    raise FileNotFoundError(
+        f"{path!r} holds neither a {MODEL} nor a SavedModel (saved_model.pb)."
+    )
