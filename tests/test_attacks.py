@@ -166,3 +166,73 @@ def test_bad_generate_inputs(trained):
         attacks.LatentPGD(model, eps=1.0).generate(x, x_target=x)
     with pytest.raises(ValueError, match="max=2"):
         attacks.RandomAttack(eps=1.0).generate(x * 2 + 0.5)
+
+
+@pytest.mark.backends
+def test_fit_to_budget_is_the_exact_ball_box_projection():
+    x = np.array([[[[0.0], [1.0], [0.5]]]], "float32")  # (1, 1, 3, 1)
+    delta = np.array([[[[-1.0], [1.0], [0.3]]]], "float32")
+    # Only the third pixel can move: its clipped norm is 0.3 <= eps.
+    out = to_numpy(attacks.fit_to_budget(x, delta, 1.0, 2, 0.0, 1.0))
+    np.testing.assert_allclose(out.ravel(), [0.0, 0.0, 0.3], atol=1e-6)
+    # Inside the box, a longer delta is scaled onto the sphere.
+    x = np.full((1, 1, 2, 1), 0.5, "float32")
+    delta = np.array([[[[0.3], [0.4]]]], "float32")
+    out = to_numpy(attacks.fit_to_budget(x, delta, 0.25, 2, 0.0, 1.0))
+    np.testing.assert_allclose(out.ravel(), [0.15, 0.2], atol=1e-6)
+    # The KKT solution clip(t * delta) with t <= 1: the first pixel
+    # saturates at 0.5, and (0.5, 0.1) already lies in the ball.
+    delta = np.array([[[[2.0], [0.1]]]], "float32")
+    out = to_numpy(attacks.fit_to_budget(x, delta, 0.6, 2, 0.0, 1.0))
+    np.testing.assert_allclose(out.ravel(), [0.5, 0.1], atol=1e-6)
+    # Stretched instead, the second pixel takes the rest of the budget.
+    out = to_numpy(
+        attacks.fit_to_budget(x, delta, 0.6, 2, 0.0, 1.0, grow=True)
+    )
+    np.testing.assert_allclose(
+        out.ravel(), [0.5, np.sqrt(0.36 - 0.25)], atol=1e-5
+    )
+    # With `grow`, a short direction is stretched to the full budget.
+    delta = np.array([[[[0.01], [0.0]]]], "float32")
+    out = to_numpy(
+        attacks.fit_to_budget(x, delta, 0.3, 2, 0.0, 1.0, grow=True)
+    )
+    np.testing.assert_allclose(out.ravel(), [0.3, 0.0], atol=1e-6)
+
+
+def test_l2_attacks_use_the_whole_budget_on_mnist():
+    from vaekeras import data
+
+    images, _ = data.load_arrays("mnist_5k", "test")
+    x = images[:64]
+    keras.utils.set_random_seed(0)
+    model = build_vae((28, 28, 1), latent_dim=8, hidden_units=(64,), seed=0)
+    model.compile(optimizer="adam")
+    model.fit(data.load_arrays("mnist_5k", "train")[0][:1024], epochs=2,
+              batch_size=128, verbose=0)
+    for eps in (0.5, 2.0):
+        for attack in (
+            attacks.RandomAttack(eps=eps, seed=0),
+            attacks.EigenAttack(model, eps=eps),
+            attacks.EigenAttack(model, eps=eps, iterations=3),
+            attacks.LatentPGD(model, eps=eps, max_iter=20, seed=0),
+        ):
+            used = attacks.evaluate_attack(
+                model, x, attack.generate(x), eps=eps
+            )["budget_fraction"]
+            assert used.min() >= 0.95 and used.max() <= 1.0 + 1e-5, (
+                type(attack).__name__, eps, used.min()
+            )
+
+
+def test_ssim_matches_tensorflow(tf_only, rng):
+    import tensorflow as tf
+
+    a = rng.uniform(size=(3, 12, 10, 2))
+    b = np.clip(a + 0.1 * rng.normal(size=a.shape), 0, 1)
+    want = tf.image.ssim(
+        tf.constant(a, tf.float32), tf.constant(b, tf.float32), max_val=1.0,
+        filter_size=10, filter_sigma=1.5 * 10 / 11,
+    ).numpy()
+    np.testing.assert_allclose(attacks.ssim(a, b), want, rtol=1e-4)
+    np.testing.assert_allclose(attacks.ssim(a, a), 1.0, atol=1e-12)

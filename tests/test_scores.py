@@ -81,3 +81,16 @@ def test_evaluate_geometry_streams_arrays_and_datasets(digits):
     np.testing.assert_allclose(
         from_array["spectral_radius"], from_array["eigenvalues"][:, 0]
     )
+
+
+def test_condition_ignores_float32_rounding_noise():
+    # 1e-9 of the top eigenvalue is below float32 resolution: noise.
+    s = scores.robustness_scores([[2.0, 0.5, 2e-9]])
+    assert s["condition"][0] == pytest.approx(4.0)
+    assert s["von_neumann_entropy_trace"][0] == pytest.approx(
+        scores.robustness_scores([[2.0, 0.5]])["von_neumann_entropy_trace"][0]
+    )
+    # A tolerance given by the caller is used as it is.
+    assert scores.robustness_scores([[2.0, 2e-9]], tol=1e-12)[
+        "condition"
+    ][0] == pytest.approx(1e9)

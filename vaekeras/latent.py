@@ -321,20 +321,42 @@ class LatentModel:
             return fn(_View(self, weights), *args)
 
         if name == "torch":  # eager: the live weights are read directly
-            return lambda *args: fn(_View(self, None), *args)
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            compiled = tf.function(traced, reduce_retracing=True)
-        else:
+            return lambda *args: fn(_View(self, None), *_tensors(args))
+        if name == "jax":
             import jax
 
             compiled = jax.jit(traced)
 
-        def run(*args):
+            def run(*args):
+                return compiled(self._weights(), *_tensors(args))
+
+            return run
+        import tensorflow as tf
+
+        compiled = tf.function(traced, reduce_retracing=True)
+        first = []
+
+        def run_tf(*args):
+            args = _tensors(args)
+            if not first:
+                # Trace once with a free batch size, so a smaller last
+                # batch reuses this trace instead of retracing.
+                compiled.get_concrete_function(self._weights(), *[
+                    tf.TensorSpec([None, *a.shape[1:]], a.dtype)
+                    if tf.is_tensor(a) and a.shape.rank else a for a in args
+                ])
+                first.append(True)
             return compiled(self._weights(), *args)
 
-        return run
+        return run_tf
+
+
+def _tensors(args):
+    """Numpy arrays become float32 tensors (one trace for every array)."""
+    return [
+        ops.convert_to_tensor(a, "float32") if isinstance(a, np.ndarray)
+        else a for a in args
+    ]
 
 
 class _View:

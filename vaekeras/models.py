@@ -19,7 +19,7 @@ from vaekeras.layers import clip_log_var
 LIKELIHOODS = ("bernoulli", "gaussian")
 # Weight of mixup's latent consistency term; chosen by measurement (README,
 # "Mixup consistency weight").
-DEFAULT_MIXUP_CONSISTENCY = 1.0
+DEFAULT_MIXUP_CONSISTENCY = 10.0
 
 
 def kl_divergence(z_mean, z_log_var):
