@@ -109,14 +109,38 @@ def test_spectral_radius_objective_is_minimised(sweep):
     ({"objective": "val_ssim"}, "objective='val_ssim'"),
     ({"max_trials": 0}, "max_trials=0"),
     ({"mixup_alphas": (-1.0,)}, r"mixup_alphas=\(-1.0,\)"),
+    ({"learning_rate": 0.0}, "learning_rate=0.0"),
+    ({"learning_rate": -1e-3}, "learning_rate=-0.001"),
+    ({"epochs": 0}, "epochs=0"),
+    ({"attack_eps": 0.0}, "attack_eps=0.0"),
+    ({"project_name": "../escape"}, "project_name='../escape'"),
+    ({"project_name": "a/b"}, "project_name='a/b'"),
 ])
 def test_bad_sweeps_fail_before_training(changes, match, tmp_path):
     config = tuning.SweepConfig(
-        directory=str(tmp_path), project_name="bad", **{**TINY, **changes}
+        directory=str(tmp_path / "sweeps"),
+        **{**TINY, "project_name": "bad", **changes},
     )
     with pytest.raises(ValueError, match=match):
         tuning.run_sweep(config)
-    assert not os.path.exists(tmp_path / "bad")
+    assert not os.path.exists(tmp_path / "sweeps")
+    assert not os.path.exists(tmp_path / "escape")
+
+
+def test_a_sweep_whose_trials_all_fail_exports_nothing(tmp_path):
+    config = tuning.SweepConfig(
+        betas=(1.0, 2.0), directory=str(tmp_path), project_name="nan",
+        learning_rate=1e9, **TINY,
+    )
+    with pytest.raises(FloatingPointError, match="Every trial"):
+        tuning.run_sweep(config)
+    project = tmp_path / "nan"
+    assert not os.path.exists(project / "best")
+    written = json.load(open(project / "sweep.json"))
+    assert written["best_trial_id"] is None
+    assert sorted(written["failed_trials"]) == sorted(
+        r["trial_id"] for r in written["trials"]
+    )
 
 
 def _free_port():

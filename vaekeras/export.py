@@ -27,7 +27,8 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
 
     Args:
         model: a built vaekeras `VAE` (or `MixupVAE`).
-        path: output folder; replaced if it exists.
+        path: output folder; an earlier SavedModel there is replaced, any
+            other non-empty folder is refused.
         metric_kind: pullback metric kind of `metric_eigenvalues`.
         metric_k: number of eigenvalues it returns; defaults to all
             (the rank bound of `metric_kind`).
@@ -36,8 +37,8 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         `path`.
 
     Raises:
-        ValueError: when the model is not built or the Keras backend cannot
-            export (torch).
+        ValueError: when the model is not built, the Keras backend cannot
+            export (torch), or `path` is a folder that is not a SavedModel.
 
     Example:
 
@@ -86,6 +87,13 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         "metric_eigenvalues", metric_eigenvalues, input_signature=[image_spec]
     )
     path = os.fspath(path)
+    if os.path.isdir(path) and os.listdir(path) and not os.path.exists(
+        os.path.join(path, "saved_model.pb")
+    ):
+        raise ValueError(
+            f"Refusing to replace {path!r}: it is not a SavedModel folder. "
+            "Choose another path."
+        )
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".export-", dir=parent)

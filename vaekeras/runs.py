@@ -80,6 +80,23 @@ def read_flags(run_dir):
     return read_json(os.path.join(run_dir, FLAGS), {})
 
 
+def check_name(name, argument):
+    """Raises a `ValueError` unless `name` stays inside its parent folder.
+
+    A name joined to a user's folder must be one plain path component:
+    no separators, no `..`, not absolute.
+    """
+    if not isinstance(name, str) or not name or name in (".", "..") or (
+        os.sep in name or (os.altsep and os.altsep in name)
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`: expected a "
+            "plain folder name that stays inside its parent folder (no "
+            f"'/', no '..'). Received: {argument}={name!r}"
+        )
+    return name
+
+
 def is_run(path):
     """Whether `path` is a folder vaekeras made (it holds the marker)."""
     return os.path.exists(os.path.join(path, MARKER))
@@ -162,6 +179,7 @@ def prepare(path, config, keys, overwrite=False):
                     "replace it or choose another --output_dir."
                 )
     os.makedirs(path, exist_ok=True)
+    remove_stale_temporaries(path)
     with open(os.path.join(path, MARKER), "w") as f:
         f.write("A vaekeras run folder.\n")
     write_json(os.path.join(path, FLAGS), config)
@@ -205,11 +223,41 @@ def lock(path):
         handle.close()
 
 
+def save_model(model, path):
+    """`model.save(path)` through a temporary file and a rename.
+
+    A kill while saving leaves a `.tmp-*` file (removed by the next
+    `prepare`), never a truncated `path`.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
+    os.close(fd)
+    try:
+        model.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def remove_stale_temporaries(path):
+    """Deletes what an interrupted save left behind in a run folder."""
+    if not os.path.isdir(path):
+        return
+    for name in os.listdir(path):
+        full = os.path.join(path, name)
+        if name.startswith(".tmp-") and os.path.isfile(full):
+            os.remove(full)
+        elif name.startswith(".export-") and os.path.isdir(full):
+            shutil.rmtree(full)
+
+
 def load_run(run_dir):
     """`(model, flags)` of a run folder with a `model.keras`.
 
     Raises:
         FileNotFoundError: when the folder holds no `model.keras`.
+        ValueError: when `model.keras` is incomplete or corrupt.
     """
     path = os.path.join(run_dir, MODEL)
     if not os.path.exists(path):
@@ -218,10 +266,17 @@ def load_run(run_dir):
             f"model.keras (train one with apps/train.py). Received: "
             f"run_dir={run_dir!r}"
         )
+    import zipfile
+
     import keras
 
     import vaekeras  # noqa: F401  registers the classes for safe loading
 
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is incomplete or corrupt (not a .keras archive): the "
+            "run was probably killed while saving it. Train it again."
+        )
     return keras.saving.load_model(path), read_flags(run_dir)
 
 

@@ -241,7 +241,7 @@ def _train_in(config, train_ds, test_images):
         "epochs_run": len(history.history.get("loss", [])),
         "train_seconds": round(train_seconds, 2),
     }
-    model.save(os.path.join(out, runs.MODEL))
+    runs.save_model(model, os.path.join(out, runs.MODEL))
     export.export_if_supported(
         model, os.path.join(out, runs.EXPORT), verbose=config.verbose
     )

@@ -322,6 +322,34 @@ class SweepConfig:
     seed: int = 0
     verbose: int = 1
 
+    def validate(self):
+        """Raises a `ValueError` naming the first invalid field."""
+        positive = ("learning_rate", "attack_eps")
+        for name in positive + ("tradeoff_weight",):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(
+                value, (int, float)
+            ) or not math.isfinite(value) or value < 0 or (
+                name in positive and value == 0
+            ):
+                bound = "> 0" if name in positive else ">= 0"
+                raise ValueError(
+                    f"Invalid value received for argument `{name}`: expected "
+                    f"a finite number {bound}. Received: {name}={value!r}"
+                )
+        for name in (
+            "epochs", "batch_size", "latent_dim", "robustness_examples"
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or (
+                value < 1
+            ):
+                raise ValueError(
+                    f"Invalid value received for argument `{name}`: expected "
+                    f"an integer >= 1. Received: {name}={value!r}"
+                )
+        runs.check_name(self.project_name, "project_name")
+
 
 def run_sweep(config):
     """Runs (or resumes) a sweep; writes sweep.json, sweep.png, best run.
@@ -337,6 +365,7 @@ def run_sweep(config):
         ValueError: for bad betas, alphas, tuner, objective or max_trials,
             before any training starts.
     """
+    config.validate()
     betas = check_betas(config.betas)
     train_ds = data.load_dataset(
         config.dataset, "train", config.batch_size, config.data_dir,
@@ -367,9 +396,10 @@ def run_sweep(config):
         validation_data=data.load_dataset(
             config.dataset, "test", config.batch_size, config.data_dir
         ),
-        callbacks=[keras.callbacks.TensorBoard(
-            os.path.join(project_dir, "logs")
-        )],
+        callbacks=[
+            keras.callbacks.TensorBoard(os.path.join(project_dir, "logs")),
+            keras.callbacks.TerminateOnNaN(),
+        ],
         verbose=config.verbose,
         shuffle=False,
     )
@@ -378,13 +408,19 @@ def run_sweep(config):
     if dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle():
         return {"rows": None, "best": None, "project_dir": project_dir}
     rows = trial_rows(tuner)
-    failed = [r["trial_id"] for r in rows if r["status"] != "COMPLETED"]
-    best_trial = tuner.oracle.get_best_trials(1)
+    failed = [
+        r["trial_id"] for r in rows
+        if r["status"] != "COMPLETED" or not _finite(r["score"])
+    ]
+    # A failed or NaN trial is never the best, whatever the oracle says.
+    usable = [
+        t for t in tuner.oracle.get_best_trials(len(rows))
+        if t.trial_id not in failed
+    ]
     best = None
-    if best_trial:
-        best_id = best_trial[0].trial_id
-        best = next(r for r in rows if r["trial_id"] == best_id)
-        _export_best(tuner, config, best, test_images, project_dir)
+    if usable:
+        best = next(r for r in rows if r["trial_id"] == usable[0].trial_id)
+        _export_best(tuner, usable[0], config, best, test_images, project_dir)
     runs.write_json(os.path.join(project_dir, "sweep.json"), {
         "config": dataclasses.asdict(config),
         "objective": config.objective,
@@ -395,15 +431,28 @@ def run_sweep(config):
     plot_sweep(rows, os.path.join(project_dir, "sweep.png"))
     if config.verbose:
         tuner.results_summary(num_trials=len(rows))
+    if rows and not usable:
+        raise FloatingPointError(
+            f"Every trial of the sweep failed or ended with a non-finite "
+            f"{config.objective} ({len(rows)} trials: "
+            + ", ".join(f"{r['trial_id']} {r['status']} score={r['score']}"
+                        for r in rows)
+            + f"); nothing was exported. Try a smaller --learning_rate "
+            f"(was {config.learning_rate:g})."
+        )
     return {"rows": rows, "best": best, "project_dir": project_dir}
 
 
-def _export_best(tuner, config, best, test_images, project_dir):
+def _finite(value):
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _export_best(tuner, trial, config, best, test_images, project_dir):
     """Writes the best model as a run folder: model.keras, export/, JSON."""
     from vaekeras import export
     from vaekeras import training
 
-    model = tuner.get_best_models(1)[0]
+    model = tuner.load_model(trial)
     run_dir = os.path.join(project_dir, "best")
     flags = {
         **dataclasses.asdict(training.TrainConfig(
@@ -418,7 +467,7 @@ def _export_best(tuner, config, best, test_images, project_dir):
         "trial_id": best["trial_id"],
     }
     runs.prepare(run_dir, flags, training.RUN_KEYS, overwrite=True)
-    model.save(os.path.join(run_dir, runs.MODEL))
+    runs.save_model(model, os.path.join(run_dir, runs.MODEL))
     export.export_if_supported(
         model, os.path.join(run_dir, runs.EXPORT), verbose=config.verbose
     )
