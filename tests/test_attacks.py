@@ -166,6 +166,15 @@ def test_bad_generate_inputs(trained):
         attacks.LatentPGD(model, eps=1.0).generate(x, x_target=x)
     with pytest.raises(ValueError, match="max=2"):
         attacks.RandomAttack(eps=1.0).generate(x * 2 + 0.5)
+    bad = x.copy()
+    bad[3, 1, 1, 0] = np.nan
+    for attack in (
+        attacks.LatentPGD(model, eps=1.0, max_iter=2),
+        attacks.EigenAttack(model, eps=1.0),
+        attacks.RandomAttack(eps=1.0),
+    ):
+        with pytest.raises(ValueError, match="non-finite"):
+            attack.generate(keras.ops.convert_to_tensor(bad))
 
 
 @pytest.mark.backends

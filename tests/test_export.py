@@ -84,3 +84,23 @@ def test_load_exported_checks_the_artifact(exported, tmp_path):
         export.load_exported(str(tmp_path))
     with pytest.raises(ValueError, match=r"endpoint\(s\) \['encode'\]"):
         export.check_endpoints(object(), "somewhere")
+
+
+def test_saved_model_endpoints_refuse_nan_and_out_of_range(tf_only, tmp_path):
+    import tensorflow as tf
+
+    model = build_vae((4, 4, 1), latent_dim=2, hidden_units=(4,))
+    path = export.export_saved_model(model, str(tmp_path / "sm"))
+    loaded = tf.saved_model.load(path)
+    x = np.full((2, 4, 4, 1), 0.5, "float32")
+    assert np.all(np.isfinite(loaded.metric_eigenvalues(x).numpy()))
+    bad = x.copy()
+    bad[1, 0, 0, 0] = np.nan
+    for endpoint in (loaded.encode, loaded.reconstruct,
+                     loaded.metric_eigenvalues):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+            endpoint(tf.constant(bad))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"\[0, 1\]"):
+        loaded.encode(tf.constant(x * 255))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
+        loaded.decode(tf.constant([[np.nan, 0.0]], tf.float32))

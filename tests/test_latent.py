@@ -155,6 +155,9 @@ def test_bad_models_and_inputs_are_refused(rng):
     x[1, 2, 3, 0] = np.nan
     with pytest.raises(ValueError, match="non-finite"):
         adapter.check_inputs(keras.ops.convert_to_tensor(x))
+    # The metric refuses it as a backend tensor too, not only as numpy.
+    with pytest.raises(ValueError, match="non-finite"):
+        geometry.eigenvalues(adapter, keras.ops.convert_to_tensor(x))
 
 
 def test_no_other_module_compiles_or_branches_on_the_backend():

@@ -62,19 +62,38 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     latent_spec = tf.TensorSpec((None, model.latent_dim), tf.float32)
     geometry.rank_bound(metric_kind, model.latent_dim)  # checks the kind
 
+    def images(x):
+        # Checked inside the SavedModel: a caller without vaekeras gets an
+        # InvalidArgumentError naming the problem, never silent zeros.
+        x = tf.debugging.assert_all_finite(
+            x, "x holds NaN or inf values"
+        )
+        with tf.control_dependencies([
+            tf.debugging.assert_greater_equal(
+                x, 0.0, message="x must lie in [0, 1]"
+            ),
+            tf.debugging.assert_less_equal(
+                x, 1.0, message="x must lie in [0, 1]"
+            ),
+        ]):
+            return tf.identity(x)
+
     def encode(x):
-        z_mean, z_log_var = model.encoder(x)
+        z_mean, z_log_var = model.encoder(images(x))
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z):
+        z = tf.debugging.assert_all_finite(z, "z holds NaN or inf values")
         return model.decode(z)
 
     def reconstruct(x):
-        z_mean, _ = model.encoder(x)
+        z_mean, _ = model.encoder(images(x))
         return model.decode(z_mean)
 
     def metric_eigenvalues(x):
-        return geometry.eigenvalues(model.encoder, x, metric_kind, metric_k)
+        return geometry.eigenvalues(
+            model.encoder, images(x), metric_kind, metric_k
+        )
 
     archive = keras.export.ExportArchive()
     archive.track(model)
