@@ -96,6 +96,20 @@ def check_images(x, image_shape, argument="x"):
             )
 
 
+def screen_batch(x):
+    """`(x with bad values zeroed, number of bad values)` for a batch.
+
+    Bad values are NaN, inf or outside [0, 1]. Runs inside the compiled
+    train and test steps on every batch (a few elementwise ops), so a bad
+    batch anywhere in a data set is counted and cannot corrupt the weights.
+    """
+    bad = ops.logical_or(
+        ops.logical_not(ops.isfinite(x)),
+        ops.logical_or(ops.less(x, 0.0), ops.greater(x, 1.0)),
+    )
+    return ops.where(bad, 0.0, x), ops.sum(ops.cast(bad, "float32"))
+
+
 def _check_non_negative(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (
         not math.isfinite(value) or value < 0
@@ -114,7 +128,9 @@ class VAE(keras.Model):
     Loss per sample: `reconstruction_loss + beta * kl_loss`, both summed
     over pixels and latent dimensions; the reported losses are averages
     over the batch. The metrics `loss`, `reconstruction_loss` and
-    `kl_loss` show in `fit` and `evaluate`.
+    `kl_loss` show in `fit` and `evaluate`, and `invalid_inputs` counts the
+    pixel values of the epoch that were NaN, inf or outside [0, 1] (zeroed
+    before use; `vaekeras.training` stops at the first such batch).
 
     Args:
         encoder: Keras model `x (B, H, W, C) -> [z_mean, z_log_var]`.
@@ -160,6 +176,9 @@ class VAE(keras.Model):
             name="reconstruction_loss"
         )
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        # Bad input values seen this epoch (see `screen_batch`); training
+        # stops at the first batch that has any.
+        self.invalid_inputs_tracker = keras.metrics.Sum(name="invalid_inputs")
         # === Config ===
         self.beta = _check_non_negative("beta", beta)
         self.likelihood = likelihood
@@ -220,6 +239,8 @@ class VAE(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
+        x, invalid = screen_batch(x)
+        self.invalid_inputs_tracker.update_state(invalid)
         recon, kl, z_mean = self.elbo_terms(x, training=training)
         recon, kl = ops.mean(recon), ops.mean(kl)
         self.reconstruction_loss_tracker.update_state(recon)

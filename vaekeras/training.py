@@ -121,14 +121,74 @@ def environment():
 
 
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
-    """Keras' `TerminateOnNaN` that also remembers the bad batch."""
+    """Keras' `TerminateOnNaN`, which also stops a diverging loss.
+
+    Diverging: a batch loss above `DIVERGENCE_FACTOR` times the first
+    batch's, the loss of the untrained model, which training should only
+    ever lower.
+    """
 
     bad_batch = None
+    diverged = None
 
     def on_batch_end(self, batch, logs=None):
         super().on_batch_end(batch, logs)
         if self.model.stop_training and self.bad_batch is None:
             self.bad_batch = batch
+        loss = (logs or {}).get("loss")
+        if loss is None or not math.isfinite(float(loss)):
+            return
+        if not hasattr(self, "first_loss"):
+            self.first_loss = abs(float(loss))
+        elif float(loss) > DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
+            self.diverged = (batch, float(loss), self.first_loss)
+            self.model.stop_training = True
+
+
+# A loss this many times that of the untrained model means divergence.
+DIVERGENCE_FACTOR = 100.0
+
+
+class _StopOnBadInput(keras.callbacks.Callback):
+    """Stops at the first batch with NaN, inf or out-of-range pixels."""
+
+    problem = None
+    epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _check(self, where, batch, logs):
+        count = (logs or {}).get("invalid_inputs", 0)
+        if count and self.problem is None:
+            self.problem = (
+                f"{where} batch {batch} of epoch {self.epoch + 1} holds "
+                f"{int(count)} pixel values that are NaN, inf or outside "
+                "[0, 1]"
+            )
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check("training", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check("validation", batch, logs)
+
+
+def likely_causes(config):
+    """The flag values that plausibly make a loss blow up, named."""
+    causes = []
+    if config.learning_rate > 1e-2:
+        causes.append(
+            f"--learning_rate={config.learning_rate:g} (1e-3 is typical)"
+        )
+    if config.beta > 1e3:
+        causes.append(f"--beta={config.beta:g}")
+    if config.mixup_alpha > 0 and config.mixup_consistency > 1e3:
+        causes.append(f"--mixup_consistency={config.mixup_consistency:g}")
+    return causes or [
+        f"--learning_rate={config.learning_rate:g} (try a smaller one)"
+    ]
 
 
 def save_reconstructions(model, images, path, n=10):
@@ -203,9 +263,11 @@ def _train_in(config, train_ds, test_images):
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     nan_guard = _StopOnNaN()
+    input_guard = _StopOnBadInput()
     callbacks = [
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
+        input_guard,
         nan_guard,
     ]
     start = time.time()
@@ -221,11 +283,26 @@ def _train_in(config, train_ds, test_images):
         shuffle=False,  # the dataset reshuffles itself each epoch (seeded)
     )
     train_seconds = time.time() - start
-    if nan_guard.bad_batch is not None:
+    if input_guard.problem is not None:
+        raise ValueError(
+            f"Invalid training data: {input_guard.problem}. The run in "
+            f"{out!r} stopped and saved no model; images must be float32 in "
+            "[0, 1] (scale uint8 images by 1/255)."
+        )
+    if nan_guard.bad_batch is not None or nan_guard.diverged is not None:
+        if nan_guard.diverged is not None:
+            batch, loss, first = nan_guard.diverged
+            what = (
+                f"The loss diverged ({loss:.3g} at batch {batch}, against "
+                f"{first:.3g} for the untrained model)"
+            )
+        else:
+            what = (
+                f"The loss became NaN or inf (batch {nan_guard.bad_batch})"
+            )
         raise FloatingPointError(
-            f"The loss became NaN or inf (batch {nan_guard.bad_batch}); the "
-            f"run in {out!r} stopped. Try a smaller --learning_rate (was "
-            f"{config.learning_rate:g})."
+            f"{what}; the run in {out!r} stopped and saved no model. Likely "
+            f"cause: {', '.join(likely_causes(config))}."
         )
     test = model.evaluate(
         test_images, batch_size=config.batch_size, return_dict=True,

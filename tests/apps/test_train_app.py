@@ -94,14 +94,49 @@ def test_unknown_dataset_is_refused_before_training(tmp_path):
         training.train(config)
 
 
-def test_nan_loss_stops_the_run_with_a_message(tmp_path):
+@pytest.mark.parametrize("changes, message", [
+    ({"learning_rate": 1e9}, r"NaN or inf.*--learning_rate=1e\+09"),
+    ({"learning_rate": 1.0}, r"diverged.*--learning_rate=1 "),
+    ({"beta": 1e30}, r"--beta=1e\+30\.$"),
+])
+def test_a_blown_up_loss_stops_the_run_naming_the_cause(
+    tmp_path, changes, message
+):
     config = training.TrainConfig(
-        dataset="digits", epochs=2, learning_rate=1e9, latent_dim=2,
-        output_dir=str(tmp_path / "nan"), verbose=0,
+        dataset="digits", epochs=3, latent_dim=2,
+        output_dir=str(tmp_path / "bad"), verbose=0, **changes,
     )
-    with pytest.raises(FloatingPointError, match="smaller --learning_rate"):
+    with pytest.raises(FloatingPointError, match=message):
         training.train(config)
-    assert not os.path.exists(tmp_path / "nan" / "model.keras")
+    assert not os.path.exists(tmp_path / "bad" / "model.keras")
+
+
+@pytest.mark.parametrize("value, where", [(np.nan, 2), (255.0, 3)])
+def test_a_bad_batch_anywhere_in_the_data_stops_training(
+    tmp_path, monkeypatch, digits, value, where
+):
+    import tensorflow as tf
+
+    from vaekeras import data
+
+    images = digits[0].copy()
+    images[where * 64 + 5, 3, 3, 0] = value  # in batch `where`, not the first
+
+    def load_dataset(name, split, batch_size, *args, **kwargs):
+        chosen = images if split == "train" else digits[1]
+        return tf.data.Dataset.from_tensor_slices(chosen).batch(batch_size)
+
+    monkeypatch.setattr(data, "load_dataset", load_dataset)
+    config = training.TrainConfig(
+        dataset="digits", epochs=2, latent_dim=2, batch_size=64,
+        output_dir=str(tmp_path / "run"), verbose=0,
+    )
+    with pytest.raises(ValueError, match=(
+        f"training batch {where} of epoch 1 holds 1 pixel values that are "
+        r"NaN, inf or outside \[0, 1\]"
+    )):
+        training.train(config)
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
 
 
 def test_a_killed_run_resumes_from_its_backup(tmp_path, monkeypatch):
