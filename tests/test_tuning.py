@@ -186,3 +186,39 @@ def test_distributed_sweep_runs_each_trial_exactly_once(tmp_path):
         "trial_"
     )]
     assert len(trial_dirs) == 3
+
+
+def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
+    import glob
+    import signal
+    import time
+
+    args = [
+        sys.executable, os.path.join(ROOT, "apps", "tune.py"),
+        "--betas=0.5,1,2", "--dataset=digits", "--epochs=2",
+        "--batch_size=64", "--latent_dim=3", "--robustness_examples=32",
+        "--verbose=0", f"--directory={tmp_path}", "--project_name=p",
+    ]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    first = subprocess.Popen(
+        args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.time() + 300
+    try:
+        # Kill it as soon as its first trial is complete.
+        while time.time() < deadline and first.poll() is None and not any(
+            json.load(open(f))["status"] == "COMPLETED"
+            for f in glob.glob(str(tmp_path / "p" / "trial_*" / "trial.json"))
+        ):
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    again = subprocess.run(args, env=env, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-4000:]
+    written = json.load(open(tmp_path / "p" / "sweep.json"))
+    betas = sorted(t["beta"] for t in written["trials"])
+    assert betas == [0.5, 1.0, 2.0], written["trials"]
+    assert {t["status"] for t in written["trials"]} == {"COMPLETED"}
+    if "re-running trial(s)" in again.stdout:  # killed during trial 2
+        assert "0001 ({'beta': 1.0})" in again.stdout

@@ -7,7 +7,9 @@ environment variables); this module supplies the hypermodel, objectives
 with explicit directions, and the sweep table and plot.
 """
 
+import contextlib
 import dataclasses
+import functools
 import math
 import os
 
@@ -174,6 +176,27 @@ class BetaHyperModel(kt.HyperModel):
         }
 
 
+def check_tuner_settings(kind, objective, max_trials):
+    """Raises a `ValueError` naming a bad tuner kind, objective or budget."""
+    if kind not in TUNERS:
+        raise ValueError(
+            "Invalid value received for argument `kind`: expected one of "
+            f"{TUNERS}. Received: kind={kind!r}"
+        )
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            "Invalid value received for argument `objective`: expected one "
+            f"of {OBJECTIVES}. Received: objective={objective!r}"
+        )
+    if max_trials is not None and (
+        not isinstance(max_trials, int) or max_trials < 1
+    ):
+        raise ValueError(
+            "Invalid value received for argument `max_trials`: expected an "
+            f"integer >= 1. Received: max_trials={max_trials!r}"
+        )
+
+
 def make_tuner(
     hypermodel,
     kind="grid",
@@ -206,23 +229,7 @@ def make_tuner(
     Raises:
         ValueError: for an unknown kind or objective, or max_trials < 1.
     """
-    if kind not in TUNERS:
-        raise ValueError(
-            "Invalid value received for argument `kind`: expected one of "
-            f"{TUNERS}. Received: kind={kind!r}"
-        )
-    if objective not in OBJECTIVES:
-        raise ValueError(
-            "Invalid value received for argument `objective`: expected one "
-            f"of {OBJECTIVES}. Received: objective={objective!r}"
-        )
-    if max_trials is not None and (
-        not isinstance(max_trials, int) or max_trials < 1
-    ):
-        raise ValueError(
-            "Invalid value received for argument `max_trials`: expected an "
-            f"integer >= 1. Received: max_trials={max_trials!r}"
-        )
+    check_tuner_settings(kind, objective, max_trials)
     if objective in ("val_spectral_radius", "tradeoff") and (
         getattr(hypermodel, "robustness_images", None) is None
     ):
@@ -230,22 +237,55 @@ def make_tuner(
             f"objective={objective!r} needs robustness scores: give the "
             "hypermodel `robustness_images`."
         )
-    cls = {
-        "grid": kt.GridSearch,
-        "random": kt.RandomSearch,
-        "bayesian": kt.BayesianOptimization,
-    }[kind]
     if max_trials is None and kind != "grid":
         max_trials = 10
-    return cls(
-        hypermodel=hypermodel,
-        objective=kt.Objective(objective, direction="min"),
-        max_trials=max_trials,
-        seed=seed,
-        directory=directory,
-        project_name=project_name,
-        overwrite=overwrite,
+    objective = kt.Objective(objective, direction="min")
+    common = dict(
+        hypermodel=hypermodel, directory=directory,
+        project_name=project_name, overwrite=overwrite,
     )
+    if kind == "grid":
+        return kt.Tuner(
+            oracle=ResumableGridOracle(
+                objective=objective, max_trials=max_trials, seed=seed
+            ),
+            **common,
+        )
+    cls = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
+    return cls[kind](
+        objective=objective, max_trials=max_trials, seed=seed, **common
+    )
+
+
+class ResumableGridOracle(kt.oracles.GridSearchOracle):
+    """KerasTuner's grid oracle, made to resume a stopped or killed sweep.
+
+    KerasTuner 1.4's grid oracle keeps its walk through the grid (the
+    ordered list of tried combinations and the queue of trials whose next
+    combination is still to be made) in memory only. Reloaded, a sweep
+    stopped part-way finds nothing left to try, and one killed during a
+    trial fails with a `KeyError` on the trial it retries. `reload`
+    rebuilds that walk from the trials on disk; trials that were running
+    when the sweep was killed are retried first (listed in `rerun`).
+    """
+
+    rerun = ()
+
+    def reload(self):
+        super().reload()
+        self.rerun = list(self._retry_queue)
+        order = functools.cmp_to_key(lambda a, b: self._compare(
+            self.trials[a].hyperparameters.values,
+            self.trials[b].hyperparameters.values,
+        ))
+        tried = sorted(
+            (i for i, t in self.trials.items() if t.hyperparameters.values),
+            key=order,
+        )
+        for trial_id in tried:
+            self._ordered_ids.insert(trial_id)
+        # A retried trial joins the queue when it ends, as any trial does.
+        self._populate_next = [i for i in tried if i not in self.rerun]
 
 
 def trial_rows(tuner):
@@ -366,6 +406,7 @@ def run_sweep(config):
             before any training starts.
     """
     config.validate()
+    check_tuner_settings(config.tuner, config.objective, config.max_trials)
     betas = check_betas(config.betas)
     train_ds = data.load_dataset(
         config.dataset, "train", config.batch_size, config.data_dir,
@@ -384,12 +425,36 @@ def run_sweep(config):
         tradeoff_weight=config.tradeoff_weight,
         seed=config.seed,
     )
+    from keras_tuner.src.distribute import utils as dist_utils
+
+    project_dir = os.path.join(config.directory, config.project_name)
+    # Chief and workers share the project folder; a lone sweep owns it.
+    owner = (
+        contextlib.nullcontext() if dist_utils.has_chief_oracle()
+        else runs.lock(project_dir)
+    )
+    with owner:
+        return _search(config, hypermodel, train_ds, test_images, project_dir)
+
+
+def _search(config, hypermodel, train_ds, test_images, project_dir):
+    from keras_tuner.src.distribute import utils as dist_utils
+
     tuner = make_tuner(
         hypermodel, config.tuner, config.objective, config.directory,
         config.project_name, config.overwrite, config.max_trials,
         config.seed,
     )
-    project_dir = os.path.join(config.directory, config.project_name)
+    rerun = getattr(tuner.oracle, "rerun", ())
+    if rerun:
+        print(
+            "Resuming the sweep in "
+            f"{project_dir!r}: re-running trial(s) left unfinished by an "
+            "interrupted run: " + ", ".join(
+                f"{i} ({tuner.oracle.trials[i].hyperparameters.values})"
+                for i in rerun
+            )
+        )
     tuner.search(
         train_ds,
         epochs=config.epochs,
@@ -403,8 +468,6 @@ def run_sweep(config):
         verbose=config.verbose,
         shuffle=False,
     )
-    from keras_tuner.src.distribute import utils as dist_utils
-
     if dist_utils.has_chief_oracle() and not dist_utils.is_chief_oracle():
         return {"rows": None, "best": None, "project_dir": project_dir}
     rows = trial_rows(tuner)
