@@ -175,8 +175,11 @@ def load_dataset(
 ):
     """Loads a data set as a batched `tf.data.Dataset` of images.
 
-    The training split is shuffled each epoch (seeded); the test split keeps
-    its order. Elements are float32 images `(B, H, W, C)` in [0, 1], without
+    The training split is shuffled each epoch: the order of epoch e depends
+    only on `(seed, e)` (a stateless shuffle), where e counts the passes
+    over the data set; `ds.epoch_variable` holds that count, so a resumed
+    training sets it to the epoch it resumes at. The test split keeps its
+    order. Elements are float32 images `(B, H, W, C)` in [0, 1], without
     labels: VAEs train on `x` alone (use `load_arrays` for labels).
 
     Args:
@@ -208,9 +211,30 @@ def load_dataset(
     import tensorflow as tf
 
     images, _ = load_arrays(name, split, data_dir, download)
-    ds = tf.data.Dataset.from_tensor_slices(images)
-    if split == "train":
-        ds = ds.shuffle(
-            len(images), seed=seed, reshuffle_each_iteration=True
+    if split != "train":
+        ds = tf.data.Dataset.from_tensor_slices(images)
+        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    # The order of epoch e is a pure function of (seed, e): a stateless
+    # shuffle keyed by an epoch counter that counts the passes over the data
+    # (or is set by `vaekeras.training` from the epoch Keras runs), so a
+    # resumed run sees the order the uninterrupted one saw, whatever the
+    # process's global seed.
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+    table = tf.constant(images)
+
+    def one_epoch(_):
+        current = epoch.assign_add(1) - 1
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(len(images), dtype=tf.int64),
+            seed=tf.stack([tf.cast(seed, tf.int64), current]),
         )
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+        return tf.data.Dataset.from_tensor_slices(order)
+
+    ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
+    ds = ds.batch(batch_size).map(lambda idx: tf.gather(table, idx))
+    # flat_map hides the length; Keras needs it to end epochs quietly.
+    ds = ds.apply(tf.data.experimental.assert_cardinality(
+        -(-len(images) // batch_size)
+    )).prefetch(tf.data.AUTOTUNE)
+    ds.epoch_variable = epoch
+    return ds

@@ -66,5 +66,24 @@ class Sampling(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape[0]
 
+    def save_own_variables(self, store):
+        # The sampler's random state is saved with the weights, so a run
+        # resumed from a backup draws the noise the uninterrupted one would.
+        save_seed_state(self.seed_generator, store, "seed_state")
+
+    def load_own_variables(self, store):
+        load_seed_state(self.seed_generator, store, "seed_state")
+
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
+
+
+def save_seed_state(generator, store, key):
+    """Writes a `keras.random.SeedGenerator`'s state into a weights store."""
+    store[key] = ops.convert_to_numpy(generator.state.value)
+
+
+def load_seed_state(generator, store, key):
+    """Restores what `save_seed_state` wrote; files without it are fine."""
+    if key in list(store.keys()):
+        generator.state.assign(store[key])

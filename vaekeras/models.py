@@ -15,6 +15,8 @@ from keras import ops
 from vaekeras import architectures
 from vaekeras.layers import Sampling
 from vaekeras.layers import clip_log_var
+from vaekeras.layers import load_seed_state
+from vaekeras.layers import save_seed_state
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 # Weight of mixup's latent consistency term; chosen by measurement (README,
@@ -371,6 +373,17 @@ class MixupVAE(VAE):
         mixup_loss = ops.mean(nelbo_mix + self.mixup_consistency * consistency)
         self.mixup_loss_tracker.update_state(mixup_loss)
         return mixup_loss
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        save_seed_state(self.mixup_seed_generator, store, "mixup_seed_state")
+
+    def load_own_variables(self, store):
+        load_seed_state(self.mixup_seed_generator, store, "mixup_seed_state")
+        super().load_own_variables({
+            key: store[key] for key in store.keys()
+            if key != "mixup_seed_state"
+        })
 
     def get_config(self):
         return {

@@ -175,6 +175,18 @@ class _StopOnBadInput(keras.callbacks.Callback):
         self._check("validation", batch, logs)
 
 
+class _DataEpoch(keras.callbacks.Callback):
+    """Keys the training data's order to the epoch Keras runs (resumes)."""
+
+    def __init__(self, dataset):
+        super().__init__()
+        self.counter = getattr(dataset, "epoch_variable", None)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.counter is not None:
+            self.counter.assign(epoch)
+
+
 def likely_causes(config):
     """The flag values that plausibly make a loss blow up, named."""
     causes = []
@@ -265,6 +277,7 @@ def _train_in(config, train_ds, test_images):
     nan_guard = _StopOnNaN()
     input_guard = _StopOnBadInput()
     callbacks = [
+        _DataEpoch(train_ds),
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         input_guard,
