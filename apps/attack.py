@@ -12,8 +12,10 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from vaekeras.attacks import ATTACK_NAMES
-from vaekeras.geometry import KINDS
+# Literal choices: flags are checked before TensorFlow is imported (tests
+# check that they equal the library's).
+ATTACK_NAMES = ["pgd", "eigen", "random", "targeted"]
+KINDS = ["mean", "stochastic", "fisher"]
 
 _RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run folder written by apps/train.py.", required=True

@@ -13,7 +13,9 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from vaekeras.geometry import KINDS
+# Literal choices: flags are checked before TensorFlow is imported (tests
+# check that they equal the library's).
+KINDS = ["mean", "stochastic", "fisher"]
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "SavedModel folder.", required=True

@@ -15,8 +15,12 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from vaekeras.tuning import OBJECTIVES
-from vaekeras.tuning import TUNERS
+# Literal choices: flags are checked before TensorFlow is imported (tests
+# check that they equal the library's).
+TUNERS = ["grid", "random", "bayesian"]
+OBJECTIVES = [
+    "val_loss", "val_reconstruction_loss", "val_spectral_radius", "tradeoff"
+]
 
 _BETAS = flags.DEFINE_list(
     "betas", ["0.25", "0.5", "1", "2", "4", "8"], "Betas to search."
@@ -53,6 +57,11 @@ _DIRECTORY = flags.DEFINE_string(
 )
 _PROJECT_NAME = flags.DEFINE_string("project_name", "beta_sweep", "Project.")
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Start the sweep afresh.")
+_WORKER_TIMEOUT = flags.DEFINE_float(
+    "worker_timeout", 1800.0,
+    "Distributed sweeps: seconds without a report (workers report every "
+    "epoch) after which the chief gives a worker's trial to another.",
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity.")
 
@@ -86,6 +95,7 @@ def main(argv):
             directory=_DIRECTORY.value,
             project_name=_PROJECT_NAME.value,
             overwrite=_OVERWRITE.value,
+            worker_timeout=_WORKER_TIMEOUT.value,
             seed=_SEED.value,
             verbose=_VERBOSE.value,
         )

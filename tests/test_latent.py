@@ -166,7 +166,8 @@ def test_no_other_module_compiles_or_branches_on_the_backend():
     for name in os.listdir(package):
         if not name.endswith(".py") or name in ("latent.py", "export.py"):
             continue
-        text = open(os.path.join(package, name)).read()
+        with open(os.path.join(package, name)) as f:
+            text = f.read()
         for needle in (
             "tf.function", "jax.jit", "backend() ==", "backend() !=",
             "GradientTape", "torch.",

@@ -1,5 +1,4 @@
 import dataclasses
-import json
 import os
 import socket
 import subprocess
@@ -9,6 +8,7 @@ import numpy as np
 import pytest
 from helpers import to_numpy
 
+from vaekeras import runs
 from vaekeras import tuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,7 +42,7 @@ def test_grid_sweep_completes_every_trial_and_picks_the_best(sweep):
         assert r["tradeoff"] == pytest.approx(
             r["val_reconstruction_loss"] + 10.0 * r["val_spectral_radius"]
         )
-    written = json.load(open(os.path.join(result["project_dir"], "sweep.json")))
+    written = runs.read_json(os.path.join(result["project_dir"], "sweep.json"))
     lowest = min(written["trials"], key=lambda r: r["tradeoff"])
     assert written["best_trial_id"] == lowest["trial_id"]
     assert result["best"]["beta"] == lowest["beta"]
@@ -50,7 +50,7 @@ def test_grid_sweep_completes_every_trial_and_picks_the_best(sweep):
     project = result["project_dir"]
     assert os.path.exists(os.path.join(project, "sweep.png"))
     assert len(os.listdir(os.path.join(project, "logs"))) == 3  # per trial
-    best_flags = json.load(open(os.path.join(project, "best", "flags.json")))
+    best_flags = runs.read_json(os.path.join(project, "best", "flags.json"))
     assert best_flags["beta"] == lowest["beta"]
     assert os.path.exists(os.path.join(project, "best", "export"))
 
@@ -136,7 +136,7 @@ def test_a_sweep_whose_trials_all_fail_exports_nothing(tmp_path):
         tuning.run_sweep(config)
     project = tmp_path / "nan"
     assert not os.path.exists(project / "best")
-    written = json.load(open(project / "sweep.json"))
+    written = runs.read_json(project / "sweep.json")
     assert written["best_trial_id"] is None
     assert sorted(written["failed_trials"]) == sorted(
         r["trial_id"] for r in written["trials"]
@@ -178,7 +178,7 @@ def test_distributed_sweep_runs_each_trial_exactly_once(tmp_path):
     assert all(p.returncode == 0 for p in procs), "\n".join(
         o[-2000:] for o in outputs
     )
-    written = json.load(open(tmp_path / "dist" / "sweep.json"))
+    written = runs.read_json(tmp_path / "dist" / "sweep.json")
     trials = written["trials"]
     assert sorted(t["beta"] for t in trials) == [0.5, 2.0, 8.0]
     assert all(t["status"] == "COMPLETED" for t in trials)
@@ -207,7 +207,7 @@ def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
     try:
         # Kill it as soon as its first trial is complete.
         while time.time() < deadline and first.poll() is None and not any(
-            json.load(open(f))["status"] == "COMPLETED"
+            runs.read_json(f)["status"] == "COMPLETED"
             for f in glob.glob(str(tmp_path / "p" / "trial_*" / "trial.json"))
         ):
             time.sleep(0.05)
@@ -216,9 +216,61 @@ def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
         first.wait()
     again = subprocess.run(args, env=env, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-4000:]
-    written = json.load(open(tmp_path / "p" / "sweep.json"))
+    written = runs.read_json(tmp_path / "p" / "sweep.json")
     betas = sorted(t["beta"] for t in written["trials"])
     assert betas == [0.5, 1.0, 2.0], written["trials"]
     assert {t["status"] for t in written["trials"]} == {"COMPLETED"}
     if "re-running trial(s)" in again.stdout:  # killed during trial 2
         assert "0001 ({'beta': 1.0})" in again.stdout
+
+
+def test_a_dead_worker_does_not_hang_a_distributed_sweep(tmp_path):
+    import glob
+    import time
+
+    args = [
+        sys.executable, os.path.join(ROOT, "apps", "tune.py"),
+        "--betas=0.5,2,8", "--dataset=digits", "--epochs=3",
+        "--latent_dim=3", "--robustness_examples=32", "--verbose=0",
+        f"--directory={tmp_path}", "--project_name=dist",
+        "--worker_timeout=5",
+    ]
+    base = {
+        **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(_free_port()),
+    }
+
+    def start(tuner_id):
+        return subprocess.Popen(
+            args, env={**base, "KERASTUNER_TUNER_ID": tuner_id},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+
+    chief, doomed = start("chief"), start("tuner0")
+    procs = [chief, doomed]
+    try:
+        deadline = time.time() + 300
+        # Kill the only worker in the middle of its first trial.
+        while time.time() < deadline and not glob.glob(
+            str(tmp_path / "dist" / "trial_*" / "trial.json")
+        ):
+            time.sleep(0.1)
+        doomed.kill()
+        doomed.communicate()
+        survivor = start("tuner1")
+        procs.append(survivor)
+        out = survivor.communicate(timeout=400)[0]
+        chief_out = chief.communicate(timeout=120)[0]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            if not proc.stdout.closed:
+                proc.stdout.close()
+    assert survivor.returncode == 0, out[-3000:]
+    assert chief.returncode == 0, chief_out[-3000:]
+    assert "Worker tuner0 sent nothing" in chief_out
+    written = runs.read_json(tmp_path / "dist" / "sweep.json")
+    assert sorted(t["beta"] for t in written["trials"]) == [0.5, 2.0, 8.0]
+    assert {t["status"] for t in written["trials"]} == {"COMPLETED"}

@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import math
 import os
+import time
 
 import keras
 import keras_tuner as kt
@@ -25,6 +26,9 @@ from vaekeras import runs
 from vaekeras import scores
 
 TUNERS = ("grid", "random", "bayesian")
+# Seconds without a report (workers report every epoch) after which the
+# chief of a distributed sweep re-assigns a worker's trial.
+DEFAULT_WORKER_TIMEOUT = 1800.0
 OBJECTIVES = (
     "val_loss", "val_reconstruction_loss", "val_spectral_radius", "tradeoff"
 )
@@ -206,6 +210,7 @@ def make_tuner(
     overwrite=False,
     max_trials=None,
     seed=0,
+    worker_timeout=None,
 ):
     """A KerasTuner tuner over `hypermodel`, every objective minimised.
 
@@ -222,9 +227,13 @@ def make_tuner(
         max_trials: trial budget, >= 1; None runs the whole grid (required
             for the other tuners: defaults to 10 there).
         seed: the tuner's seed.
+        worker_timeout: seconds without a report after which the chief of a
+            distributed sweep gives a worker's trial to another worker;
+            None for `DEFAULT_WORKER_TIMEOUT`.
 
     Returns:
-        A `keras_tuner.Tuner`.
+        A `keras_tuner.Tuner` (its oracle resumes grids and survives lost
+        workers).
 
     Raises:
         ValueError: for an unknown kind or objective, or max_trials < 1.
@@ -244,20 +253,67 @@ def make_tuner(
         hypermodel=hypermodel, directory=directory,
         project_name=project_name, overwrite=overwrite,
     )
-    if kind == "grid":
-        return kt.Tuner(
-            oracle=ResumableGridOracle(
-                objective=objective, max_trials=max_trials, seed=seed
-            ),
-            **common,
-        )
-    cls = {"random": kt.RandomSearch, "bayesian": kt.BayesianOptimization}
-    return cls[kind](
-        objective=objective, max_trials=max_trials, seed=seed, **common
+    oracle_class = {
+        "grid": ResumableGridOracle,
+        "random": _RandomOracle,
+        "bayesian": _BayesianOracle,
+    }[kind]
+    oracle = oracle_class(
+        objective=objective, max_trials=max_trials, seed=seed
     )
+    if worker_timeout is not None:
+        oracle.worker_timeout = float(worker_timeout)
+    return kt.Tuner(oracle=oracle, **common)
 
 
-class ResumableGridOracle(kt.oracles.GridSearchOracle):
+class _LostWorkers:
+    """Oracle mixin: a worker silent for `worker_timeout` s is lost.
+
+    Runs in the chief of a distributed sweep. Workers report after every
+    epoch (`update_trial`); a trial whose worker has not reported for
+    `worker_timeout` seconds is taken from it and queued for the next
+    worker that asks, so a killed worker cannot hang the sweep.
+    """
+
+    worker_timeout = DEFAULT_WORKER_TIMEOUT
+
+    def _last_seen(self):
+        if not hasattr(self, "_seen"):
+            self._seen = {}
+        return self._seen
+
+    def update_trial(self, trial_id, metrics, step=0):
+        self._last_seen()[trial_id] = time.monotonic()
+        return super().update_trial(trial_id, metrics, step)
+
+    def create_trial(self, tuner_id):
+        now, seen = time.monotonic(), self._last_seen()
+        for other, trial in list(self.ongoing_trials.items()):
+            last = seen.setdefault(trial.trial_id, now)
+            if other != tuner_id and now - last > self.worker_timeout:
+                print(
+                    f"Worker {other} sent nothing for {now - last:.0f} s "
+                    f"(--worker_timeout={self.worker_timeout:g}): trial "
+                    f"{trial.trial_id} goes to another worker."
+                )
+                self.ongoing_trials.pop(other)
+                # The chief exits once every worker it knows has stopped.
+                self.tuner_ids.discard(other)
+                self._retry_queue.append(trial.trial_id)
+        trial = super().create_trial(tuner_id)
+        seen[trial.trial_id] = time.monotonic()
+        return trial
+
+
+class _RandomOracle(_LostWorkers, kt.oracles.RandomSearchOracle):
+    pass
+
+
+class _BayesianOracle(_LostWorkers, kt.oracles.BayesianOptimizationOracle):
+    pass
+
+
+class ResumableGridOracle(_LostWorkers, kt.oracles.GridSearchOracle):
     """KerasTuner's grid oracle, made to resume a stopped or killed sweep.
 
     KerasTuner 1.4's grid oracle keeps its walk through the grid (the
@@ -331,7 +387,8 @@ def plot_sweep(rows, path):
         ax.set_xscale("log")
         ax.set_xlabel("beta")
         ax.set_title(metric, fontsize=9)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # nothing to show if all failed
+            ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -358,13 +415,14 @@ class SweepConfig:
     attack_eps: float = 1.0
     directory: str = "saved_models/sweeps"
     project_name: str = "beta_sweep"
+    worker_timeout: float = DEFAULT_WORKER_TIMEOUT
     overwrite: bool = False
     seed: int = 0
     verbose: int = 1
 
     def validate(self):
         """Raises a `ValueError` naming the first invalid field."""
-        positive = ("learning_rate", "attack_eps")
+        positive = ("learning_rate", "attack_eps", "worker_timeout")
         for name in positive + ("tradeoff_weight",):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(
@@ -437,14 +495,33 @@ def run_sweep(config):
         return _search(config, hypermodel, train_ds, test_images, project_dir)
 
 
+def _poll_politely(client):
+    """Makes a worker wait a second between asks while the oracle is idle.
+
+    KerasTuner's workers re-ask at once when the chief has no trial for
+    them (waiting on another worker), a loop that takes a whole core.
+    """
+    create = client.create_trial
+
+    def create_trial(tuner_id):
+        trial = create(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.IDLE:
+            time.sleep(1.0)
+        return trial
+
+    client.create_trial = create_trial
+
+
 def _search(config, hypermodel, train_ds, test_images, project_dir):
     from keras_tuner.src.distribute import utils as dist_utils
 
     tuner = make_tuner(
         hypermodel, config.tuner, config.objective, config.directory,
         config.project_name, config.overwrite, config.max_trials,
-        config.seed,
+        config.seed, config.worker_timeout,
     )
+    if dist_utils.has_chief_oracle():
+        _poll_politely(tuner.oracle)
     rerun = getattr(tuner.oracle, "rerun", ())
     if rerun:
         print(

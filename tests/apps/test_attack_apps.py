@@ -1,10 +1,12 @@
-import json
 import os
 import shutil
 
 import numpy as np
 import pytest
+from app_helpers import ROOT
 from app_helpers import run_app
+
+from vaekeras import runs
 
 pytestmark = pytest.mark.usefixtures("tf_only")
 
@@ -28,7 +30,7 @@ def test_attack_app_writes_json_and_grid(run_dir, attack):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "latent_kl" in result.stdout
     path = os.path.join(run_dir, "attacks", f"{attack}.json")
-    summary = json.load(open(path))
+    summary = runs.read_json(path)
     assert [row["eps"] for row in summary["results"]] == [0.5, 1.0]
     assert summary["num_examples"] == 20 and _finite(summary)
     assert os.path.exists(os.path.join(run_dir, "attacks", f"{attack}.png"))
@@ -47,7 +49,7 @@ def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
         "--num_examples=30", "--eps=0.5", "--pgd_iter=3", f"--output={out}",
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    report = json.load(open(out))
+    report = runs.read_json(out)
     assert _finite(report)
     assert report["num_examples"] == 30
     assert {row["attack"] for row in report["attacks"]} == {
@@ -92,3 +94,33 @@ def test_evaluate_app_refuses_missing_or_incomplete_saved_model(tmp_path):
     assert result.returncode != 0
     assert "lacks the endpoint(s) ['encode']" in result.stderr
     assert not os.path.exists(tmp_path / "evaluation.json")
+
+
+def test_app_choice_flags_match_the_library():
+    import ast
+    import types
+
+    from vaekeras import attacks
+    from vaekeras import geometry
+    from vaekeras import report
+    from vaekeras import tuning
+
+    def app(name):
+        """The literal UPPER_CASE constants of apps/<name>.py."""
+        with open(os.path.join(ROOT, "apps", f"{name}.py")) as f:
+            tree = ast.parse(f.read())
+        return types.SimpleNamespace(**{
+            node.targets[0].id: ast.literal_eval(node.value)
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.isupper()
+            and isinstance(node.value, (ast.List, ast.Tuple))
+        })
+
+    assert app("attack").ATTACK_NAMES == list(attacks.ATTACK_NAMES)
+    assert app("attack").KINDS == list(geometry.KINDS)
+    assert app("evaluate").KINDS == list(geometry.KINDS)
+    assert app("report").STUDIES == list(report.STUDIES)
+    assert app("tune").TUNERS == list(tuning.TUNERS)
+    assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)

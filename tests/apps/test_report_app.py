@@ -1,4 +1,3 @@
-import json
 import os
 
 import numpy as np
@@ -6,6 +5,7 @@ import pytest
 from app_helpers import run_app
 
 from vaekeras import report
+from vaekeras import runs
 from vaekeras import training
 
 pytestmark = pytest.mark.usefixtures("tf_only")
@@ -54,12 +54,13 @@ def test_report_on_two_runs_writes_everything(run_dir, tmp_path):
     for name in ("report.md", "report.json", "scores_vs_beta.png",
                  "attack_damage.png", "spectra.png", "adversarial_grid.png"):
         assert os.path.exists(os.path.join(out, name)), name
-    written = json.load(open(os.path.join(out, "report.json")))
+    written = runs.read_json(os.path.join(out, "report.json"))
     assert [m["beta"] for m in written["models"]] == [2.0, 8.0]
     assert all(np.isfinite(v) for v in _numbers(written["models"]))
     # Two betas: no correlation, and the report says so instead of nan.
     assert "at least three distinct betas" in written["spearman_note"]
-    markdown = open(os.path.join(out, "report.md")).read()
+    with open(os.path.join(out, "report.md")) as f:
+        markdown = f.read()
     assert "nan" not in markdown.lower()
     assert "at least three distinct betas" in markdown
     assert written["models"][1]["name"] == "beta8"  # named after the run

@@ -22,13 +22,13 @@ def test_train_app_writes_a_complete_run_folder(run_dir):
     ):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert not os.path.exists(os.path.join(run_dir, "backup"))
-    flags = json.load(open(os.path.join(run_dir, "flags.json")))
+    flags = runs.read_json(os.path.join(run_dir, "flags.json"))
     assert flags["beta"] == 2.0 and flags["dataset"] == "digits"
-    metrics = json.load(open(os.path.join(run_dir, "metrics.json")))
+    metrics = runs.read_json(os.path.join(run_dir, "metrics.json"))
     for split in ("train", "test"):
         for key in ("loss", "reconstruction_loss", "kl_loss"):
             assert np.isfinite(metrics[split][key])
-    env = json.load(open(os.path.join(run_dir, "environment.json")))
+    env = runs.read_json(os.path.join(run_dir, "environment.json"))
     assert env["keras_backend"] == "tensorflow"
     assert "keras" in env["packages"]
 
@@ -70,7 +70,7 @@ def test_train_library_with_flagsaver_and_overwrite(tmp_path):
     open(os.path.join(out, runs.MARKER), "w").close()
     with flagsaver.flagsaver(**settings):
         train_app.main(["train.py"])
-    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    metrics = runs.read_json(os.path.join(out, "metrics.json"))
     assert "mixup_loss" in metrics["train"]
 
 
@@ -190,7 +190,7 @@ def test_main_job_reconstructs_well(tmp_path):
     result = run_app("train.py", "--beta=2", f"--output_dir={out}",
                      "--verbose=0")
     assert result.returncode == 0, result.stderr[-4000:]
-    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    metrics = runs.read_json(os.path.join(out, "metrics.json"))
     # Measured 105.8 (summed over 784 pixels); an untrained model is ~540.
     assert metrics["test"]["reconstruction_loss"] < 115
     assert metrics["epochs_run"] == 50
