@@ -37,7 +37,9 @@ _EPOCHS = flags.DEFINE_integer(
 _ARCHITECTURE = flags.DEFINE_enum(
     "architecture", "mlp", ["mlp", "conv"], "Preset architecture."
 )
-_LATENT_DIM = flags.DEFINE_integer("latent_dim", 16, "Preset latent size.")
+_LATENT_DIM = flags.DEFINE_integer(
+    "latent_dim", 16, "Preset latent size.", lower_bound=1
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _NUM_EXAMPLES = flags.DEFINE_integer(
     "num_examples", 1000, "Test points for the scores.", lower_bound=1

@@ -194,3 +194,23 @@ def test_main_job_reconstructs_well(tmp_path):
     # Measured 105.8 (summed over 784 pixels); an untrained model is ~540.
     assert metrics["test"]["reconstruction_loss"] < 115
     assert metrics["epochs_run"] == 50
+
+
+@pytest.mark.parametrize("app, flag", [
+    ("tune.py", "--learning_rate=0"),
+    ("tune.py", "--learning_rate=-1"),
+    ("tune.py", "--epochs=0"),
+    ("tune.py", "--project_name=../x"),
+    ("train.py", "--learning_rate=0"),
+    ("report.py", "--latent_dim=0"),
+    ("attack.py", "--num_examples=0"),
+])
+def test_every_app_refuses_bad_numbers_and_paths(app, flag, tmp_path):
+    extra = ["--run_dir=x"] if app == "attack.py" else []
+    result = run_app(
+        app, flag, *extra, f"--directory={tmp_path}", timeout=120
+    ) if app == "tune.py" else run_app(app, flag, *extra, timeout=120)
+    assert result.returncode != 0
+    name = flag.split("=")[0].lstrip("-")
+    assert name in result.stderr, result.stderr[-2000:]
+    assert not os.path.exists(tmp_path / "x")
