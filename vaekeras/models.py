@@ -105,11 +105,10 @@ def screen_batch(x):
     train and test steps on every batch (a few elementwise ops), so a bad
     batch anywhere in a data set is counted and cannot corrupt the weights.
     """
-    bad = ops.logical_or(
-        ops.logical_not(ops.isfinite(x)),
-        ops.logical_or(ops.less(x, 0.0), ops.greater(x, 1.0)),
-    )
-    return ops.where(bad, 0.0, x), ops.sum(ops.cast(bad, "float32"))
+    # NaN fails both comparisons and inf one of them: two compares suffice.
+    good = ops.logical_and(ops.greater_equal(x, 0.0), ops.less_equal(x, 1.0))
+    bad = ops.sum(1.0 - ops.cast(good, "float32"))
+    return ops.where(good, x, 0.0), bad
 
 
 def _check_non_negative(name, value):
