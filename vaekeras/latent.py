@@ -94,6 +94,20 @@ def check_finite(x, argument="x"):
         )
 
 
+def check_batch_shape(x, image_shape, argument="x"):
+    """Raises a `ValueError` unless `x` is a batch of `image_shape` images."""
+    shape, expected = tuple(x.shape), tuple(image_shape)
+    if len(shape) != len(expected) + 1 or any(
+        s is not None and e is not None and s != e
+        for s, e in zip(shape[1:], expected)
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{argument}`: expected "
+            f"images of shape (batch, {', '.join(map(str, expected))}). "
+            f"Received: {argument}.shape={shape}"
+        )
+
+
 def _is_encoder_model(model):
     outputs = getattr(model, "outputs", None)
     return isinstance(model, keras.Model) and outputs is not None and (
@@ -225,18 +239,8 @@ class LatentModel:
             `x` as a float32 tensor.
         """
         shape = tuple(x.shape)
-        expected = self.image_shape
-        if expected is not None and (
-            len(shape) != len(expected) + 1 or any(
-                s is not None and e is not None and s != e
-                for s, e in zip(shape[1:], expected)
-            )
-        ):
-            raise ValueError(
-                f"Invalid value received for argument `{argument}`: expected "
-                f"shape (batch, {', '.join(map(str, expected))}) for this "
-                f"model. Received: {argument}.shape={shape}"
-            )
+        if self.image_shape is not None:
+            check_batch_shape(x, self.image_shape, argument)
         if len(shape) < 2:
             raise ValueError(
                 f"Invalid value received for argument `{argument}`: expected "

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from vaekeras import architectures
+from vaekeras.latent import check_batch_shape
 from vaekeras.layers import Sampling
 from vaekeras.layers import clip_log_var
 from vaekeras.layers import load_seed_state
@@ -77,17 +78,7 @@ def check_images(x, image_shape, argument="x"):
     The rank and per-image shape are checked for any tensor; the value range
     only for concrete numpy arrays (symbolic tensors have no values).
     """
-    shape = tuple(x.shape)
-    expected = tuple(image_shape)
-    if len(shape) != len(expected) + 1 or any(
-        s is not None and e is not None and s != e
-        for s, e in zip(shape[1:], expected)
-    ):
-        raise ValueError(
-            f"Invalid value received for argument `{argument}`: expected "
-            f"images of shape (batch, {', '.join(map(str, expected))}). "
-            f"Received: {argument}.shape={shape}"
-        )
+    check_batch_shape(x, image_shape, argument)
     if isinstance(x, np.ndarray) and x.size:
         lo, hi = float(np.min(x)), float(np.max(x))
         if not (0.0 <= lo and hi <= 1.0):
