@@ -1,7 +1,9 @@
 """Attack studies on run folders and evaluation of bare SavedModels.
 
 `attack_run` loads a training run's `model.keras` and writes
-`attacks/<attack>.json` and `attacks/<attack>.png` into the run folder.
+`attacks/<name>.json` and `attacks/<name>.png` into the run folder, where
+`<name>` (`result_name`) names the attack, its norm and, for the eigen
+attack, the metric kind, so runs with other settings never overwrite it.
 `evaluate_saved_model` needs nothing but an exported SavedModel (loaded with
 `tf.saved_model.load`) and writes `evaluation.json`: how users compare
 models they did not train themselves.
@@ -30,7 +32,7 @@ def pick_targets(labels, seed=0):
     return targets
 
 
-def save_attack_grid(model, x, x_adv, path, n=8):
+def save_attack_grid(model, x, x_adv, path, n=8, figure_title=None):
     """PNG rows: clean, adversarial, reconstruction of each."""
     import matplotlib
 
@@ -58,7 +60,9 @@ def save_attack_grid(model, x, x_adv, path, n=8):
             )
             axes[r, c].axis("off")
         axes[r, 0].set_title(title, fontsize=7, loc="left")
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    if figure_title:
+        fig.suptitle(figure_title, fontsize=9)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -75,11 +79,27 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
-_TABLE_COLUMNS = (
-    "eps", "latent_kl", "latent_mean_shift", "reconstruction_mse",
-    "clean_reconstruction_mse", "ssim", "perturbation_l2",
-    "budget_fraction",
-)
+def table_columns(norm):
+    """The printed table's columns; the perturbation in the attack's norm."""
+    return (
+        "eps", "latent_kl", "latent_mean_shift", "reconstruction_mse",
+        "clean_reconstruction_mse", "ssim",
+        "perturbation_l2" if attacks.check_norm(norm) == 2
+        else "perturbation_linf",
+        "budget_fraction",
+    )
+
+
+def result_name(attack, norm, kind="stochastic"):
+    """File name (no suffix) of an attack's results: attack, norm, kind.
+
+    Example:
+
+    >>> result_name("eigen", np.inf, "fisher")
+    'eigen_linf_fisher'
+    """
+    norm = "l2" if attacks.check_norm(norm) == 2 else "linf"
+    return f"{attack}_{norm}" + (f"_{kind}" if attack == "eigen" else "")
 
 
 def attack_run(
@@ -111,7 +131,7 @@ def attack_run(
         verbose: 1 shows a progress bar and prints the table.
 
     Returns:
-        The summary written to `attacks/<attack>.json`.
+        The summary written to `attacks/<result_name(...)>.json`.
 
     Raises:
         ValueError, FileNotFoundError: for bad arguments or a run folder
@@ -166,11 +186,18 @@ def attack_run(
     }
     out_dir = os.path.join(run_dir, "attacks")
     os.makedirs(out_dir, exist_ok=True)
-    save_attack_grid(model, x, x_adv, os.path.join(out_dir, f"{attack}.png"))
-    runs.write_json(os.path.join(out_dir, f"{attack}.json"), summary)
+    name = result_name(attack, norm, kind)
+    save_attack_grid(
+        model, x, x_adv, os.path.join(out_dir, f"{name}.png"),
+        figure_title=f"{attack} attack, norm {summary['norm']}, eps "
+        f"{eps_list[-1]:g}"
+        + (f", {kind} metric" if attack == "eigen" else ""),
+    )
+    runs.write_json(os.path.join(out_dir, f"{name}.json"), summary)
     if verbose:
         print(f"{attack} attack, norm {summary['norm']}, {len(x)} examples")
-        print(format_table(results, _TABLE_COLUMNS))
+        print(format_table(results, table_columns(norm)))
+        print(f"Wrote {os.path.join(out_dir, name)}.json and .png")
     return summary
 
 
@@ -280,6 +307,6 @@ def evaluate_saved_model(
                 f"{name:28s} mean {summary['mean']:.4g} "
                 f"median {summary['median']:.4g}"
             )
-        print(format_table(attack_rows, ("attack",) + _TABLE_COLUMNS))
+        print(format_table(attack_rows, ("attack",) + table_columns(norm)))
         print(f"Wrote {output_path}")
     return result

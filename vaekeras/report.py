@@ -96,7 +96,7 @@ def _study_configs(config):
 def _finished(train_config):
     """Whether a run folder already holds this configuration, complete."""
     return runs.is_finished(
-        train_config.output_dir, dataclasses.asdict(train_config),
+        train_config.output_dir, training.run_identity(train_config),
         training.RUN_KEYS,
     )
 

@@ -25,8 +25,19 @@ from vaekeras import runs
 RUN_KEYS = (
     "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
     "mixup_consistency", "likelihood", "epochs", "batch_size",
-    "learning_rate", "seed",
+    "learning_rate", "seed", "keras_backend",
 )
+
+
+def run_identity(config):
+    """What `flags.json` records: the configuration and the Keras backend.
+
+    Runs of the same flags on two backends are two different models, so
+    the backend is part of a run's identity.
+    """
+    return {**dataclasses.asdict(config), "keras_backend": (
+        keras.backend.backend()
+    )}
 
 
 @dataclasses.dataclass
@@ -56,6 +67,9 @@ class TrainConfig:
             name += f"_mixup{self.mixup_alpha:g}"
             if self.mixup_consistency != models.DEFAULT_MIXUP_CONSISTENCY:
                 name += f"_c{self.mixup_consistency:g}"
+        backend_name = keras.backend.backend()  # named, as in run_identity
+        if backend_name != "tensorflow":
+            name += f"_{backend_name}"
         return os.path.join(root, name)
 
     def validate(self):
@@ -254,10 +268,25 @@ def train(config):
     )
     out = config.output_dir
     with runs.lock(out):
-        runs.prepare(
-            out, dataclasses.asdict(config), RUN_KEYS, config.overwrite
-        )
+        identity = run_identity(config)
+        runs.prepare(out, identity, RUN_KEYS, config.overwrite)
+        if runs.is_finished(out, identity, RUN_KEYS):
+            return _reuse(config)
         return _train_in(config, train_ds, test_images)
+
+
+def _reuse(config):
+    """A finished run of the same configuration: reused, not retrained."""
+    out = config.output_dir
+    metrics = runs.read_json(os.path.join(out, runs.METRICS))
+    if config.verbose:
+        print(
+            f"{out!r} already holds this finished run (test loss "
+            f"{metrics['test']['loss']:.2f}); reusing it. Pass --overwrite "
+            "to train it again."
+        )
+    model, _ = runs.load_run(out)
+    return {"output_dir": out, "metrics": metrics, "model": model}
 
 
 def _train_in(config, train_ds, test_images):
@@ -283,6 +312,16 @@ def _train_in(config, train_ds, test_images):
         input_guard,
         nan_guard,
     ]
+    backup = runs.read_json(os.path.join(
+        out, "backup", "training_metadata.json"
+    ))
+    # Keras records the number of epochs done.
+    resumed_at = None if backup is None else int(backup["epoch"])
+    if resumed_at is not None and config.verbose:
+        print(
+            f"Resuming {out!r} from its backup: epochs 1-{resumed_at} are "
+            f"done, training {resumed_at + 1}-{config.epochs}."
+        )
     start = time.time()
     history = model.fit(
         train_ds,
@@ -329,6 +368,8 @@ def _train_in(config, train_ds, test_images):
         "train": final_train,
         "test": {key: float(value) for key, value in test.items()},
         "epochs_run": len(history.history.get("loss", [])),
+        # Set when the run resumed from a backup: the epochs done before.
+        "resumed_after_epoch": resumed_at,
         "train_seconds": round(train_seconds, 2),
     }
     runs.save_model(model, os.path.join(out, runs.MODEL))

@@ -595,7 +595,7 @@ def _export_best(tuner, trial, config, best, test_images, project_dir):
     model = tuner.load_model(trial)
     run_dir = os.path.join(project_dir, "best")
     flags = {
-        **dataclasses.asdict(training.TrainConfig(
+        **training.run_identity(training.TrainConfig(
             dataset=config.dataset, data_dir=config.data_dir,
             architecture=config.architecture, latent_dim=config.latent_dim,
             beta=float(best["beta"]),

@@ -29,11 +29,12 @@ def test_attack_app_writes_json_and_grid(run_dir, attack):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "latent_kl" in result.stdout
-    path = os.path.join(run_dir, "attacks", f"{attack}.json")
+    name = {"eigen": "eigen_l2_stochastic", "targeted": "targeted_l2"}[attack]
+    path = os.path.join(run_dir, "attacks", f"{name}.json")
     summary = runs.read_json(path)
     assert [row["eps"] for row in summary["results"]] == [0.5, 1.0]
     assert summary["num_examples"] == 20 and _finite(summary)
-    assert os.path.exists(os.path.join(run_dir, "attacks", f"{attack}.png"))
+    assert os.path.exists(os.path.join(run_dir, "attacks", f"{name}.png"))
     if attack == "targeted":
         row = summary["results"][-1]
         assert row["target_distance_after"] < row["target_distance_before"]
@@ -94,6 +95,25 @@ def test_evaluate_app_refuses_missing_or_incomplete_saved_model(tmp_path):
     assert result.returncode != 0
     assert "lacks the endpoint(s) ['encode']" in result.stderr
     assert not os.path.exists(tmp_path / "evaluation.json")
+
+
+def test_results_of_other_norms_and_kinds_do_not_overwrite(run_dir):
+    for args in (["--norm=inf", "--eps=0.05"], ["--kind=fisher"]):
+        result = run_app(
+            "attack.py", f"--run_dir={run_dir}", "--attack=eigen",
+            "--num_examples=10", *args,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    linf = runs.read_json(os.path.join(
+        run_dir, "attacks", "eigen_linf_stochastic.json"
+    ))
+    assert linf["norm"] == "inf" and linf["results"][0]["eps"] == 0.05
+    # The Linf table shows the Linf perturbation, within the budget.
+    assert linf["results"][0]["perturbation_linf"] <= 0.05 + 1e-6
+    fisher = runs.read_json(os.path.join(
+        run_dir, "attacks", "eigen_l2_fisher.json"
+    ))
+    assert fisher["kind"] == "fisher"
 
 
 def test_app_choice_flags_match_the_library():

@@ -161,6 +161,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
     monkeypatch.undo()
     result = training.train(config("run"))
     assert result["metrics"]["epochs_run"] == 1  # only the missing epoch
+    assert result["metrics"]["resumed_after_epoch"] == 2
     assert not os.path.exists(tmp_path / "run" / "backup")
     # Data order, posterior noise and mixup draws are restored: bit-equal.
     for a, b in zip(uninterrupted, result["model"].get_weights()):
@@ -214,3 +215,27 @@ def test_every_app_refuses_bad_numbers_and_paths(app, flag, tmp_path):
     name = flag.split("=")[0].lstrip("-")
     assert name in result.stderr, result.stderr[-2000:]
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_finished_run_is_reused_and_the_backend_is_its_identity(
+    tmp_path, capsys
+):
+    config = training.TrainConfig(
+        dataset="digits", epochs=1, latent_dim=2,
+        output_dir=str(tmp_path / "run"), verbose=1,
+    )
+    first = training.train(config)
+    capsys.readouterr()
+    logs = os.listdir(tmp_path / "run" / "logs" / "train")
+    again = training.train(config)
+    assert "already holds this finished run" in capsys.readouterr().out
+    assert again["metrics"] == first["metrics"]
+    assert os.listdir(tmp_path / "run" / "logs" / "train") == logs
+    flags = runs.read_flags(str(tmp_path / "run"))
+    assert flags["keras_backend"] == "tensorflow"
+    # A run of another backend is another model: the folder refuses it.
+    flags["keras_backend"] = "jax"
+    runs.write_json(str(tmp_path / "run" / runs.FLAGS), flags)
+    refused = "keras_backend: 'jax' -> 'tensorflow'"
+    with pytest.raises(ValueError, match=refused):
+        training.train(config)
