@@ -503,7 +503,7 @@ def make_figures(entries, x_attack, config):
     )
     mixed = [e for e in entries if e["mixup_alpha"]]
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = (
         ("spectral_radius", "spectral radius"),
         ("von_neumann_entropy_max", "entropy (max-normalised)"),
@@ -528,40 +528,45 @@ def make_figures(entries, x_attack, config):
         if key == "spectral_radius":
             ax.set_yscale("log")
         ax.set_xlabel("beta")
-        ax.set_title(f"{title}: median, IQR", fontsize=9)
+        ax.set_ylabel(title)
+        ax.set_title(f"{title}: median, IQR", fontsize=10)
         ax.legend(fontsize=7)
     names["scores_vs_beta"] = _save(fig, out, "scores_vs_beta.png")
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.3), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     for ax, attack in zip(axes, ("eigen", "pgd", "random")):
         for e in entries:
             rows = e["analysis"]["attacks"][attack]
+            # Damage, as the report defines it: what the attack adds to the
+            # clean reconstruction error.
             ax.plot(
                 [r["eps"] for r in rows],
-                [r["reconstruction_mse"] for r in rows],
+                [r["reconstruction_mse"] - r["clean_reconstruction_mse"]
+                 for r in rows],
                 marker=".", label=e["name"],
+                linestyle="--" if e["mixup_alpha"] else "-",
             )
-        ax.set_title(f"{attack} attack", fontsize=9)
+        ax.set_title(f"{attack} attack", fontsize=10)
         ax.set_xlabel("L2 eps")
-    axes[0].set_ylabel("MSE of dec(mu(x_adv)) vs x")
-    axes[-1].legend(fontsize=6)
+    axes[0].set_ylabel("damage: MSE(adv) - MSE(clean)")
+    axes[-1].legend(fontsize=7)
     names["attack_damage"] = _save(fig, out, "attack_damage.png")
 
-    fig, ax = plt.subplots(figsize=(5, 3.3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
     chosen = plain[:1] + plain[len(plain) // 2:len(plain) // 2 + 1] + plain[-1:]
-    for e in {id(e): e for e in chosen}.values():
+    for e in list({id(e): e for e in chosen}.values()) + mixed:
         spectrum = e["analysis"]["spectrum_median"]["stochastic"]
         ax.plot(range(1, len(spectrum) + 1), spectrum, marker="o",
                 label=e["name"])
     ax.set_yscale("log")
     ax.set_xlabel("eigenvalue index")
-    ax.set_title("median top-10 eigenvalues (stochastic)", fontsize=9)
+    ax.set_ylabel("median eigenvalue")
+    ax.set_title("median top-10 eigenvalues (stochastic)", fontsize=10)
     ax.legend(fontsize=7)
     names["spectra"] = _save(fig, out, "spectra.png")
 
-    grid_entries = [
-        e for e in plain if e["beta"] in (0.1, 1.0, 8.0)
-    ] + mixed
+    # The smallest, a middle and the largest beta, and every mixup model.
+    grid_entries = list({id(e): e for e in chosen}.values()) + mixed
     if not grid_entries:
         grid_entries = entries[:4]
     names["adversarial_grid"] = _adversarial_grid(
@@ -601,7 +606,7 @@ def _adversarial_grid(entries, x, config, out):
 
 def _save(fig, out, name):
     fig.tight_layout()
-    fig.savefig(os.path.join(out, name), dpi=70)
+    fig.savefig(os.path.join(out, name), dpi=110)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
