@@ -848,7 +848,7 @@ def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
             f"of x, {x.shape}. Received: x_adv.shape={x_adv.shape}"
         )
     adapter = latent.LatentModel.of(model)
-    adapter._require_decoder()
+    adapter.require_decoder()
     parts = {name: [] for name in (
         "latent_kl", "latent_mean_shift", "reconstruction_mse",
         "clean_reconstruction_mse", "ssim",

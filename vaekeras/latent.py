@@ -259,12 +259,12 @@ class LatentModel:
 
     def decode(self, z):
         """Pixel means `(B, H, W, C)` for latents `z` `(B, d)`."""
-        self._require_decoder()
+        self.require_decoder()
         return self.function(_decode, "decode")(z)
 
     def reconstruct(self, x):
         """`decode(z_mean(x))`, deterministic."""
-        self._require_decoder()
+        self.require_decoder()
         return self.function(_reconstruct, "reconstruct")(x)
 
     def jacobian(self, x):
@@ -307,7 +307,8 @@ class LatentModel:
             self._compiled[key] = compiled
         return compiled
 
-    def _require_decoder(self):
+    def require_decoder(self):
+        """Raises a `ValueError` when the model has no decoder."""
         if not self.has_decoder:
             raise ValueError(
                 "This model has no decoder: pass a vaekeras VAE or a "

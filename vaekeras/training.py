@@ -144,6 +144,7 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
 
     bad_batch = None
     diverged = None
+    first_loss = None
 
     def on_batch_end(self, batch, logs=None):
         super().on_batch_end(batch, logs)
@@ -152,7 +153,7 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
         loss = (logs or {}).get("loss")
         if loss is None or not math.isfinite(float(loss)):
             return
-        if not hasattr(self, "first_loss"):
+        if self.first_loss is None:
             self.first_loss = abs(float(loss))
         elif float(loss) > DIVERGENCE_FACTOR * max(self.first_loss, 1.0):
             self.diverged = (batch, float(loss), self.first_loss)

@@ -277,17 +277,16 @@ class _LostWorkers:
 
     worker_timeout = DEFAULT_WORKER_TIMEOUT
 
-    def _last_seen(self):
-        if not hasattr(self, "_seen"):
-            self._seen = {}
-        return self._seen
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._seen = {}  # trial id -> time of its worker's last report
 
     def update_trial(self, trial_id, metrics, step=0):
-        self._last_seen()[trial_id] = time.monotonic()
+        self._seen[trial_id] = time.monotonic()
         return super().update_trial(trial_id, metrics, step)
 
     def create_trial(self, tuner_id):
-        now, seen = time.monotonic(), self._last_seen()
+        now, seen = time.monotonic(), self._seen
         for other, trial in list(self.ongoing_trials.items()):
             last = seen.setdefault(trial.trial_id, now)
             if other != tuner_id and now - last > self.worker_timeout:
