@@ -25,10 +25,11 @@ enc = loaded.encode(tf.constant(x))
 out = {
     "z_mean": enc["z_mean"].numpy().tolist(),
     "z_log_var": enc["z_log_var"].numpy().tolist(),
-    "decode": loaded.decode(enc["z_mean"]).numpy().tolist(),
-    "reconstruct": loaded.reconstruct(tf.constant(x)).numpy().tolist(),
+    "decode": loaded.decode(enc["z_mean"])["x_mean"].numpy().tolist(),
+    "reconstruct": loaded.reconstruct(tf.constant(x))["x_mean"].numpy().tolist(),
     "metric_eigenvalues": (
-        loaded.metric_eigenvalues(tf.constant(x)).numpy().tolist()
+        loaded.metric_eigenvalues(tf.constant(x))["eigenvalues"]
+        .numpy().tolist()
     ),
     "one": loaded.encode(tf.constant(x[:1]))["z_mean"].numpy().tolist(),
     "vaekeras_imported": "vaekeras" in sys.modules,
@@ -93,7 +94,8 @@ def test_saved_model_endpoints_refuse_nan_and_out_of_range(tf_only, tmp_path):
     path = export.export_saved_model(model, str(tmp_path / "sm"))
     loaded = tf.saved_model.load(path)
     x = np.full((2, 4, 4, 1), 0.5, "float32")
-    assert np.all(np.isfinite(loaded.metric_eigenvalues(x).numpy()))
+    values = loaded.metric_eigenvalues(x)["eigenvalues"]
+    assert np.all(np.isfinite(values.numpy()))
     bad = x.copy()
     bad[1, 0, 0, 0] = np.nan
     for endpoint in (loaded.encode, loaded.reconstruct,
@@ -104,3 +106,21 @@ def test_saved_model_endpoints_refuse_nan_and_out_of_range(tf_only, tmp_path):
         loaded.encode(tf.constant(x * 255))
     with pytest.raises(tf.errors.InvalidArgumentError, match="NaN"):
         loaded.decode(tf.constant([[np.nan, 0.0]], tf.float32))
+
+
+def test_every_serving_signature_names_its_outputs(exported):
+    import tensorflow as tf
+
+    _, path = exported
+    loaded = tf.saved_model.load(path)
+    names = {
+        key: sorted(fn.structured_outputs)
+        for key, fn in loaded.signatures.items()
+    }
+    assert names["encode"] == ["z_log_var", "z_mean"]
+    assert names["decode"] == ["x_mean"]
+    assert names["reconstruct"] == ["x_mean"]
+    assert names["metric_eigenvalues"] == ["eigenvalues"]
+    assert not any(
+        name.startswith("output_") for outs in names.values() for name in outs
+    )

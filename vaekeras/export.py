@@ -2,10 +2,12 @@
 
 The SavedModel serves these endpoints, each with a dynamic batch size:
 - `encode(x)` -> `{"z_mean": (B, d), "z_log_var": (B, d)}`;
-- `decode(z)` -> pixel means `(B, H, W, C)` in [0, 1];
-- `reconstruct(x)` -> `decode(z_mean(x))`;
-- `metric_eigenvalues(x)` -> top-k eigenvalues `(B, k)` of the encoder's
-  pullback metric (see `vaekeras.geometry`).
+- `decode(z)` -> `{"x_mean": (B, H, W, C)}`, pixel means in [0, 1];
+- `reconstruct(x)` -> `{"x_mean": decode(z_mean(x))}`;
+- `metric_eigenvalues(x)` -> `{"eigenvalues": (B, k)}`, the top-k
+  eigenvalues of the encoder's pullback metric (see `vaekeras.geometry`).
+Every output is named, so serving signatures (`saved_model_cli`) show
+`z_mean`, `x_mean` or `eigenvalues`, never `output_0`.
 A process that never imports vaekeras loads it with
 `tf.saved_model.load(path)` and calls e.g. `loaded.encode(x)`.
 """
@@ -45,6 +47,7 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     >>> export_saved_model(model, "saved_models/run/export")
     >>> loaded = tf.saved_model.load("saved_models/run/export")
     >>> loaded.encode(images)["z_mean"]
+    >>> loaded.reconstruct(images)["x_mean"]
     """
     import tensorflow as tf
 
@@ -84,16 +87,16 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
 
     def decode(z):
         z = tf.debugging.assert_all_finite(z, "z holds NaN or inf values")
-        return model.decode(z)
+        return {"x_mean": model.decode(z)}
 
     def reconstruct(x):
         z_mean, _ = model.encoder(images(x))
-        return model.decode(z_mean)
+        return {"x_mean": model.decode(z_mean)}
 
     def metric_eigenvalues(x):
-        return geometry.eigenvalues(
+        return {"eigenvalues": geometry.eigenvalues(
             model.encoder, images(x), metric_kind, metric_k
-        )
+        )}
 
     archive = keras.export.ExportArchive()
     archive.track(model)

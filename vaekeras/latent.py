@@ -53,6 +53,26 @@ def split_encoding(outputs):
     )
 
 
+def unwrap_output(outputs, name):
+    """The tensor of a single-output call; SavedModel endpoints return dicts.
+
+    Args:
+        outputs: a tensor, or a dict holding `name` (e.g. `"x_mean"`).
+        name: the key of a dict output.
+
+    Returns:
+        The tensor.
+    """
+    if isinstance(outputs, dict):
+        if name in outputs:
+            return outputs[name]
+        raise ValueError(
+            f"Expected an output named {name!r}; received the names "
+            f"{sorted(outputs)}."
+        )
+    return outputs
+
+
 def backend():
     """The Keras backend name, checked to be one vaekeras can differentiate."""
     name = keras.backend.backend()
@@ -384,7 +404,7 @@ class _View:
 
     def decode(self, z):
         with self._scope():
-            return self.latent._decoder(z)
+            return unwrap_output(self.latent._decoder(z), "x_mean")
 
     def value_and_grad(self, f, x):
         """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`."""
