@@ -8,6 +8,7 @@ Example:
         --attack=eigen --eps=0.5,1,2
 """
 
+import _launch
 from absl import app
 from absl import flags
 from absl import logging
@@ -64,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _launch.run(main)

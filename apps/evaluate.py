@@ -9,6 +9,7 @@ Example:
     python apps/evaluate.py --saved_model=saved_models/mnist_5k_mlp_beta2/export
 """
 
+import _launch
 from absl import app
 from absl import flags
 from absl import logging
@@ -64,4 +65,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _launch.run(main)

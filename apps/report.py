@@ -11,6 +11,7 @@ Example:
         --output_dir=reports/mine
 """
 
+import _launch
 from absl import app
 from absl import flags
 from absl import logging
@@ -84,4 +85,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _launch.run(main)

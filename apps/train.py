@@ -7,6 +7,7 @@ Example:
     python apps/train.py --architecture=conv --mixup_alpha=0.5 --epochs=20
 """
 
+import _launch
 from absl import app
 from absl import flags
 from absl import logging
@@ -95,4 +96,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _launch.run(main)

@@ -11,6 +11,7 @@ Example:
     python apps/tune.py --betas=0.25,0.5,1,2,4,8 --epochs=5
 """
 
+import _launch
 from absl import app
 from absl import flags
 from absl import logging
@@ -105,4 +106,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _launch.run(main)

@@ -1,5 +1,6 @@
 import json
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -239,3 +240,26 @@ def test_a_finished_run_is_reused_and_the_backend_is_its_identity(
     refused = "keras_backend: 'jax' -> 'tensorflow'"
     with pytest.raises(ValueError, match=refused):
         training.train(config)
+
+
+APPS = ("train.py", "attack.py", "evaluate.py", "report.py", "tune.py")
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_help_exits_zero_and_flags_are_checked_before_tensorflow(app):
+    for help_flag in ("--help", "--helpfull"):
+        result = run_app(app, help_flag, timeout=60)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "--seed" in result.stdout or "--run_dir" in result.stdout
+    # A flag error must not pay for importing TensorFlow: -X importtime
+    # lists every module imported before the exit.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", os.path.join(ROOT, "apps", app),
+         "--no_such_flag=1"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "no_such_flag" in result.stderr
+    assert " tensorflow" not in result.stderr
+    assert " keras" not in result.stderr
