@@ -1,11 +1,15 @@
-"""Starts an app: absl's `app.run`, with help that exits with status 0.
+"""Starts an app: flags first, help with status 0, a quiet TensorFlow.
 
 absl exits with status 1 after printing `--help`, which scripts and CI read
 as a failure. This module imports only absl, so flags are checked (and
 help printed) in a fraction of a second, before TensorFlow is imported.
+TensorFlow's C++ start-up banner (printed twice, before its log level is
+read) is dropped; anything else it writes while importing is kept.
 """
 
+import os
 import sys
+import tempfile
 
 from absl import app
 
@@ -13,14 +17,50 @@ from absl import app
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
 
 
+# The lines of TensorFlow's import banner; nothing a user can act on.
+BANNER_LINES = (
+    "All log messages before absl::InitializeLog() is called",
+    "oneDNN custom operations are on",
+    "cpu_feature_guard.cc",
+    "To enable the following instructions:",
+)
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with its banner lines removed from stderr."""
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace")
+            for line in text.splitlines(keepends=True):
+                if not any(banner in line for banner in BANNER_LINES):
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+
+
 def run(main):
     """Runs `main` through `app.run`; a help request exits with status 0."""
+    # Before Keras imports torch (see vaekeras/__init__.py for why).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     asked_for_help = any(
         arg in HELP_FLAGS or arg.split("=")[0] in HELP_FLAGS
         for arg in sys.argv[1:]
     )
+
+    def main_after_tensorflow(argv):
+        import_tensorflow_quietly()
+        return main(argv)
+
     try:
-        app.run(main)
+        app.run(main_after_tensorflow)
     except SystemExit as exit_:
         if asked_for_help and exit_.code == 1:
             sys.exit(0)

@@ -26,7 +26,9 @@ out = {
     "z_mean": enc["z_mean"].numpy().tolist(),
     "z_log_var": enc["z_log_var"].numpy().tolist(),
     "decode": loaded.decode(enc["z_mean"])["x_mean"].numpy().tolist(),
-    "reconstruct": loaded.reconstruct(tf.constant(x))["x_mean"].numpy().tolist(),
+    "reconstruct": (
+        loaded.reconstruct(tf.constant(x))["x_mean"].numpy().tolist()
+    ),
     "metric_eigenvalues": (
         loaded.metric_eigenvalues(tf.constant(x))["eigenvalues"]
         .numpy().tolist()

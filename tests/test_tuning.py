@@ -274,3 +274,39 @@ def test_a_dead_worker_does_not_hang_a_distributed_sweep(tmp_path):
     written = runs.read_json(tmp_path / "dist" / "sweep.json")
     assert sorted(t["beta"] for t in written["trials"]) == [0.5, 2.0, 8.0]
     assert {t["status"] for t in written["trials"]} == {"COMPLETED"}
+
+
+@pytest.mark.parametrize("low, high, count", [(0.1, 10, 9), (0.01, 100, 12),
+                                              (0.5, 4, 6)])
+def test_sweep_figure_labels_every_axis_and_ticks_never_overlap(
+    low, high, count
+):
+    import matplotlib.pyplot as plt
+
+    rows = [
+        {"beta": float(b), "mixup_alpha": a,
+         "val_reconstruction_loss": 100.0 + b,
+         "val_spectral_radius": 5.0 / b}
+        for a in (0.0, 0.5) for b in np.geomspace(low, high, count)
+    ]
+    fig = tuning.sweep_figure(rows)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        for ax in fig.axes:
+            assert ax.get_xlabel() == "beta" and ax.get_ylabel()
+            boxes = [
+                label.get_window_extent(renderer)
+                for label in (
+                    ax.get_xticklabels() + ax.get_xticklabels(minor=True)
+                )
+                if label.get_visible() and label.get_text()
+                and ax.get_xlim()[0] <= label.get_position()[0]
+                <= ax.get_xlim()[1]
+            ]
+            assert len(boxes) >= 3
+            boxes.sort(key=lambda box: box.x0)
+            for left, right in zip(boxes, boxes[1:]):
+                assert left.x1 < right.x0, (left, right)
+    finally:
+        plt.close(fig)

@@ -244,7 +244,14 @@ class VAE(keras.Model):
         return loss
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        """`keras.Model.fit`, after checking the images' shape and range."""
+        """`keras.Model.fit`, after checking the images' shape and range.
+
+        A `tf.data.Dataset` is read in its own order (`shuffle` defaults to
+        False for it: Keras cannot shuffle a dataset and warns when asked
+        to; `vaekeras.data.load_dataset` already shuffles every epoch).
+        """
+        if hasattr(x, "element_spec") and not args:
+            kwargs.setdefault("shuffle", False)
         self._check_training_data(x, "x")
         validation = kwargs.get("validation_data")
         if validation is not None:

@@ -143,6 +143,9 @@ class BetaHyperModel(kt.HyperModel):
             likelihood=self.likelihood, seed=self.seed,
         )
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        # Built now, so a trial checkpoint (which holds the optimizer's
+        # slots) reloads into it without Keras skipping the optimizer.
+        model.optimizer.build(model.trainable_variables)
         return model
 
     def fit(self, hp, model, *args, validation_data=None, **kwargs):
@@ -364,13 +367,27 @@ def trial_rows(tuner):
 
 def plot_sweep(rows, path):
     """Reconstruction loss and spectral radius against beta, per alpha."""
+    import matplotlib.pyplot as plt
+
+    fig = sweep_figure(rows)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep_figure(rows):
+    """The figure of `plot_sweep`, open (the caller closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib import ticker
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
-    metrics = ("val_reconstruction_loss", "val_spectral_radius")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    metrics = {
+        "val_reconstruction_loss": "reconstruction loss (validation)",
+        "val_spectral_radius": "median spectral radius (validation)",
+    }
+    betas = []
     for alpha in sorted({r["mixup_alpha"] for r in rows}):
         chosen = sorted(
             (r for r in rows if r["mixup_alpha"] == alpha
@@ -381,16 +398,28 @@ def plot_sweep(rows, path):
             points = [(r["beta"], r[metric]) for r in chosen if metric in r]
             if points:
                 xs, ys = zip(*points)
+                betas.extend(xs)
                 ax.plot(xs, ys, marker="o", label=f"mixup alpha={alpha:g}")
-    for ax, metric in zip(axes, metrics):
+    decades = (
+        math.log10(max(betas) / min(betas)) if betas and min(betas) > 0
+        else 0.0
+    )
+    # 1-2-5 ticks over a few decades, one per decade beyond: labels that
+    # never overlap, written as plain numbers.
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    for ax, label in zip(axes, metrics.values()):
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_xlabel("beta")
-        ax.set_title(metric, fontsize=9)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # nothing to show if all failed
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=8)
+    fig.suptitle("Sweep: validation scores against beta")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    return fig
 
 
 @dataclasses.dataclass

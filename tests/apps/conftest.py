@@ -3,6 +3,9 @@ import os
 import pytest
 from app_helpers import run_app
 
+# What the session's training app printed, by run folder.
+CONSOLE = {}
+
 
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory):
@@ -15,4 +18,5 @@ def run_dir(tmp_path_factory):
         "--beta=2", "--latent_dim=4", f"--output_dir={out}", "--verbose=0",
     )
     assert result.returncode == 0, result.stderr[-4000:]
+    CONSOLE[out] = result
     return out

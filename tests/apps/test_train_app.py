@@ -9,6 +9,7 @@ from absl import flags
 from absl.testing import flagsaver
 from app_helpers import ROOT
 from app_helpers import run_app
+from conftest import CONSOLE
 
 from vaekeras import runs
 from vaekeras import training
@@ -32,6 +33,11 @@ def test_train_app_writes_a_complete_run_folder(run_dir):
     env = runs.read_json(os.path.join(run_dir, "environment.json"))
     assert env["keras_backend"] == "tensorflow"
     assert "keras" in env["packages"]
+    # A clean run at --verbose=0 prints nothing at all: no TensorFlow
+    # banner, no warnings.
+    console = CONSOLE[run_dir]
+    assert console.stderr == "", console.stderr[-2000:]
+    assert console.stdout == "", console.stdout[-2000:]
 
 
 def test_train_app_refuses_to_mix_configurations(run_dir):
@@ -263,3 +269,20 @@ def test_help_exits_zero_and_flags_are_checked_before_tensorflow(app):
     assert "no_such_flag" in result.stderr
     assert " tensorflow" not in result.stderr
     assert " keras" not in result.stderr
+
+
+def test_torch_threads_wait_passively_unless_told_otherwise():
+    code = (
+        "import os, vaekeras; print(os.environ['OMP_WAIT_POLICY'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env=env, timeout=120,
+    )
+    assert out.stdout.strip() == "PASSIVE", out.stderr[-2000:]
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=120,
+    )
+    assert out.stdout.strip() == "ACTIVE", out.stderr[-2000:]
