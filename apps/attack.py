@@ -16,7 +16,7 @@ from absl import logging
 # Literal choices: flags are checked before TensorFlow is imported (tests
 # check that they equal the library's).
 ATTACK_NAMES = ["pgd", "eigen", "random", "targeted"]
-KINDS = ["mean", "stochastic", "fisher"]
+KINDS = ["mean", "stochastic", "fisher", "output"]
 
 _RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run folder written by apps/train.py.", required=True

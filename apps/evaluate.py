@@ -16,7 +16,7 @@ from absl import logging
 
 # Literal choices: flags are checked before TensorFlow is imported (tests
 # check that they equal the library's).
-KINDS = ["mean", "stochastic", "fisher"]
+KINDS = ["mean", "stochastic", "fisher", "output"]
 
 _SAVED_MODEL = flags.DEFINE_string(
     "saved_model", None, "SavedModel folder.", required=True

@@ -60,6 +60,11 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a run folder that holds another configuration."
 )
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity (0, 1, 2).")
+_MONITOR_GEOMETRY = flags.DEFINE_bool(
+    "monitor_geometry", True,
+    "Log the median spectral radius and mean entropy of 64 held-out test "
+    "images each epoch (History, TensorBoard, training.png).",
+)
 
 
 def main(argv):
@@ -91,6 +96,7 @@ def main(argv):
         output_dir=_OUTPUT_DIR.value,
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
+        monitor_geometry=_MONITOR_GEOMETRY.value,
     )
     cli.run_cli(training.train, config)
 

@@ -245,3 +245,41 @@ def test_ssim_matches_tensorflow(tf_only, rng):
     ).numpy()
     np.testing.assert_allclose(attacks.ssim(a, b), want, rtol=1e-4)
     np.testing.assert_allclose(attacks.ssim(a, a), 1.0, atol=1e-12)
+
+
+@pytest.mark.backends
+def test_matrix_free_eigen_attack_matches_the_exact_one(trained):
+    model, x = trained
+    x = x[:16]
+    exact = attacks.EigenAttack(
+        model, eps=0.5, kind="fisher", method="exact"
+    ).generate(x)
+    fast = attacks.EigenAttack(
+        model, eps=0.5, kind="fisher", method="lanczos"
+    ).generate(x)
+    # The same direction (up to sign, chosen the same way): same image.
+    np.testing.assert_allclose(fast, exact, atol=2e-3)
+
+
+def test_output_kind_eigen_attack_damages_reconstructions_most(trained):
+    model, x = trained
+    eps = 0.05  # small: where first order holds
+    clean = to_numpy(model.reconstruct(x))
+    change = {}
+    for name, attack in {
+        "output": attacks.EigenAttack(
+            model, eps=eps, kind="output", objective="mean"
+        ),
+        "fisher": attacks.EigenAttack(model, eps=eps, kind="fisher"),
+        "random": attacks.RandomAttack(eps=eps, seed=0),
+    }.items():
+        moved = to_numpy(model.reconstruct(attack.generate(x)))
+        change[name] = np.mean(np.sum((moved - clean) ** 2, axis=(1, 2, 3)))
+    # First-order optimal for reconstruction change: at least the latent-KL
+    # direction's, and far more than random noise's.
+    assert change["output"] >= change["fisher"], change
+    assert change["output"] > 10 * change["random"], change
+    with pytest.raises(ValueError, match="no decoder"):
+        attacks.EigenAttack(model.encoder, kind="output")
+    with pytest.raises(ValueError, match="method='power'"):
+        attacks.EigenAttack(model, method="power")

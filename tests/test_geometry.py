@@ -8,6 +8,7 @@ from vaekeras import geometry
 
 SHAPE = (4, 3, 1)  # D = 12
 D, LATENT = 12, 3
+ENCODER_KINDS = [kind for kind in geometry.KINDS if kind != "output"]
 
 
 def linear_encoder(rng):
@@ -48,7 +49,7 @@ def test_linear_encoder_known_answers(rng):
     np.testing.assert_allclose(
         to_numpy(j_log_var), np.broadcast_to(V, (5, 3, D)), rtol=1e-6
     )
-    for kind in geometry.KINDS:
+    for kind in ENCODER_KINDS:
         expected = closed_form_metric(kind, W, V, c, x)
         np.testing.assert_allclose(
             to_numpy(geometry.pullback_metric(encoder, x, kind)), expected,
@@ -203,3 +204,135 @@ def test_conv_encoder_spectrum_equals_eigh_of_metric(rng):
     directional = np.einsum("bdD,bD->bd", to_numpy(j_mean), u.reshape(3, -1))
     error = np.linalg.norm(directional - (plus - minus) / (2 * h))
     assert error <= 0.02 * np.linalg.norm(directional)
+
+
+class LinearAutoencoder:
+    """encode: the linear encoder above; decode(z) = U z + e (no sigmoid)."""
+
+    def __init__(self, rng):
+        self.encoder, self.W, self.V, self.c = linear_encoder(rng)
+        self.U = rng.normal(size=(D, LATENT)).astype("float32")
+        self.e = rng.normal(size=(D,)).astype("float32")
+
+    def encode(self, x):
+        return self.encoder(x)
+
+    def decode(self, z):
+        out = keras.ops.matmul(z, keras.ops.convert_to_tensor(self.U.T))
+        out = out + keras.ops.convert_to_tensor(self.e)
+        return keras.ops.reshape(out, (-1, *SHAPE))
+
+
+@pytest.mark.backends
+def test_output_kind_linear_known_answer(rng):
+    model = LinearAutoencoder(rng)
+    x = rng.uniform(size=(4, *SHAPE)).astype("float32")
+    a = (model.U @ model.W).astype("float64")  # J_f = U W, (D, D)
+    expected = np.broadcast_to(a.T @ a, (4, D, D))
+    np.testing.assert_allclose(
+        to_numpy(geometry.pullback_metric(model, x, "output")), expected,
+        rtol=1e-4, atol=1e-5 * np.abs(expected).max(),
+    )
+    want_values, want_vectors = np.linalg.eigh(expected)
+    want_values = want_values[:, ::-1][:, :LATENT]
+    want_vectors = want_vectors[:, :, ::-1][:, :, :LATENT]
+    for method in ("exact", "lanczos"):
+        values, vectors = (to_numpy(t) for t in geometry.eigenspectrum(
+            model, x, "output", method=method
+        ))
+        assert values.shape == (4, LATENT), method
+        np.testing.assert_allclose(values, want_values, rtol=1e-4)
+        overlap = np.abs(np.einsum("bDk,bDk->bk", vectors, want_vectors))
+        np.testing.assert_allclose(overlap, 1.0, atol=1e-4)
+
+
+def test_output_kind_predicts_the_reconstruction_change(digits):
+    keras.utils.set_random_seed(5)
+    model = build_vae((8, 8, 1), latent_dim=4, hidden_units=(32,), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(digits[0], epochs=5, batch_size=64, verbose=0)
+    x = np.clip(digits[1][:6], 0.05, 0.95)
+    values, vectors = (
+        to_numpy(t) for t in geometry.eigenspectrum(model, x, "output", k=1)
+    )
+    eps = 1e-3
+    step = (eps * vectors[:, :, 0]).reshape(x.shape).astype("float32")
+    change = np.sum(
+        (to_numpy(model.reconstruct(x + step))
+         - to_numpy(model.reconstruct(x))).reshape(6, -1).astype("float64")
+        ** 2, axis=1,
+    )
+    np.testing.assert_allclose(change, eps**2 * values[:, 0], rtol=0.1)
+
+
+@pytest.mark.backends
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+def test_lanczos_equals_exact(architecture, rng):
+    keras.utils.set_random_seed(6)
+    model = build_vae(
+        (8, 8, 1), latent_dim=3, architecture=architecture,
+        hidden_units=(16,), conv_filters=(4, 4),
+    )
+    x = rng.uniform(size=(4, 8, 8, 1)).astype("float32")
+    for kind in geometry.KINDS:
+        exact_values, exact_vectors = (
+            to_numpy(t)
+            for t in geometry.eigenspectrum(model, x, kind, method="exact")
+        )
+        k = 2
+        values, vectors, residuals = (
+            to_numpy(t) for t in geometry.matrix_free_eigenspectrum(
+                model, x, kind, k=k
+            )
+        )
+        np.testing.assert_allclose(
+            values, exact_values[:, :k], rtol=1e-4, err_msg=kind
+        )
+        overlap = np.abs(np.einsum(
+            "bDk,bDk->bk", vectors, exact_vectors[:, :, :k]
+        ))
+        np.testing.assert_allclose(overlap, 1.0, atol=1e-3, err_msg=kind)
+        assert residuals.shape == (4, k)
+        assert np.all(residuals <= 1e-3 * values[:, :1]), kind
+
+
+def test_auto_method_picks_by_size(rng, monkeypatch):
+    model = build_vae((6, 5, 1), latent_dim=2, hidden_units=(8,))
+    x = rng.uniform(size=(2, 6, 5, 1)).astype("float32")
+    calls = []
+    real = geometry._matrix_free
+
+    def spy(*args):
+        calls.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(geometry, "_matrix_free", spy)
+    exact = to_numpy(geometry.eigenvalues(model, x, method="auto"))
+    assert calls == []
+    # A = (2, 4, 30) float32 is 960 bytes: over a 500-byte budget.
+    monkeypatch.setattr(geometry, "AUTO_MEMORY_BYTES", 500)
+    lanczos = to_numpy(geometry.eigenvalues(model, x, method="auto"))
+    assert len(calls) == 1
+    np.testing.assert_allclose(lanczos, exact, rtol=1e-4)
+
+
+def test_matrix_free_bad_input_and_non_convergence(rng):
+    model = build_vae((6, 5, 1), latent_dim=4, hidden_units=(8,))
+    x = rng.uniform(size=(2, 6, 5, 1)).astype("float32")
+    with pytest.raises(ValueError, match="method='power'"):
+        geometry.eigenspectrum(model, x, method="power")
+    with pytest.raises(ValueError, match=r"iterations=0"):
+        geometry.matrix_free_eigenspectrum(model, x, iterations=0)
+    with pytest.raises(ValueError, match=r"iterations=2"):
+        geometry.matrix_free_eigenspectrum(model, x, k=3, iterations=2)
+    with pytest.raises(ValueError, match="tol=0"):
+        geometry.matrix_free_eigenspectrum(model, x, tol=0)
+    with pytest.raises(ValueError, match=r"\[1, 4\].*k=5"):
+        geometry.matrix_free_eigenspectrum(model, x, kind="output", k=5)
+    with pytest.raises(ValueError, match="no decoder"):
+        geometry.eigenspectrum(model.encoder, x, kind="output")
+    # Two Krylov vectors cannot resolve the 4th eigenpair of a rank-8 G.
+    with pytest.raises(geometry.NotConvergedError, match=r"residual.*tol"):
+        geometry.matrix_free_eigenspectrum(
+            model, x, kind="stochastic", k=2, iterations=2, tol=1e-6
+        )

@@ -254,12 +254,12 @@ def _gradient_loop(view, x, start, eps, step, passes, *args, ascend, **kw):
 
 def _eigen_step(
     view, x, x_adv, z_mean, z_log_var, budget, step, *, kind, direction,
-    norm, objective, clip_min, clip_max,
+    norm, objective, clip_min, clip_max, method, lanczos_iterations,
 ):
     """Moves along the `direction`-th eigenvector, more damaging sign."""
-    _, log_var_adv, jac = view.jacobian(x_adv)
-    _, vectors = geometry.spectrum_from_jacobian(
-        log_var_adv, jac, kind, direction
+    _, vectors = geometry.spectrum_in_view(
+        view, x_adv, kind, direction, method=method,
+        iterations=lanczos_iterations,
     )
     u = step * _unit(ops.reshape(vectors[:, :, -1], ops.shape(x)), norm)
     candidates = [
@@ -507,11 +507,20 @@ class EigenAttack(_EncoderAttack):
         model: see the module docstring.
         eps: budget (> 0) or list of budgets.
         norm: 2 (default) or np.inf.
-        kind: metric kind, `"stochastic"` (default), `"fisher"` or `"mean"`.
+        kind: metric kind, `"stochastic"` (default), `"fisher"`, `"mean"`
+            or `"output"` (reconstruction damage; needs a decoder).
         direction: which eigenvector, 1-based, at most the rank bound.
         iterations: sub-steps >= 1.
         objective: divergence used to choose the sign.
         clip_min, clip_max, batch_size: as in `LatentPGD`.
+        method: how the eigenvector is found: `"exact"` (the encoder's
+            Jacobian), `"lanczos"` (matrix-free: `lanczos_iterations`
+            products G v, each one JVP and one VJP) or `"auto"` (default;
+            as in `geometry.eigenspectrum`).
+        lanczos_iterations: Krylov dimension of `"lanczos"`; default
+            `2 * direction + 8`. An attack needs only a good direction, so
+            no residual check is made (see
+            `geometry.matrix_free_eigenspectrum` for one).
 
     Raises:
         ValueError: for any invalid parameter, naming it.
@@ -534,15 +543,25 @@ class EigenAttack(_EncoderAttack):
         clip_min=0.0,
         clip_max=1.0,
         batch_size=128,
+        method="auto",
+        lanczos_iterations=None,
     ):
         super().__init__(
             model, objective, eps=eps, norm=norm, clip_min=clip_min,
             clip_max=clip_max, batch_size=batch_size, seed=None,
         )
         geometry.check_kind(kind)
+        geometry.check_method(method)
+        if kind == "output":
+            self.latent.require_decoder()
         self.kind = kind
         self.direction = _check_positive_int("direction", direction)
         self.iterations = _check_positive_int("iterations", iterations)
+        self.method = method
+        self.lanczos_iterations = (
+            None if lanczos_iterations is None
+            else _check_positive_int("lanczos_iterations", lanczos_iterations)
+        )
 
     def _generate(self, x, x_target, eps, eps_t):
         bound = geometry.rank_bound(self.kind, self.latent.latent_dim(x))
@@ -552,14 +571,30 @@ class EigenAttack(_EncoderAttack):
                 f"most {bound}, the rank bound of kind={self.kind!r}. "
                 f"Received: direction={self.direction}"
             )
+        method = geometry.resolve_method(self.method, self.latent, x, self.kind)
+        size = int(np.prod(x.shape[1:]))
+        lanczos_iterations = None
+        if method == "lanczos":
+            lanczos_iterations = min(
+                size, self.lanczos_iterations or 2 * self.direction + 8
+            )
+            if lanczos_iterations < self.direction:
+                raise ValueError(
+                    "Invalid value received for argument "
+                    "`lanczos_iterations`: expected at least direction="
+                    f"{self.direction}. Received: lanczos_iterations="
+                    f"{self.lanczos_iterations}"
+                )
         fn = self.latent.function(
             functools.partial(
                 _eigen_step, kind=self.kind, direction=self.direction,
                 norm=self.norm, objective=self.objective,
                 clip_min=self.clip_min, clip_max=self.clip_max,
+                method=method, lanczos_iterations=lanczos_iterations,
             ),
             ("eigen_step", self.kind, self.direction, self.norm,
-             self.objective, self.clip_min, self.clip_max),
+             self.objective, self.clip_min, self.clip_max, method,
+             lanczos_iterations),
         )
         z_mean, z_log_var = self.latent.encode(x)
         step = ops.convert_to_tensor(eps / self.iterations, "float32")

@@ -94,8 +94,9 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         return {"x_mean": model.decode(z_mean)}
 
     def metric_eigenvalues(x):
+        # The whole model, so kind="output" has its decoder path.
         return {"eigenvalues": geometry.eigenvalues(
-            model.encoder, images(x), metric_kind, metric_k
+            model, images(x), metric_kind, metric_k, method="exact"
         )}
 
     archive = keras.export.ExportArchive()

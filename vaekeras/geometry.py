@@ -11,12 +11,23 @@ kind is G = A^T A (D x D) for a stack of rows A:
 - `"fisher"`:     A = [diag(1/sigma) J_mu; sqrt(1/2) J_lv]  (2d x D)
   pullback of the Fisher-Rao metric: KL(q(z|x+delta) || q(z|x)) =
   0.5 * delta^T G delta + O(|delta|^3).
+- `"output"`:     A = C J_mu with C^T C = J_dec^T J_dec          (d x D)
+  the pullback through the reconstruction map f(x) = dec(mu(x)), G =
+  J_f^T J_f: |f(x + delta) - f(x)|^2 = delta^T G delta + O(|delta|^3), so
+  its top eigenvector is the first-order optimal attack on reconstruction
+  damage. Needs a decoder. J_dec (D x d, at z = mu(x)) takes one batched
+  forward-mode pass over d tangents.
 
 The nonzero eigenvalues of G are those of the small Gram matrix A A^T, and
 the eigenvectors are v = A^T u / |A^T u|, so the spectrum never needs the
 D x D matrix. Jacobians are reverse mode (d passes, not D), batched and
 compiled once per model by `vaekeras.latent.LatentModel`; this module is
 pure `keras.ops` algebra on top of it.
+
+`method="lanczos"` never forms A: it runs Lanczos on products
+G v = A^T (A v), one forward-mode and one reverse-mode pass each (see
+`matrix_free_eigenspectrum`), which pays off when A (2d x D per sample) is
+large, e.g. conv encoders on 64x64x3 images.
 """
 
 import functools
@@ -29,7 +40,14 @@ from keras import ops
 from vaekeras import latent
 from vaekeras.latent import split_encoding  # noqa: F401  (public helper)
 
-KINDS = ("mean", "stochastic", "fisher")
+KINDS = ("mean", "stochastic", "fisher", "output")
+METHODS = ("exact", "lanczos", "auto")
+# `method="auto"` builds A = (B, rows, D) float32 when it fits this budget.
+AUTO_MEMORY_BYTES = 256 * 2**20
+
+
+class NotConvergedError(ArithmeticError):
+    """A matrix-free eigensolver stopped before reaching its tolerance."""
 
 
 def check_kind(kind):
@@ -41,10 +59,19 @@ def check_kind(kind):
         )
 
 
+def check_method(method):
+    """Raises a `ValueError` naming `method` unless it is one of `METHODS`."""
+    if method not in METHODS:
+        raise ValueError(
+            "Invalid value received for argument `method`: expected one of "
+            f"{METHODS}. Received: method={method!r}"
+        )
+
+
 def rank_bound(kind, latent_dim):
-    """Largest possible rank of G: d for `"mean"`, 2d otherwise."""
+    """Largest possible rank of G: d for `"mean"` and `"output"`, else 2d."""
     check_kind(kind)
-    return latent_dim if kind == "mean" else 2 * latent_dim
+    return latent_dim if kind in ("mean", "output") else 2 * latent_dim
 
 
 def _check_k(k, kind, latent_dim):
@@ -101,15 +128,80 @@ def _spectrum(rows, scales, k, with_vectors=True):
     return values, lifted / ops.maximum(norms, 1e-30)
 
 
-def _compute(what, z_log_var, jac, kind, k):
+def decoder_jacobian(view, z):
+    """Rows d dec / d z_i at `z`, `(B, d, D_out)`: one batched JVP pass.
+
+    The B x d tangents e_i go through the decoder as one batch of B * d
+    latent points, so the cost is d forward-mode products, not D reverse
+    passes.
+    """
+    d = z.shape[-1]
+    batch = ops.shape(z)[0]
+    points = ops.repeat(z, d, axis=0)  # (B * d, d)
+    tangents = ops.tile(ops.eye(d, dtype=z.dtype), (batch, 1))  # (B * d, d)
+
+    def decode_flat(z_):
+        return ops.reshape(view.decode(z_), (ops.shape(z_)[0], -1))
+
+    _, columns = view.jvp(decode_flat, points, tangents)  # (B * d, D_out)
+    return ops.reshape(columns, (batch, d, -1))
+
+
+def output_rows(view, z_mean, j_mean):
+    """Rows A = C J_mu of the output kind, with C^T C = J_dec^T J_dec.
+
+    Args:
+        view: a `LatentModel` view with a decoder.
+        z_mean: `(B, d)`.
+        j_mean: `(B, d, D)`.
+
+    Returns:
+        `(B, d, D)`, so that G_out = A^T A.
+    """
+    j_dec = decoder_jacobian(view, z_mean)  # (B, d, D_out)
+    gram = ops.einsum("biO,bjO->bij", j_dec, j_dec)  # J_dec^T J_dec (B, d, d)
+    values, vectors = ops.eigh(gram)
+    # C = diag(sqrt(values)) Q^T, so C^T C = Q diag(values) Q^T = gram.
+    root = ops.sqrt(ops.maximum(values, 0.0))[:, :, None] * ops.transpose(
+        vectors, (0, 2, 1)
+    )
+    return ops.einsum("bij,bjD->biD", root, j_mean)
+
+
+def _compute(what, z_log_var, jac, kind, k, rows=None):
     if what == "jacobians":
         d = z_log_var.shape[-1]
         return jac[:, :d, :], jac[:, d:, :]
-    rows, scales = _rows_and_scales(z_log_var, jac, kind)
+    if kind == "output":
+        scales = ops.ones_like(z_log_var)
+    else:
+        rows, scales = _rows_and_scales(z_log_var, jac, kind)
     if what == "metric":
         factor = scales[:, :, None] * rows
         return ops.einsum("brD,brE->bDE", factor, factor)
     return _spectrum(rows, scales, k, with_vectors=what == "spectrum")
+
+
+def spectrum_in_view(view, x, kind, k, with_vectors=True, method="exact",
+                     iterations=None):
+    """Top-k eigenpairs of G at `x`, inside a compiled function.
+
+    For code that runs in a `LatentModel.function` (e.g. an attack step).
+    `method` is `"exact"` or `"lanczos"` (resolve `"auto"` before).
+
+    Returns:
+        `(values (B, k), vectors (B, D, k))`, or `values` alone.
+    """
+    if method == "lanczos":
+        values, vectors, _ = _lanczos_in_view(
+            view, x, kind, k, iterations, residuals=False
+        )
+        return (values, vectors) if with_vectors else values
+    z_mean, z_log_var, jac = view.jacobian(x)
+    if kind == "output":
+        rows = output_rows(view, z_mean, jac[:, :z_mean.shape[-1], :])
+        return _spectrum(rows, ops.ones_like(z_mean), k, with_vectors)
+    return spectrum_from_jacobian(z_log_var, jac, kind, k, with_vectors)
 
 
 def spectrum_from_jacobian(z_log_var, jac, kind, k, with_vectors=True):
@@ -128,23 +220,262 @@ def spectrum_from_jacobian(z_log_var, jac, kind, k, with_vectors=True):
     Returns:
         `(values (B, k), vectors (B, D, k))`, or `values` alone.
     """
+    if kind == "output":
+        raise ValueError(
+            "kind='output' needs the decoder: use `spectrum_in_view` or "
+            "`eigenspectrum` with a VAE."
+        )
     rows, scales = _rows_and_scales(z_log_var, jac, kind)
     return _spectrum(rows, scales, k, with_vectors=with_vectors)
 
 
 def _geometry(view, x, what, kind, k):
-    _, z_log_var, jac = view.jacobian(x)
-    return _compute(what, z_log_var, jac, kind, k)
+    z_mean, z_log_var, jac = view.jacobian(x)
+    rows = None
+    if kind == "output" and what != "jacobians":
+        rows = output_rows(view, z_mean, jac[:, :z_mean.shape[-1], :])
+    return _compute(what, z_log_var, jac, kind, k, rows=rows)
 
 
-def _run(model, x, what, kind="stochastic", k=None):
+def resolve_method(method, model, x, kind):
+    """`"exact"` or `"lanczos"` for `method` (resolving `"auto"` by size)."""
+    check_method(method)
+    if method != "auto":
+        return method
+    if latent.is_symbolic(x) or None in tuple(x.shape):
+        return "exact"  # traced (e.g. an export): sizes unknown
+    rows = rank_bound(kind, model.latent_dim(x))
+    size = 4 * int(np.prod(tuple(x.shape))) * rows
+    return "exact" if size <= AUTO_MEMORY_BYTES else "lanczos"
+
+
+def _run(model, x, what, kind="stochastic", k=None, method="exact",
+         iterations=None, tol=1e-3):
     model = latent.LatentModel.of(model)
     check_kind(kind)
     x = model.check_inputs(x)
+    if kind == "output":
+        model.require_decoder()
     if k is not None or what in ("spectrum", "values"):
         k = _check_k(k, kind, model.latent_dim(x))
+    if what in ("spectrum", "values") and resolve_method(
+        method, model, x, kind
+    ) == "lanczos":
+        if latent.is_symbolic(x):
+            raise ValueError(
+                "method='lanczos' checks its residuals eagerly and cannot "
+                "run inside a traced function; use method='exact' there."
+            )
+        values, vectors, _ = _matrix_free(model, x, kind, k, iterations, tol)
+        return (values, vectors) if what == "spectrum" else values
     fn = functools.partial(_geometry, what=what, kind=kind, k=k)
     return model.function(fn, ("geometry", what, kind, k))(x)
+
+
+# --- Matrix-free: Lanczos on G v = A^T (A v). ---
+
+
+def _operator(view, x, kind):
+    """`v (B, D) -> G v (B, D)` at `x`: one JVP and one VJP per product."""
+    batch = ops.shape(x)[0]
+    if kind == "output":
+        def f(x_):
+            z_mean, _ = view.encode(x_)
+            return ops.reshape(view.decode(z_mean), (batch, -1))
+
+        weights = None
+    else:
+        def f(x_):
+            return ops.concatenate(view.encode(x_), axis=-1)  # (B, 2d)
+
+        _, z_log_var = view.encode(x)
+        if kind == "mean":
+            weights = ops.concatenate(
+                [ops.ones_like(z_log_var), ops.zeros_like(z_log_var)], -1
+            )
+        else:
+            _, scales = _rows_and_scales(z_log_var, None, kind)
+            weights = ops.square(scales)  # (B, 2d): A = diag(c) J
+
+    def matvec(v):
+        _, product = view.jvp(f, x, ops.reshape(v, ops.shape(x)))
+        if weights is not None:
+            product = product * weights
+        return ops.reshape(view.vjp(f, x, product), (batch, -1))
+
+    return matvec
+
+
+def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
+                     start=None):
+    """Lanczos with full reorthogonalisation, batched over samples.
+
+    G has rank at most r (the rank bound); the start vector is G s for a
+    fixed dense s, so the Krylov space lies in G's range and
+    `iterations = r` is exact in exact arithmetic. Fewer iterations give
+    the top eigenpairs first, which is why Lanczos beats block power
+    iteration here: its top Ritz value converges at a rate set by the gap
+    relative to the whole spectrum's spread (Chebyshev), power iteration's
+    only by the ratio of the first two eigenvalues, and the top of an
+    encoder's spectrum is often tightly spaced. Full reorthogonalisation
+    keeps float32 Ritz pairs free of ghost copies.
+    """
+    batch = ops.shape(x)[0]
+    size = int(np.prod(x.shape[1:]))
+    m = iterations
+    matvec = _operator(view, x, kind)
+    if start is None:
+        # A fixed, dense start: every coordinate nonzero.
+        start = ops.ones((batch, size)) + ops.reshape(
+            ops.cast(ops.arange(size) % 7, "float32") * 0.1, (1, size)
+        )
+    # One product first puts the start inside G's range, so r iterations
+    # span all of it (the null space adds nothing to the top eigenpairs).
+    start = matvec(start)
+    q = start / ops.maximum(ops.norm(start, axis=-1, keepdims=True), 1e-30)
+    basis = ops.zeros((batch, m + 1, size))
+    basis = basis + ops.one_hot(0, m + 1)[None, :, None] * q[:, None, :]
+    zeros = ops.zeros((batch, m))
+
+    def body(j, state):
+        basis, alphas, betas, q_prev, q, beta_prev, scale = state
+        w = matvec(q)
+        alpha = ops.sum(w * q, axis=-1)
+        scale = ops.maximum(scale, ops.abs(alpha))
+        w = w - alpha[:, None] * q - beta_prev[:, None] * q_prev
+        for _ in range(2):  # twice is enough (Kahan-Parlett)
+            coeff = ops.einsum("bmD,bD->bm", basis, w)
+            w = w - ops.einsum("bm,bmD->bD", coeff, basis)
+        beta = ops.norm(w, axis=-1)
+        # Once the Krylov space is invariant (G's range is exhausted), w is
+        # rounding noise: stop there (zero vectors add zero Ritz values)
+        # instead of normalising noise into garbage directions.
+        beta = ops.where(beta > 1e-5 * scale, beta, 0.0)
+        q_next = w * ops.where(beta > 0.0, 1.0 / ops.maximum(beta, 1e-30),
+                               0.0)[:, None]
+        alphas = alphas + ops.one_hot(j, m)[None, :] * alpha[:, None]
+        betas = betas + ops.one_hot(j, m)[None, :] * beta[:, None]
+        basis = basis + (
+            ops.one_hot(j + 1, m + 1)[None, :, None] * q_next[:, None, :]
+        )
+        return basis, alphas, betas, q, q_next, beta, scale
+
+    basis, alphas, betas, *_ = ops.fori_loop(
+        0, m, body,
+        (basis, zeros, zeros, ops.zeros_like(q), q, ops.zeros((batch,)),
+         ops.zeros((batch,))),
+    )
+    eye = ops.eye(m)
+    upper = betas[:, :, None] * ops.eye(m, k=1)
+    tridiagonal = alphas[:, :, None] * eye + upper + ops.transpose(
+        upper, (0, 2, 1)
+    )
+    theta, ritz = ops.eigh(tridiagonal)  # ascending
+    values = ops.maximum(ops.flip(theta, axis=-1)[:, :k], 0.0)  # (B, k)
+    ritz = ops.flip(ritz, axis=-1)[:, :, :k]  # (B, m, k)
+    vectors = ops.einsum("bmD,bmk->bDk", basis[:, :m, :], ritz)
+    vectors = vectors / ops.maximum(
+        ops.norm(vectors, axis=1, keepdims=True), 1e-30
+    )
+    if not residuals:
+        return values, vectors, None
+    # The true residual |G v - lambda v| of every pair, one batched product
+    # at x repeated k times.
+    tiled = ops.reshape(ops.transpose(vectors, (0, 2, 1)), (-1, size))
+    products = _operator(view, ops.repeat(x, k, axis=0), kind)(tiled)
+    gap = products - ops.reshape(values, (-1, 1)) * tiled
+    residual = ops.reshape(ops.norm(gap, axis=-1), (batch, k))
+    return values, vectors, residual
+
+
+def _check_iterations(iterations, k, size):
+    if iterations is None:
+        return min(size, max(20, 2 * k + 10))
+    if isinstance(iterations, bool) or not isinstance(
+        iterations, (int, np.integer)
+    ) or not k <= iterations <= size:
+        raise ValueError(
+            "Invalid value received for argument `iterations`: expected an "
+            f"integer in [k={k}, {size}] (the input size). Received: "
+            f"iterations={iterations!r}"
+        )
+    return int(iterations)
+
+
+def _matrix_free(model, x, kind, k, iterations, tol):
+    latent_dim = model.latent_dim(x)
+    size = int(np.prod(ops.shape(x)[1:]))
+    iterations = _check_iterations(iterations, k, size)
+    if not (isinstance(tol, (int, float)) and tol > 0):
+        raise ValueError(
+            "Invalid value received for argument `tol`: expected a positive "
+            f"number. Received: tol={tol!r}"
+        )
+    fn = functools.partial(
+        _lanczos_in_view, kind=kind, k=k, iterations=iterations
+    )
+    values, vectors, residual = model.function(
+        fn, ("lanczos", kind, k, iterations)
+    )(x)
+    top = latent.as_numpy(values)[:, :1]
+    relative = latent.as_numpy(residual) / np.maximum(top, 1e-30)
+    relative = np.where(top > 1e-20, relative, 0.0)
+    worst = int(np.argmax(relative.max(axis=1)))
+    if relative.max() > tol:
+        raise NotConvergedError(
+            "Lanczos did not converge: the largest relative residual "
+            f"|G v - lambda v| / lambda_1 is {relative.max():.3g} > "
+            f"tol={tol:g} (sample {worst}) after {iterations} iterations. "
+            "Pass more `iterations` (the rank bound "
+            f"{rank_bound(kind, latent_dim)} plus a few is exact up to "
+            "rounding) or method='exact'."
+        )
+    return values, vectors, residual
+
+
+def matrix_free_eigenspectrum(
+    model, x, kind="stochastic", k=1, iterations=None, tol=1e-3
+):
+    """Top-k eigenpairs of G without forming A, with their residuals.
+
+    Lanczos (full reorthogonalisation) on products G v = A^T (A v), each
+    one batched forward-mode and one reverse-mode pass of the encoder
+    (and decoder for `kind="output"`): memory O(B * iterations * D)
+    instead of the Jacobian's O(B * 2d * D) plus its autodiff buffers.
+
+    Args:
+        model: as in `eigenspectrum` (a decoder for `kind="output"`).
+        x: float32 inputs `(B, H, W, C)`.
+        kind: metric kind.
+        k: number of pairs, in [1, rank bound].
+        iterations: Krylov dimension, in [k, D]; default
+            `min(D, max(20, 2k + 10))`. The rank bound is exact in exact
+            arithmetic; in float32 a tightly clustered spectrum needs a few
+            iterations more (the residual check tells).
+        tol: largest accepted residual |G v - lambda v| / lambda_1.
+
+    Returns:
+        `(values (B, k), vectors (B, D, k), residuals (B, k))`: values
+        descending, clipped at 0; unit vectors; true residual norms.
+
+    Raises:
+        ValueError: for a bad kind, k, iterations or tol, naming it, or
+            `kind="output"` without a decoder.
+        NotConvergedError: when a residual exceeds `tol * lambda_1`; the
+            message names the residual and what to change.
+
+    Example:
+
+    >>> values, vectors, residuals = matrix_free_eigenspectrum(
+    ...     model, images[:16], kind="fisher", k=1)
+    """
+    model = latent.LatentModel.of(model)
+    check_kind(kind)
+    x = model.check_inputs(x)
+    if kind == "output":
+        model.require_decoder()
+    k = _check_k(k, kind, model.latent_dim(x))
+    return _matrix_free(model, x, kind, k, iterations, tol)
 
 
 def encoder_jacobians(encoder, x):
@@ -174,10 +505,11 @@ def pullback_metric(encoder, x, kind="stochastic"):
     """The pullback metric tensor G(x) of the encoder, per sample.
 
     Args:
-        encoder: as in `encoder_jacobians`.
+        encoder: as in `encoder_jacobians`; a VAE (or anything with a
+            decoder) for `kind="output"`.
         x: float32 inputs `(B, H, W, C)`.
-        kind: `"mean"`, `"stochastic"` (default) or `"fisher"` (module
-            docstring).
+        kind: `"mean"`, `"stochastic"` (default), `"fisher"` or
+            `"output"` (module docstring).
 
     Returns:
         `(B, D, D)` symmetric positive semi-definite tensors.
@@ -188,37 +520,46 @@ def pullback_metric(encoder, x, kind="stochastic"):
     return _run(encoder, x, "metric", kind)
 
 
-def eigenspectrum(encoder, x, kind="stochastic", k=None):
+def eigenspectrum(encoder, x, kind="stochastic", k=None, method="auto",
+                  iterations=None, tol=1e-3):
     """Top eigenpairs of the pullback metric, through the Gram matrix.
 
     Args:
-        encoder: as in `encoder_jacobians`.
+        encoder: as in `encoder_jacobians` (a VAE or a SavedModel with a
+            decoder for `kind="output"`).
         x: float32 inputs `(B, H, W, C)`.
         kind: metric kind, see `pullback_metric`.
         k: number of pairs, in [1, rank bound]; None returns all (d for
-            `"mean"`, 2d otherwise).
+            `"mean"` and `"output"`, 2d otherwise).
+        method: `"exact"` (Jacobian and Gram matrix), `"lanczos"`
+            (matrix-free, see `matrix_free_eigenspectrum`) or `"auto"`
+            (default): exact while A, `(B, rows, D)` float32, fits
+            `AUTO_MEMORY_BYTES` (256 MiB), else Lanczos.
+        iterations, tol: Lanczos settings, see `matrix_free_eigenspectrum`.
 
     Returns:
         `(eigenvalues, eigenvectors)`: `(B, k)` descending and clipped at 0,
         and `(B, D, k)` with unit-norm columns (flattened input space).
 
     Raises:
-        ValueError: as `pullback_metric`, or for a bad k.
+        ValueError: as `pullback_metric`, or for a bad k or method.
+        NotConvergedError: when Lanczos misses `tol`.
 
     Example:
 
     >>> values, vectors = eigenspectrum(model.encoder, images[:8], k=3)
     >>> attack_direction = vectors[:, :, 0]  # (8, 784)
     """
-    return _run(encoder, x, "spectrum", kind, k)
+    return _run(encoder, x, "spectrum", kind, k, method, iterations, tol)
 
 
-def eigenvalues(encoder, x, kind="stochastic", k=None):
+def eigenvalues(encoder, x, kind="stochastic", k=None, method="auto",
+                iterations=None, tol=1e-3):
     """Only the eigenvalues of `eigenspectrum`, `(B, k)`: skips the vectors.
 
-    Accepts the same encoders as `eigenspectrum`.
+    Accepts the same arguments as `eigenspectrum`.
     """
-    return _run(encoder, x, "values", kind, k)
+    return _run(encoder, x, "values", kind, k, method, iterations, tol)
 
 
 def eigenspectrum_from_function(encode_fn, x, kind="stochastic", k=None):

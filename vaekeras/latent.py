@@ -434,6 +434,59 @@ class _View:
             (grad,) = torch.autograd.grad(values.sum(), x)
         return values.detach(), grad
 
+    def jvp(self, f, x, tangent):
+        """`(f(x), J_f(x) tangent)`: one forward-mode product, batched.
+
+        `f` maps `x` to one tensor; `tangent` has the shape of `x`.
+        """
+        name = backend()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            with tf.autodiff.ForwardAccumulator(x, tangent) as accumulator:
+                out = f(x)
+            return out, accumulator.jvp(
+                out, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
+        if name == "jax":
+            import jax
+
+            return jax.jvp(f, (x,), (tangent,))
+        import torch
+
+        # The double-backward route: torch.func's forward mode cannot run
+        # through every Keras layer (channels-last convolutions).
+        with torch.enable_grad():
+            out, product = torch.autograd.functional.jvp(
+                f, x.detach(), tangent, create_graph=False, strict=False
+            )
+        return out.detach(), product.detach()
+
+    def vjp(self, f, x, cotangent):
+        """`J_f(x)^T cotangent`, shaped like `x`: one reverse pass."""
+        name = backend()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                out = f(x)
+            return tape.gradient(
+                out, x, output_gradients=cotangent,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+        if name == "jax":
+            import jax
+
+            _, pullback = jax.vjp(f, x)
+            return pullback(cotangent)[0]
+        import torch
+
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            (grad,) = torch.autograd.grad(f(x), x, grad_outputs=cotangent)
+        return grad
+
     def jacobian(self, x):
         name = backend()
         if name == "tensorflow":

@@ -127,6 +127,7 @@ def evaluate_geometry(
     batch_size=64,
     k=None,
     verbose=1,
+    method="auto",
 ):
     """Streams a data set through the pullback metric; per-point scores.
 
@@ -139,6 +140,8 @@ def evaluate_geometry(
         batch_size: batch size for numpy input.
         k: eigenvalues per point; None for the rank bound.
         verbose: 1 shows a Keras progress bar.
+        method: eigensolver, `"exact"`, `"lanczos"` or `"auto"` (see
+            `vaekeras.geometry.eigenspectrum`).
 
     Returns:
         Dict of per-point score arrays `(N,)` (see `robustness_scores`)
@@ -167,7 +170,9 @@ def evaluate_geometry(
     progress = keras.utils.Progbar(total, verbose=verbose, unit_name="batch")
     eigenvalues = []
     for i, batch in enumerate(batches):
-        values = geometry.eigenvalues(encoder_or_model, batch, kind, k)
+        values = geometry.eigenvalues(
+            encoder_or_model, batch, kind, k, method=method
+        )
         eigenvalues.append(keras.ops.convert_to_numpy(values))
         progress.update(i + 1)
     eigenvalues = np.concatenate(eigenvalues)

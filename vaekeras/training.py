@@ -3,8 +3,9 @@
 A run folder holds `model.keras`, the SavedModel under `export/`,
 `flags.json` (the configuration), `metrics.json` (final train and test
 losses), `environment.json` (versions, backend, devices),
-`reconstructions.png`, TensorBoard logs under `logs/` and, while training,
-a `backup/` that lets a killed run resume where it stopped.
+`reconstructions.png`, `training.png` (loss and encoder geometry per
+epoch), TensorBoard logs under `logs/` and, while training, a `backup/`
+that lets a killed run resume where it stopped.
 """
 
 import dataclasses
@@ -15,6 +16,7 @@ import time
 
 import keras
 
+from vaekeras import callbacks as vaekeras_callbacks
 from vaekeras import data
 from vaekeras import export
 from vaekeras import models
@@ -60,6 +62,8 @@ class TrainConfig:
     output_dir: str | None = None
     overwrite: bool = False
     verbose: int = 1
+    # Not part of a run's identity: watching does not change the model.
+    monitor_geometry: bool = True
 
     def default_output_dir(self, root="saved_models"):
         name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
@@ -237,6 +241,62 @@ def save_reconstructions(model, images, path, n=10):
     plt.close(fig)
 
 
+# Held-out test images the geometry monitor watches every epoch.
+MONITOR_IMAGES = 64
+
+
+def save_training_curves(history, monitor, path, first_epoch=1):
+    """Saves a PNG: losses per epoch, and the monitored geometry beside.
+
+    Args:
+        history: `History.history` (dict of per-epoch lists).
+        monitor: a `GeometryMonitor` (or None: the loss panel alone).
+        path: PNG path.
+        first_epoch: the epoch of the history's first entry (a resumed run
+            starts after its backup).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib import ticker
+
+    panels = 2 if monitor is not None and monitor.history["epoch"] else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6),
+                             squeeze=False)
+    ax = axes[0, 0]
+    for key, label in (("loss", "train"), ("val_loss", "test split")):
+        values = history.get(key, [])
+        epochs = range(first_epoch, first_epoch + len(values))
+        ax.plot(epochs, values, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (negative ELBO, beta-weighted)")
+    ax.set_title("Loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if panels == 2:
+        ax = axes[0, 1]
+        epochs = monitor.history["epoch"]
+        ax.plot(epochs, monitor.history["geometry_spectral_radius"],
+                marker=".", color="tab:red")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("median spectral radius", color="tab:red")
+        twin = ax.twinx()
+        twin.plot(epochs, monitor.history["geometry_entropy"], marker=".",
+                  color="tab:blue")
+        twin.set_ylabel("mean von Neumann entropy", color="tab:blue")
+        ax.set_title(
+            f"Encoder geometry ({monitor.kind} metric, "
+            f"{len(monitor.x_val)} test images)", fontsize=10,
+        )
+        ax.grid(alpha=0.3)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def train(config):
     """Trains, evaluates, saves and exports one VAE.
 
@@ -306,9 +366,18 @@ def _train_in(config, train_ds, test_images):
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     nan_guard = _StopOnNaN()
     input_guard = _StopOnBadInput()
+    monitor = None
     callbacks = [
         _DataEpoch(train_ds),
         keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+    ]
+    if config.monitor_geometry:
+        # Before TensorBoard, which then logs what the monitor adds.
+        monitor = vaekeras_callbacks.GeometryMonitor(
+            test_images[:MONITOR_IMAGES]
+        )
+        callbacks.append(monitor)
+    callbacks += [
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
         input_guard,
         nan_guard,
@@ -363,7 +432,7 @@ def _train_in(config, train_ds, test_images):
     )
     final_train = {
         key: float(values[-1]) for key, values in history.history.items()
-        if not key.startswith("val_")
+        if not key.startswith(("val_", "geometry_"))
     }
     metrics = {
         "train": final_train,
@@ -373,12 +442,21 @@ def _train_in(config, train_ds, test_images):
         "resumed_after_epoch": resumed_at,
         "train_seconds": round(train_seconds, 2),
     }
+    if monitor is not None:
+        metrics["geometry"] = {
+            key: values[-1] for key, values in monitor.history.items()
+            if values and key != "epoch"
+        }
     runs.save_model(model, os.path.join(out, runs.MODEL))
     export.export_if_supported(
         model, os.path.join(out, runs.EXPORT), verbose=config.verbose
     )
     save_reconstructions(
         model, test_images, os.path.join(out, "reconstructions.png")
+    )
+    save_training_curves(
+        history.history, monitor, os.path.join(out, "training.png"),
+        first_epoch=(resumed_at or 0) + 1,
     )
     runs.write_json(os.path.join(out, runs.METRICS), metrics)
     runs.write_json(os.path.join(out, runs.ENVIRONMENT), environment())

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.usefixtures("tf_only")
 def test_train_app_writes_a_complete_run_folder(run_dir):
     for name in (
         "model.keras", "flags.json", "metrics.json", "environment.json",
-        "reconstructions.png", "export/saved_model.pb", "logs",
+        "reconstructions.png", "training.png", "export/saved_model.pb",
+        "logs",
     ):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert not os.path.exists(os.path.join(run_dir, "backup"))
@@ -30,6 +31,19 @@ def test_train_app_writes_a_complete_run_folder(run_dir):
     for split in ("train", "test"):
         for key in ("loss", "reconstruction_loss", "kl_loss"):
             assert np.isfinite(metrics[split][key])
+    assert metrics["geometry"]["geometry_spectral_radius"] > 0
+    assert np.isfinite(metrics["geometry"]["geometry_entropy"])
+    # The geometry monitor's values reach TensorBoard.
+    import tensorflow as tf
+
+    tags = set()
+    for root, _, files in os.walk(os.path.join(run_dir, "logs")):
+        for name in files:
+            for event in tf.compat.v1.train.summary_iterator(
+                os.path.join(root, name)
+            ):
+                tags.update(value.tag for value in event.summary.value)
+    assert "epoch_geometry_spectral_radius" in tags, sorted(tags)
     env = runs.read_json(os.path.join(run_dir, "environment.json"))
     assert env["keras_backend"] == "tensorflow"
     assert "keras" in env["packages"]
