@@ -303,6 +303,17 @@ def _operator(view, x, kind):
             product = product * weights
         return ops.reshape(view.vjp(f, x, product), (batch, -1))
 
+    def range_vector():
+        # A^T (c * u) for a fixed dense u: inside G's range for one
+        # reverse pass (G = A^T A and A^T have the same range).
+        out = f(x)
+        pattern = ops.cast(ops.arange(ops.shape(out)[-1]) % 5, "float32")
+        u = ops.ones_like(out) + 0.1 * pattern[None, :]
+        if weights is not None:
+            u = u * weights
+        return ops.reshape(view.vjp(f, x, u), (batch, -1))
+
+    matvec.range_vector = range_vector
     return matvec
 
 
@@ -310,8 +321,8 @@ def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
                      start=None):
     """Lanczos with full reorthogonalisation, batched over samples.
 
-    G has rank at most r (the rank bound); the start vector is G s for a
-    fixed dense s, so the Krylov space lies in G's range and
+    G has rank at most r (the rank bound); the start vector is A^T u for
+    a fixed dense u, so the Krylov space lies in G's range and
     `iterations = r` is exact in exact arithmetic. Fewer iterations give
     the top eigenpairs first, which is why Lanczos beats block power
     iteration here: its top Ritz value converges at a rate set by the gap
@@ -325,13 +336,9 @@ def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
     m = iterations
     matvec = _operator(view, x, kind)
     if start is None:
-        # A fixed, dense start: every coordinate nonzero.
-        start = ops.ones((batch, size)) + ops.reshape(
-            ops.cast(ops.arange(size) % 7, "float32") * 0.1, (1, size)
-        )
-    # One product first puts the start inside G's range, so r iterations
-    # span all of it (the null space adds nothing to the top eigenpairs).
-    start = matvec(start)
+        # Inside G's range, so r iterations span all of it (the null space
+        # adds nothing to the top eigenpairs).
+        start = matvec.range_vector()
     q = start / ops.maximum(ops.norm(start, axis=-1, keepdims=True), 1e-30)
     basis = ops.zeros((batch, m + 1, size))
     basis = basis + ops.one_hot(0, m + 1)[None, :, None] * q[:, None, :]
