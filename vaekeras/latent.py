@@ -462,6 +462,45 @@ class _View:
             )
         return out.detach(), product.detach()
 
+    def metric_product(self, f, x, v, weights=None):
+        """`J^T diag(weights) J v` for `J = df/dx`, sharing one forward pass.
+
+        The Gauss-Newton product behind every pullback metric: `v` has the
+        shape of `x`, `weights` (optional) that of `f(x)`; the result has
+        the shape of `x`. TensorFlow records the forward-mode pass on the
+        tape and reverses it; JAX linearises once and transposes; torch
+        runs a JVP and a VJP.
+        """
+        name = backend()
+        if name == "tensorflow":
+            import tensorflow as tf
+
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                with tf.autodiff.ForwardAccumulator(x, v) as accumulator:
+                    out = f(x)
+            product = tf.stop_gradient(accumulator.jvp(
+                out, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            ))
+            if weights is not None:
+                product = product * weights
+            return tape.gradient(
+                out, x, output_gradients=product,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+        if name == "jax":
+            import jax
+
+            _, forward = jax.linearize(f, x)
+            product = forward(v)
+            if weights is not None:
+                product = product * weights
+            return jax.linear_transpose(forward, x)(product)[0]
+        _, product = self.jvp(f, x, v)
+        if weights is not None:
+            product = product * weights
+        return self.vjp(f, x, product)
+
     def vjp(self, f, x, cotangent):
         """`J_f(x)^T cotangent`, shaped like `x`: one reverse pass."""
         name = backend()

@@ -1,0 +1,163 @@
+"""Exact against matrix-free (Lanczos) top eigenpairs at a larger scale.
+
+A conv VAE on 64x64x3 inputs (D = 12,288) with latent d = 128, batch 16,
+the default "stochastic" metric: A has 2d = 256 rows per sample, 50 MB per
+batch before autodiff buffers. Two encoders: untrained (random weights,
+a flat top of the spectrum: the hard case for Lanczos) and trained for
+`--epochs` on the offline mnist_5k digits resized to 64x64 and repeated
+over 3 channels (a dominant top eigenvalue, as the paper finds). For each
+encoder and method, in a fresh process (so peak memory is its own): the
+median time of the top-1 eigenpair after a warm-up call, the peak
+resident memory the call added (or the GPU's peak allocation when there
+is a GPU), and the eigenvalue's relative error against the exact route.
+
+Usage:
+    python benchmarks/bench_scale.py
+    KERAS_BACKEND=jax python benchmarks/bench_scale.py
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHAPE, LATENT, BATCH = (64, 64, 3), 128, 16
+
+
+def _memory_kib(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field):
+                return int(line.split()[1])
+    return 0
+
+
+def digits_64(split):
+    """mnist_5k digits resized to 64x64 and repeated over 3 channels."""
+    import numpy as np
+    import tensorflow as tf
+
+    from vaekeras import data
+
+    images = data.load_arrays("mnist_5k", split)[0]
+    resized = tf.image.resize(images, SHAPE[:2]).numpy()
+    return np.clip(np.tile(resized, (1, 1, 1, 3)), 0, 1).astype("float32")
+
+
+def build_model():
+    import keras
+
+    from vaekeras import models
+
+    keras.utils.set_random_seed(0)
+    return models.build_vae(
+        SHAPE, latent_dim=LATENT, architecture="conv", seed=0
+    )
+
+
+def child(method, repeats, weights):
+    import keras
+    import numpy as np
+
+    from vaekeras import geometry
+
+    model = build_model()
+    if weights:
+        model.load_weights(weights)
+    encoder = model.encoder
+    x = digits_64("test")[:BATCH]
+    gpu = keras.backend.backend() == "tensorflow" and bool(
+        __import__("tensorflow").config.list_physical_devices("GPU")
+    )
+    before = _memory_kib("VmRSS:")
+
+    def run():
+        values, _ = geometry.eigenspectrum(
+            encoder, x, k=1, method=method
+        )
+        return keras.ops.convert_to_numpy(values)
+
+    values = run()  # compiles
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    if gpu:
+        import tensorflow as tf
+
+        info = tf.config.experimental.get_memory_info("GPU:0")
+        peak_mb = info["peak"] / 2**20
+    else:
+        peak_mb = (_memory_kib("VmHWM:") - before) / 1024
+    print(json.dumps({
+        "method": method, "seconds": float(np.median(times)),
+        "values": values[:, 0].tolist(), "peak_mb": peak_mb,
+        "device": "GPU" if gpu else "CPU",
+    }))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--child", default=None)
+    parser.add_argument("--weights", default="")
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.repeats, args.weights)
+        return
+    import tempfile
+
+    import keras
+    import numpy as np
+
+    folder = tempfile.mkdtemp()
+    weights = os.path.join(folder, "trained.weights.h5")
+    model = build_model()
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    start = time.perf_counter()
+    model.fit(digits_64("train"), epochs=args.epochs, batch_size=128,
+              verbose=0)
+    train_seconds = time.perf_counter() - start
+    model.save_weights(weights)
+    print(
+        f"backend={os.environ.get('KERAS_BACKEND', 'tensorflow')} conv VAE "
+        f"input={SHAPE} latent={LATENT} batch={BATCH}, top-1 eigenpair, "
+        f"stochastic kind; trained {args.epochs} epochs in "
+        f"{train_seconds:.0f} s"
+    )
+    print(
+        f"{'encoder':10s} {'method':8s} {'median s':>9s} {'peak MB':>9s} "
+        f"{'rel. error':>10s} {'exact/this':>10s}"
+    )
+    for label, path in (("untrained", ""), ("trained", weights)):
+        results = {}
+        for method in ("exact", "lanczos"):
+            out = subprocess.run(
+                [sys.executable, __file__, f"--child={method}",
+                 f"--repeats={args.repeats}", f"--weights={path}"],
+                capture_output=True, text=True, check=True,
+            )
+            results[method] = json.loads(out.stdout.strip().splitlines()[-1])
+        exact = results["exact"]
+        for method, row in results.items():
+            error = np.max(
+                np.abs(np.subtract(row["values"], exact["values"]))
+                / np.abs(exact["values"])
+            )
+            print(
+                f"{label:10s} {method:8s} {row['seconds']:9.3f} "
+                f"{row['peak_mb']:9.0f} {error:10.2e} "
+                f"{exact['seconds'] / row['seconds']:10.1f}"
+            )
+    print(f"device: {exact['device']}; targets: exact/this >= 5 for "
+          "lanczos, relative error < 1e-3")
+
+
+if __name__ == "__main__":
+    main()
