@@ -2,10 +2,10 @@
 
 `run_report` trains the preset's beta-VAEs and mixup VAE (or takes given
 run folders or SavedModels), measures on the test split the robustness
-scores ("stochastic" and "fisher" metrics), the clean reconstruction error
-and the damage of the eigen, PGD and random attacks, and writes
-`report.md`, `report.json` and PNG figures. Finished models are reused, so
-an interrupted report resumes where it stopped.
+scores ("stochastic", "fisher" and "output" metrics), the clean
+reconstruction error and the damage of the eigen, PGD and random attacks,
+and writes `report.md`, `report.json` and PNG figures. Finished models
+are reused, so an interrupted report resumes where it stopped.
 """
 
 import dataclasses
@@ -25,7 +25,7 @@ from vaekeras import training
 STUDIES = ("paper",)
 PAPER_BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 PAPER_MIXUP_ALPHA = 0.5
-KINDS = ("stochastic", "fisher")
+KINDS = ("stochastic", "fisher", "output")
 # Settings that make models incomparable when they differ within a report.
 MIX_KEYS = (
     "dataset", "architecture", "latent_dim", "epochs", "likelihood",
@@ -257,8 +257,14 @@ def run_report(config):
         cache = os.path.join(
             config.output_dir, "analysis", f"{_slug(entry['name'])}.json"
         )
-        if os.path.exists(cache) and entry.get("status", "") == "reused":
-            entry["analysis"] = runs.read_json(cache)
+        cached = (
+            runs.read_json(cache)
+            if os.path.exists(cache) and entry.get("status", "") == "reused"
+            else None
+        )
+        # An analysis from before a kind was added is made again.
+        if cached is not None and set(KINDS) <= set(cached["scores"]):
+            entry["analysis"] = cached
         else:
             entry["analysis"] = analyse(entry["model"], x, x_attack, config)
             runs.write_json(cache, entry["analysis"])
@@ -299,6 +305,10 @@ def summarise(entries, config, dataset):
             "fisher_median_spectral_radius": fisher[
                 "spectral_radius"
             ]["median"],
+            # Pullback through the reconstruction map (geometry's "output").
+            "output_median_spectral_radius": a["scores"]["output"][
+                "spectral_radius"
+            ]["median"],
             "clean_mse": a["clean_mse"]["mean"],
             **{
                 f"{name}_mse_eps{row['eps']:g}": row["reconstruction_mse"]
@@ -322,8 +332,9 @@ def summarise(entries, config, dataset):
     middle = config.eps[len(config.eps) // 2]
     correlated = (
         "median_spectral_radius", "mean_entropy_max", "mean_entropy_trace",
-        "fisher_median_spectral_radius", "clean_mse",
-        f"eigen_excess_mse_eps{middle:g}", f"eigen_kl_eps{middle:g}",
+        "fisher_median_spectral_radius", "output_median_spectral_radius",
+        "clean_mse", f"eigen_excess_mse_eps{middle:g}",
+        f"eigen_kl_eps{middle:g}",
     )
     correlations = {}
     for key in correlated:
@@ -660,11 +671,12 @@ def render_markdown(report):
         "pixel, of the reconstruction of x_adv against the clean x.",
         "",
         "| model | beta | median radius | mean entropy (max) | mean entropy "
-        "(trace) | fisher median radius | clean MSE | "
+        "(trace) | fisher median radius | output median radius | "
+        "clean MSE | "
         + " | ".join(f"{a} MSE eps {middle:g}" for a in ("eigen", "pgd",
                                                           "random"))
         + " | MSE along u1..u5 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in report["models"]:
         lines.append(
@@ -672,6 +684,7 @@ def render_markdown(report):
             f"{_fmt(r['median_spectral_radius'])} | "
             f"{_fmt(r['mean_entropy_max'])} | {_fmt(r['mean_entropy_trace'])}"
             f" | {_fmt(r['fisher_median_spectral_radius'])} | "
+            f"{_fmt(r['output_median_spectral_radius'])} | "
             f"{_fmt(r['clean_mse'])} | "
             + " | ".join(_fmt(r[f"{a}_mse_eps{middle:g}"])
                          for a in ("eigen", "pgd", "random"))
