@@ -41,3 +41,15 @@ def test_monitor_refuses_bad_arguments(digits):
         GeometryMonitor(digits[1][:4], every=0)
     with pytest.raises(ValueError, match="kind='flat'"):
         GeometryMonitor(digits[1][:4], kind="flat")
+
+
+def test_monitor_reports_nan_for_a_diverged_model(digits):
+    model = build_vae((8, 8, 1), latent_dim=3, hidden_units=(16,), seed=0)
+    weights = model.get_weights()
+    weights[0] = weights[0] * np.nan
+    model.set_weights(weights)
+    monitor = GeometryMonitor(digits[1][:8])
+    monitor.set_model(model)
+    measured = monitor.measure()
+    assert np.isnan(measured["geometry_spectral_radius"])
+    assert np.isnan(measured["geometry_entropy"])

@@ -126,3 +126,25 @@ def test_every_serving_signature_names_its_outputs(exported):
     assert not any(
         name.startswith("output_") for outs in names.values() for name in outs
     )
+
+
+def test_output_kind_endpoint_uses_the_decoder(tmp_path, digits):
+    import tensorflow as tf
+
+    model = build_vae((8, 8, 1), latent_dim=3, hidden_units=(16,), seed=0)
+    path = export.export_saved_model(
+        model, str(tmp_path / "sm"), metric_kind="output"
+    )
+    loaded = tf.saved_model.load(path)
+    x = digits[1][:4]
+    served = loaded.metric_eigenvalues(tf.constant(x))["eigenvalues"]
+    assert served.shape == (4, 3)  # rank bound d
+    want = geometry.eigenvalues(model, x, kind="output")
+    np.testing.assert_allclose(
+        served.numpy(), to_numpy(want), rtol=1e-4, atol=1e-8
+    )
+    # The loaded SavedModel itself is an output-kind model too (decode).
+    np.testing.assert_allclose(
+        to_numpy(geometry.eigenvalues(loaded, x, kind="output")),
+        to_numpy(want), rtol=1e-4, atol=1e-8,
+    )

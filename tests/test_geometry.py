@@ -149,6 +149,22 @@ def test_pullback_metric_layer_in_functional_model_and_round_trip(
     assert config["kind"] == "fisher" and config["k"] == 3
 
 
+def test_pullback_metric_layer_output_kind_round_trip(rng, tmp_path):
+    model = build_vae((6, 5, 1), latent_dim=2, hidden_units=(8,))
+    layer = geometry.PullbackMetric(model, kind="output")
+    inputs = keras.Input((6, 5, 1))
+    values, _ = layer(inputs)
+    assert tuple(values.shape) == (None, 2)
+    wrapper = keras.Model(inputs, values)
+    x = rng.uniform(size=(2, 6, 5, 1)).astype("float32")
+    direct = to_numpy(geometry.eigenvalues(model, x, "output"))
+    np.testing.assert_allclose(to_numpy(wrapper(x)), direct, rtol=1e-5)
+    path = str(tmp_path / "metric.keras")
+    wrapper.save(path)
+    loaded = keras.saving.load_model(path)
+    np.testing.assert_allclose(to_numpy(loaded(x)), direct, rtol=1e-5)
+
+
 def test_spectrum_from_a_plain_function_matches(tf_only, rng):
     model = build_vae((6, 5, 1), latent_dim=2, hidden_units=(8,))
 

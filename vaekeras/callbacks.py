@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from vaekeras import geometry
+from vaekeras import latent
 from vaekeras import scores
 
 
@@ -63,7 +64,19 @@ class GeometryMonitor(keras.callbacks.Callback):
         }
 
     def measure(self):
-        """`{"geometry_spectral_radius", "geometry_entropy"}` now."""
+        """`{"geometry_spectral_radius", "geometry_entropy"}` now.
+
+        Both are NaN when the model's weights are not finite (a diverged
+        run), rather than an error from the eigensolver.
+        """
+        if not all(
+            np.all(np.isfinite(latent.as_numpy(w)))
+            for w in self.model.weights
+        ):
+            return {
+                "geometry_spectral_radius": float("nan"),
+                "geometry_entropy": float("nan"),
+            }
         values = keras.ops.convert_to_numpy(geometry.eigenvalues(
             self.model, self.x_val, self.kind, method=self.method
         ))
@@ -78,7 +91,8 @@ class GeometryMonitor(keras.callbacks.Callback):
         }
 
     def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
+        # A run stopped for a NaN loss has nothing left worth measuring.
+        if (epoch + 1) % self.every or self.model.stop_training:
             return
         measured = self.measure()
         self.history["epoch"].append(epoch + 1)

@@ -596,8 +596,10 @@ class PullbackMetric(keras.layers.Layer):
     """Layer returning the top eigenpairs of the encoder's pullback metric.
 
     Args:
-        encoder: Keras model `x -> [z_mean, z_log_var]`.
-        kind: `"mean"`, `"stochastic"` (default) or `"fisher"`.
+        encoder: Keras model `x -> [z_mean, z_log_var]`, or a vaekeras VAE
+            (needed for `kind="output"`, which uses the decoder).
+        kind: `"mean"`, `"stochastic"` (default), `"fisher"` or
+            `"output"`.
         k: number of eigenpairs; None for the rank bound.
         **kwargs: base `Layer` arguments.
 
