@@ -73,6 +73,62 @@ def unwrap_output(outputs, name):
     return outputs
 
 
+def input_vjp(f, x, cotangent):
+    """`J_f(x)^T cotangent`, differentiable w.r.t. the weights `f` uses.
+
+    For training losses built from input derivatives (double backprop):
+    unlike `LatentModel`'s compiled views, this runs on the model's own
+    variables inside the trainer's step.
+    """
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = f(x)
+        return tape.gradient(
+            out, x, output_gradients=cotangent,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
+        )
+    if name == "jax":
+        import jax
+
+        return jax.vjp(f, x)[1](cotangent)[0]
+    import torch
+
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(
+            f(x), x, grad_outputs=cotangent, create_graph=True
+        )
+    return grad
+
+
+def input_jvp(f, x, tangent):
+    """`J_f(x) tangent`, differentiable w.r.t. the weights `f` uses."""
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        with tf.autodiff.ForwardAccumulator(x, tangent) as accumulator:
+            out = f(x)
+        return accumulator.jvp(
+            out, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+    if name == "jax":
+        import jax
+
+        return jax.jvp(f, (x,), (tangent,))[1]
+    import torch
+
+    with torch.enable_grad():
+        _, product = torch.autograd.functional.jvp(
+            f, x.detach(), tangent, create_graph=True, strict=False
+        )
+    return product
+
+
 def backend():
     """The Keras backend name, checked to be one vaekeras can differentiate."""
     name = keras.backend.backend()
