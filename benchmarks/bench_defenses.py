@@ -41,6 +41,10 @@ def build(name, shape):
     decoder = architectures.build_decoder(shape, latent_dim=16)
     if name == "plain VAE":
         return models.VAE(encoder, decoder, seed=0)
+    if name == "TCVAE (tc_weight 4)":
+        return defenses.TCVAE(
+            encoder, decoder, tc_weight=4.0, dataset_size=4000, seed=0
+        )
     penalty, extra = {
         "geometry (trace, 1 probe)": ("trace", {}),
         "geometry (spectral radius, 3 power steps)": (
@@ -61,7 +65,7 @@ def main():
     shape = images.shape[1:]
     names = (
         "plain VAE", "geometry (trace, 1 probe)",
-        "geometry (spectral radius, 3 power steps)",
+        "geometry (spectral radius, 3 power steps)", "TCVAE (tc_weight 4)",
     )
     rows = {}
     for name in names:
