@@ -313,7 +313,16 @@ def _operator(view, x, kind):
             u = u * weights
         return ops.reshape(view.vjp(f, x, u), (batch, -1))
 
+    def quadratic(v):
+        # v^T G v = |A v|^2: one forward-mode pass, no reverse pass.
+        _, product = view.jvp(f, x, ops.reshape(v, ops.shape(x)))
+        squared = ops.square(product)
+        if weights is not None:
+            squared = squared * weights
+        return ops.sum(squared, axis=-1)
+
     matvec.range_vector = range_vector
+    matvec.quadratic = quadratic
     return matvec
 
 
@@ -340,8 +349,8 @@ def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
         # adds nothing to the top eigenpairs).
         start = matvec.range_vector()
     q = start / ops.maximum(ops.norm(start, axis=-1, keepdims=True), 1e-30)
-    basis = ops.zeros((batch, m + 1, size))
-    basis = basis + ops.one_hot(0, m + 1)[None, :, None] * q[:, None, :]
+    basis = ops.zeros((batch, m, size))
+    basis = basis + ops.one_hot(0, m)[None, :, None] * q[:, None, :]
     zeros = ops.zeros((batch, m))
 
     def body(j, state):
@@ -363,15 +372,20 @@ def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
         alphas = alphas + ops.one_hot(j, m)[None, :] * alpha[:, None]
         betas = betas + ops.one_hot(j, m)[None, :] * beta[:, None]
         basis = basis + (
-            ops.one_hot(j + 1, m + 1)[None, :, None] * q_next[:, None, :]
+            ops.one_hot(j + 1, m)[None, :, None] * q_next[:, None, :]
         )
         return basis, alphas, betas, q, q_next, beta, scale
 
-    basis, alphas, betas, *_ = ops.fori_loop(
-        0, m, body,
+    basis, alphas, betas, _, q_last, _, _ = ops.fori_loop(
+        0, m - 1, body,
         (basis, zeros, zeros, ops.zeros_like(q), q, ops.zeros((batch,)),
          ops.zeros((batch,))),
     )
+    # The last Lanczos vector needs only its Rayleigh quotient, not G q:
+    # one forward-mode pass instead of a full product.
+    alphas = alphas + ops.one_hot(m - 1, m)[None, :] * matvec.quadratic(
+        q_last
+    )[:, None]
     eye = ops.eye(m)
     upper = betas[:, :, None] * ops.eye(m, k=1)
     tridiagonal = alphas[:, :, None] * eye + upper + ops.transpose(
@@ -380,7 +394,7 @@ def _lanczos_in_view(view, x, kind, k, iterations, residuals=True,
     theta, ritz = ops.eigh(tridiagonal)  # ascending
     values = ops.maximum(ops.flip(theta, axis=-1)[:, :k], 0.0)  # (B, k)
     ritz = ops.flip(ritz, axis=-1)[:, :, :k]  # (B, m, k)
-    vectors = ops.einsum("bmD,bmk->bDk", basis[:, :m, :], ritz)
+    vectors = ops.einsum("bmD,bmk->bDk", basis, ritz)
     vectors = vectors / ops.maximum(
         ops.norm(vectors, axis=1, keepdims=True), 1e-30
     )
