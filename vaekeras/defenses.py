@@ -18,8 +18,6 @@ import keras
 from keras import ops
 
 from vaekeras import geometry
-from vaekeras.layers import load_seed_state
-from vaekeras.layers import save_seed_state
 from vaekeras.models import VAE
 from vaekeras.models import _check_non_negative
 
@@ -106,6 +104,8 @@ class GeometryRegularizedVAE(VAE):
         )
         self.metric_penalty_tracker = keras.metrics.Mean(name="metric_penalty")
 
+    seed_states = {"probe_seed_generator": "probe_seed_state"}
+
     def _decode_means(self, z):
         return ops.sigmoid(self.decoder(z))
 
@@ -118,17 +118,6 @@ class GeometryRegularizedVAE(VAE):
         ))
         self.metric_penalty_tracker.update_state(estimate)
         return self.metric_weight * estimate
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        save_seed_state(self.probe_seed_generator, store, "probe_seed_state")
-
-    def load_own_variables(self, store):
-        load_seed_state(self.probe_seed_generator, store, "probe_seed_state")
-        super().load_own_variables({
-            key: store[key] for key in store.keys()
-            if key != "probe_seed_state"
-        })
 
     def get_config(self):
         return {
@@ -268,6 +257,8 @@ class TCVAE(VAE):
             )
         }
 
+    seed_states = {"tc_seed_generator": "tc_seed_state"}
+
     def extra_loss(self, x, z_mean, training=False):
         z_mean, z_log_var = self.encoder(x, training=training)
         noise = keras.random.normal(
@@ -279,17 +270,6 @@ class TCVAE(VAE):
         for tracker, value in zip(self.term_trackers.values(), means):
             tracker.update_state(value)
         return self.tc_weight * means[1]
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        save_seed_state(self.tc_seed_generator, store, "tc_seed_state")
-
-    def load_own_variables(self, store):
-        load_seed_state(self.tc_seed_generator, store, "tc_seed_state")
-        super().load_own_variables({
-            key: store[key] for key in store.keys()
-            if key != "tc_seed_state"
-        })
 
     def get_config(self):
         return {

@@ -176,9 +176,27 @@ class VAE(keras.Model):
         self.likelihood = likelihood
         self.seed = seed
 
+    # A subclass's own `keras.random.SeedGenerator` attributes, by name,
+    # and the key each state is saved under: saved with the weights, so a
+    # resumed or reloaded model continues the same random stream.
+    seed_states = {}
+
     def build(self, input_shape=None):
         # The encoder and decoder arrive built; nothing else has weights.
         self.built = True
+
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        for name, key in self.seed_states.items():
+            save_seed_state(getattr(self, name), store, key)
+
+    def load_own_variables(self, store):
+        keys = set(self.seed_states.values())
+        for name, key in self.seed_states.items():
+            load_seed_state(getattr(self, name), store, key)
+        super().load_own_variables({
+            key: store[key] for key in store.keys() if key not in keys
+        })
 
     @property
     def image_shape(self):
@@ -338,6 +356,9 @@ class MixupVAE(VAE):
         )
         self.mixup_loss_tracker = keras.metrics.Mean(name="mixup_loss")
 
+    # Saved with the weights under this key (see `VAE.seed_states`).
+    seed_states = {"mixup_seed_generator": "mixup_seed_state"}
+
     def mixup_terms(self, x, z_mean, lam, partner, training=False):
         """Per-sample `(negative ELBO of x_mix, latent consistency)`.
 
@@ -370,17 +391,6 @@ class MixupVAE(VAE):
         mixup_loss = ops.mean(nelbo_mix + self.mixup_consistency * consistency)
         self.mixup_loss_tracker.update_state(mixup_loss)
         return mixup_loss
-
-    def save_own_variables(self, store):
-        super().save_own_variables(store)
-        save_seed_state(self.mixup_seed_generator, store, "mixup_seed_state")
-
-    def load_own_variables(self, store):
-        load_seed_state(self.mixup_seed_generator, store, "mixup_seed_state")
-        super().load_own_variables({
-            key: store[key] for key in store.keys()
-            if key != "mixup_seed_state"
-        })
 
     def get_config(self):
         return {
