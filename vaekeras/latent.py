@@ -73,12 +73,12 @@ def unwrap_output(outputs, name):
     return outputs
 
 
-def input_vjp(f, x, cotangent):
+def input_vjp(f, x, cotangent, differentiable=True):
     """`J_f(x)^T cotangent`, differentiable w.r.t. the weights `f` uses.
 
-    For training losses built from input derivatives (double backprop):
-    unlike `LatentModel`'s compiled views, this runs on the model's own
-    variables inside the trainer's step.
+    For training losses built from input derivatives (double backprop).
+    `differentiable=False` keeps no graph of the product (torch), for the
+    compiled views of `LatentModel`.
     """
     name = backend()
     if name == "tensorflow":
@@ -100,7 +100,7 @@ def input_vjp(f, x, cotangent):
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         (grad,) = torch.autograd.grad(
-            f(x), x, grad_outputs=cotangent, create_graph=True
+            f(x), x, grad_outputs=cotangent, create_graph=differentiable
         )
     return grad
 
@@ -559,28 +559,7 @@ class _View:
 
     def vjp(self, f, x, cotangent):
         """`J_f(x)^T cotangent`, shaped like `x`: one reverse pass."""
-        name = backend()
-        if name == "tensorflow":
-            import tensorflow as tf
-
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                out = f(x)
-            return tape.gradient(
-                out, x, output_gradients=cotangent,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
-        if name == "jax":
-            import jax
-
-            _, pullback = jax.vjp(f, x)
-            return pullback(cotangent)[0]
-        import torch
-
-        with torch.enable_grad():
-            x = x.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(f(x), x, grad_outputs=cotangent)
-        return grad
+        return input_vjp(f, x, cotangent, differentiable=False)
 
     def jacobian(self, x):
         name = backend()
