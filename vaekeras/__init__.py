@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 # imported after vaekeras; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from vaekeras import defenses  # noqa: E402,F401  registers the defenses
 from vaekeras.layers import Sampling  # noqa: E402
 from vaekeras.models import VAE  # noqa: E402
 from vaekeras.models import MixupVAE  # noqa: E402

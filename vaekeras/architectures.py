@@ -9,7 +9,9 @@ import math
 
 import keras
 
+from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
+from vaekeras.layers import SpectralNorm
 
 ARCHITECTURES = ("mlp", "conv")
 DEFAULT_HIDDEN_UNITS = (512, 256)
@@ -40,12 +42,24 @@ def _check_args(input_shape, latent_dim, architecture):
     return input_shape
 
 
+def _maker(spectral_norm, lipschitz=1.0):
+    """`make(layer)`: the layer, spectrally normalised when asked."""
+    if spectral_norm:
+        return lambda layer: SpectralNorm(
+            layer, lipschitz=lipschitz, name=f"{layer.name}_sn"
+        )
+    return lambda layer: layer
+
+
 def build_encoder(
     input_shape,
     latent_dim=16,
     architecture="mlp",
     hidden_units=DEFAULT_HIDDEN_UNITS,
     conv_filters=DEFAULT_CONV_FILTERS,
+    spectral_norm=False,
+    max_std=None,
+    output_lipschitz=1.0,
 ):
     """Builds an encoder `x -> [z_mean, z_log_var]`.
 
@@ -57,6 +71,13 @@ def build_encoder(
         hidden_units: dense layer sizes (the conv encoder uses the first one
             after flattening).
         conv_filters: filters of the stride-2 convolutions.
+        spectral_norm: wrap every Dense and convolution in
+            `vaekeras.layers.SpectralNorm` (Lipschitz VAEs).
+        max_std: None (default) for a free log-variance head, or a bound
+            on the standard deviation (`vaekeras.layers.BoundedLogVariance`).
+        output_lipschitz: with `spectral_norm`, the spectral norm of the
+            output layers (the other layers get 1), so the whole map's
+            Lipschitz bound is this number times the activations' slopes.
 
     Returns:
         A `keras.Model` named `"encoder"`; its log-variance is clamped.
@@ -71,23 +92,32 @@ def build_encoder(
     [TensorShape([2, 8]), TensorShape([2, 8])]
     """
     input_shape = _check_args(input_shape, latent_dim, architecture)
+    make = _maker(spectral_norm)
     x = inputs = keras.Input(input_shape, name="image")
     if architecture == "conv":
         for i, filters in enumerate(conv_filters):
-            x = keras.layers.Conv2D(
+            x = make(keras.layers.Conv2D(
                 filters, 3, strides=2, padding="same", activation="relu",
                 name=f"conv_{i}",
-            )(x)
+            ))(x)
         x = keras.layers.Flatten()(x)
         units = tuple(hidden_units)[:1]
     else:
         x = keras.layers.Flatten()(x)
         units = tuple(hidden_units)
     for i, n in enumerate(units):
-        x = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(x)
-    z_mean = keras.layers.Dense(latent_dim, name="z_mean")(x)
-    z_log_var = keras.layers.Dense(latent_dim, name="z_log_var_raw")(x)
-    z_log_var = LogVarianceClip(name="z_log_var")(z_log_var)
+        x = make(
+            keras.layers.Dense(n, activation="relu", name=f"dense_{i}")
+        )(x)
+    make_head = _maker(spectral_norm, output_lipschitz)
+    z_mean = make_head(keras.layers.Dense(latent_dim, name="z_mean"))(x)
+    z_log_var = make_head(
+        keras.layers.Dense(latent_dim, name="z_log_var_raw")
+    )(x)
+    if max_std is None:
+        z_log_var = LogVarianceClip(name="z_log_var")(z_log_var)
+    else:
+        z_log_var = BoundedLogVariance(max_std, name="z_log_var")(z_log_var)
     return keras.Model(inputs, [z_mean, z_log_var], name="encoder")
 
 
@@ -97,6 +127,8 @@ def build_decoder(
     architecture="mlp",
     hidden_units=DEFAULT_HIDDEN_UNITS,
     conv_filters=DEFAULT_CONV_FILTERS,
+    spectral_norm=False,
+    output_lipschitz=1.0,
 ):
     """Builds a decoder `z -> logits`, the mirror of `build_encoder`.
 
@@ -106,8 +138,8 @@ def build_decoder(
 
     Args:
         output_shape: `(H, W, C)` of one image.
-        latent_dim, architecture, hidden_units, conv_filters: as in
-            `build_encoder`.
+        latent_dim, architecture, hidden_units, conv_filters,
+            spectral_norm, output_lipschitz: as in `build_encoder`.
 
     Returns:
         A `keras.Model` named `"decoder"` that outputs logits `(B, H, W, C)`.
@@ -117,29 +149,38 @@ def build_decoder(
     """
     output_shape = _check_args(output_shape, latent_dim, architecture)
     height, width, channels = output_shape
+    make = _maker(spectral_norm)
     z = inputs = keras.Input((latent_dim,), name="z")
     if architecture == "conv":
         filters = tuple(conv_filters)
         scale = 2 ** len(filters)
         h0, w0 = math.ceil(height / scale), math.ceil(width / scale)
         for i, n in enumerate(tuple(hidden_units)[:1]):
-            z = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(z)
-        z = keras.layers.Dense(
+            z = make(keras.layers.Dense(
+                n, activation="relu", name=f"dense_{i}"
+            ))(z)
+        z = make(keras.layers.Dense(
             h0 * w0 * filters[-1], activation="relu", name="project"
-        )(z)
+        ))(z)
         z = keras.layers.Reshape((h0, w0, filters[-1]))(z)
         for i, n in enumerate(reversed(filters)):
-            z = keras.layers.Conv2DTranspose(
+            z = make(keras.layers.Conv2DTranspose(
                 n, 3, strides=2, padding="same", activation="relu",
                 name=f"deconv_{i}",
-            )(z)
-        z = keras.layers.Conv2D(channels, 3, padding="same", name="logits")(z)
+            ))(z)
+        z = _maker(spectral_norm, output_lipschitz)(
+            keras.layers.Conv2D(channels, 3, padding="same", name="logits")
+        )(z)
         crop_h, crop_w = h0 * scale - height, w0 * scale - width
         if crop_h or crop_w:
             z = keras.layers.Cropping2D(((0, crop_h), (0, crop_w)))(z)
     else:
         for i, n in enumerate(reversed(tuple(hidden_units))):
-            z = keras.layers.Dense(n, activation="relu", name=f"dense_{i}")(z)
-        z = keras.layers.Dense(height * width * channels, name="logits")(z)
+            z = make(keras.layers.Dense(
+                n, activation="relu", name=f"dense_{i}"
+            ))(z)
+        z = _maker(spectral_norm, output_lipschitz)(
+            keras.layers.Dense(height * width * channels, name="logits")
+        )(z)
         z = keras.layers.Reshape(output_shape)(z)
     return keras.Model(inputs, z, name="decoder")

@@ -41,7 +41,7 @@ from vaekeras import latent
 from vaekeras.layers import clip_log_var
 
 NORMS = (2, np.inf)
-OBJECTIVES = ("kl", "mean")
+OBJECTIVES = ("kl", "mean", "reconstruction")
 ATTACK_NAMES = ("pgd", "eigen", "random", "targeted")
 # Rounds of the L2 ball-and-box fit. Each round adds the coordinates that
 # saturate before the next iterate; on MNIST at eps 0.05-5 it is exact
@@ -205,6 +205,10 @@ def _objective(view, name, x_adv, args):
     if name == "mean":
         z_mean, _ = args
         return ops.sum(ops.square(mean - z_mean), axis=-1)
+    if name == "reconstruction":
+        z_mean, _ = args
+        change = view.decode(mean) - view.decode(z_mean)
+        return ops.sum(ops.square(_flat(change)), axis=-1)
     if name == "kl":
         return gaussian_kl(mean, log_var, *args)
     x, target_mean, target_log_var, reg = args  # "targeted"
@@ -284,6 +288,65 @@ def _random_fit(x, delta, eps, norm, clip_min, clip_max):
         x + fit_to_budget(x, delta, eps, norm, clip_min, clip_max, grow=True),
         clip_min, clip_max,
     )
+
+
+def _pgd_start(x, eps, norm, random_init, seed):
+    """PGD's starting perturbation: tiny, or uniform in the ball."""
+    shape = ops.shape(x)
+    if norm == np.inf:
+        scale = eps if random_init else 1e-3 * eps
+        return keras.random.uniform(shape, -scale, scale, seed=seed)
+    direction = _unit(keras.random.normal(shape, seed=seed), 2)
+    if not random_init:
+        return 1e-3 * eps * direction
+    # Uniform in the L2 ball: radius ~ eps * U^(1/D).
+    dim = int(np.prod(shape[1:]))
+    radius = eps * keras.random.uniform((shape[0],), seed=seed) ** (
+        1.0 / dim
+    )
+    return direction * _per_sample(radius, x)
+
+
+def worst_case_inputs(
+    encoder, x, z_mean, z_log_var, eps, norm=2, steps=1, seed=None,
+    clip_min=0.0, clip_max=1.0,
+):
+    """`LatentPGD` on the KL, as a traceable function for training steps.
+
+    The same projected steps as `LatentPGD` (`steps` of them, step size
+    2.5 * eps / steps, best iterate kept), written to run inside a
+    compiled `train_step` on every backend: on the live weights, with no
+    compilation of its own. The result carries no gradient.
+
+    Args:
+        encoder: Keras model `x -> [z_mean, z_log_var]`.
+        x: images `(B, H, W, C)`.
+        z_mean, z_log_var: the clean encoding of `x`, each `(B, d)`.
+        eps: L2 or Linf budget (a Python number > 0).
+        norm: 2 or np.inf.
+        steps: PGD steps >= 1.
+        seed: a `keras.random.SeedGenerator` (or int) for the start.
+        clip_min, clip_max: pixel range.
+
+    Returns:
+        `x_adv` `(B, H, W, C)`, within eps of `x`, with
+        KL(q(z|x_adv) || q(z|x)) as large as the steps found.
+
+    Example:
+
+    >>> x_adv = worst_case_inputs(encoder, x, *encoder(x), eps=1.0)
+    """
+    view = latent.LatentModel.of(encoder).live_view()
+    start = ops.clip(
+        x + _pgd_start(x, eps, norm, False, seed), clip_min, clip_max
+    )
+    x_adv = _gradient_loop(
+        view, x, start, eps, 2.5 * eps / steps, steps + 1,
+        ops.stop_gradient(z_mean), ops.stop_gradient(z_log_var),
+        objective="kl", norm=norm, ascend=True, clip_min=clip_min,
+        clip_max=clip_max,
+    )
+    return ops.stop_gradient(x_adv)
 
 
 class _Attack:
@@ -381,6 +444,8 @@ class _EncoderAttack(_Attack):
         self.model = model
         self.objective = objective
         self.latent = latent.LatentModel.of(model)
+        if objective == "reconstruction":
+            self.latent.require_decoder()
 
     def _check_images(self, x, argument):
         x = super()._check_images(x, argument)
@@ -392,6 +457,9 @@ class _EncoderAttack(_Attack):
         mean_adv, log_var_adv = self.latent.encode(x_adv)
         if self.objective == "mean":
             return ops.sum(ops.square(mean_adv - z_mean), axis=-1)
+        if self.objective == "reconstruction":
+            change = self.latent.decode(mean_adv) - self.latent.decode(z_mean)
+            return ops.sum(ops.square(_flat(change)), axis=-1)
         return gaussian_kl(mean_adv, log_var_adv, z_mean, z_log_var)
 
     def _descend(self, x, start, eps_t, step, objective, args, ascend):
@@ -429,7 +497,9 @@ class LatentPGD(_EncoderAttack):
         eps: budget (> 0) or list of budgets.
         eps_step: step size; defaults to 2.5 * eps / max_iter.
         max_iter: iterations >= 1.
-        objective: `"kl"` or `"mean"`.
+        objective: `"kl"`, `"mean"` or `"reconstruction"` (the squared L2
+            change of the deterministic reconstruction dec(mu(x)); needs
+            a decoder).
         random_init: start from a random point of the ball.
         clip_min, clip_max: pixel range.
         batch_size: images per batch.
@@ -466,29 +536,14 @@ class LatentPGD(_EncoderAttack):
         self.eps_step = _check_eps_step(eps_step)
         self.random_init = bool(random_init)
 
-    def _start(self, x, eps):
-        shape = ops.shape(x)
-        if self.norm == np.inf:
-            scale = eps if self.random_init else 1e-3 * eps
-            return keras.random.uniform(
-                shape, -scale, scale, seed=self._seed_generator
-            )
-        direction = _unit(
-            keras.random.normal(shape, seed=self._seed_generator), 2
-        )
-        if not self.random_init:
-            return 1e-3 * eps * direction
-        # Uniform in the L2 ball: radius ~ eps * U^(1/D).
-        dim = int(np.prod(shape[1:]))
-        radius = eps * keras.random.uniform(
-            (shape[0],), seed=self._seed_generator
-        ) ** (1.0 / dim)
-        return direction * _per_sample(radius, x)
-
     def _generate(self, x, x_target, eps, eps_t):
         step = self.eps_step or 2.5 * eps / self.max_iter
         z_mean, z_log_var = self.latent.encode(x)
-        start = ops.clip(x + self._start(x, eps), self.clip_min, self.clip_max)
+        start = ops.clip(
+            x + _pgd_start(
+                x, eps, self.norm, self.random_init, self._seed_generator
+            ), self.clip_min, self.clip_max,
+        )
         return self._descend(
             x, start, eps_t, step, self.objective, (z_mean, z_log_var),
             ascend=True,
@@ -776,7 +831,9 @@ def make_attack(
     )
 
 
-def damage_curve(attack, model, x, x_target=None, batch_size=256):
+def damage_curve(
+    attack, model, x, x_target=None, batch_size=256, defense=None
+):
     """Runs `attack` at each of its budgets; the mean damage per eps.
 
     Args:
@@ -785,6 +842,8 @@ def damage_curve(attack, model, x, x_target=None, batch_size=256):
         x: clean images.
         x_target: targets, for a targeted attack.
         batch_size: images per forward pass of the evaluation.
+        defense: a test-time defense the damage is measured through (see
+            `evaluate_attack`); the attack itself sees only `model`.
 
     Returns:
         `(rows, x_advs)`: one dict per eps, `{"eps", **means}` of
@@ -797,7 +856,8 @@ def damage_curve(attack, model, x, x_target=None, batch_size=256):
     rows = []
     for eps, x_adv in zip(attack.eps_list, generated):
         damage = evaluate_attack(
-            model, x, x_adv, batch_size, eps=eps, norm=attack.norm
+            model, x, x_adv, batch_size, eps=eps, norm=attack.norm,
+            defense=defense,
         )
         rows.append({"eps": eps, **damage["means"]})
     return rows, generated
@@ -846,7 +906,9 @@ def ssim(a, b, max_val=1.0):
     return np.mean(luminance * structure, axis=(1, 2, 3))
 
 
-def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
+def evaluate_attack(
+    model, x, x_adv, batch_size=256, eps=None, norm=2, defense=None
+):
     """Damage done by adversarial inputs, measured against the clean input.
 
     Args:
@@ -858,6 +920,11 @@ def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
         eps: the attack's budget; when given, `budget_fraction` reports the
             perturbation's norm over eps.
         norm: the norm of that budget, 2 or np.inf.
+        defense: None, or a test-time defense standing between the inputs
+            and the model (e.g. `vaekeras.defenses.MCMCReconstruction`):
+            anything with `encode(x) -> (z_mean, z_log_var)` and
+            `decode(z)`. Clean and adversarial inputs then both go through
+            it, as they would in deployment.
 
     Returns:
         Dict of per-point float arrays `(N,)`:
@@ -888,6 +955,9 @@ def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
         )
     adapter = latent.LatentModel.of(model)
     adapter.require_decoder()
+    encode, decode = adapter.encode, adapter.decode
+    if defense is not None:
+        encode, decode = defense.encode, defense.decode
     parts = {name: [] for name in (
         "latent_kl", "latent_mean_shift", "reconstruction_mse",
         "clean_reconstruction_mse", "ssim",
@@ -895,10 +965,10 @@ def evaluate_attack(model, x, x_adv, batch_size=256, eps=None, norm=2):
     for start in range(0, len(x), batch_size):
         xb = adapter.check_inputs(x[start:start + batch_size])
         ab = adapter.check_inputs(x_adv[start:start + batch_size], "x_adv")
-        mean, log_var = adapter.encode(xb)
-        mean_a, log_var_a = adapter.encode(ab)
-        recon = latent.as_numpy(adapter.decode(mean))
-        recon_a = latent.as_numpy(adapter.decode(mean_a))
+        mean, log_var = encode(xb)
+        mean_a, log_var_a = encode(ab)
+        recon = latent.as_numpy(decode(mean))
+        recon_a = latent.as_numpy(decode(mean_a))
         clean = x[start:start + batch_size]
         recon, recon_a = recon.reshape(clean.shape), recon_a.reshape(
             clean.shape

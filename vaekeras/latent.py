@@ -383,6 +383,15 @@ class LatentModel:
             self._compiled[key] = compiled
         return compiled
 
+    def live_view(self):
+        """A view on the live weights, compiled by nobody.
+
+        For code that runs inside someone else's trace, such as a
+        `train_step` (`vaekeras.attacks.worst_case_inputs`): it offers what
+        the compiled views offer (`encode`, `value_and_grad`, ...).
+        """
+        return _View(self, None)
+
     def require_decoder(self):
         """Raises a `ValueError` when the model has no decoder."""
         if not self.has_decoder:

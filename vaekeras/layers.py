@@ -1,6 +1,9 @@
 """Layers shared by the VAE models."""
 
+import math
+
 import keras
+import numpy as np
 from keras import ops
 
 # Bounds on log sigma^2: exp(-30) and exp(20) stay finite in float32, and a
@@ -87,3 +90,192 @@ def load_seed_state(generator, store, key):
     """Restores what `save_seed_state` wrote; files without it are fine."""
     if key in list(store.keys()):
         generator.state.assign(store[key])
+
+
+@keras.saving.register_keras_serializable(package="vaekeras")
+class BoundedLogVariance(keras.layers.Layer):
+    """Log-variance head whose standard deviation is bounded and smooth.
+
+    Maps raw outputs h to `log sigma^2` with `sigma = max_std * sigmoid(h)`
+    (clamped like `LogVarianceClip`), so sigma lies in (0, max_std) and
+    is `max_std / 4`-Lipschitz in h: the bounded encoder standard deviation
+    of Lipschitz VAEs (Barrett et al., 2022), whose Lipschitz constant
+    `vaekeras.defenses.lipschitz_constants` reads from `max_std`.
+
+    Args:
+        max_std: upper bound on sigma, > 0.
+        **kwargs: base `Layer` arguments.
+
+    Raises:
+        ValueError: for a non-positive or non-finite `max_std`.
+    """
+
+    def __init__(self, max_std=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(max_std, bool) or not isinstance(
+            max_std, (int, float)
+        ) or not math.isfinite(max_std) or max_std <= 0:
+            raise ValueError(
+                "Invalid value received for argument `max_std`: expected a "
+                f"finite number > 0. Received: max_std={max_std!r}"
+            )
+        self.max_std = float(max_std)
+
+    def call(self, raw):
+        # log(max_std * sigmoid(h)) = log(max_std) - softplus(-h), stable.
+        log_std = math.log(self.max_std) - ops.softplus(-raw)
+        return clip_log_var(2.0 * log_std)
+
+    def get_config(self):
+        return {**super().get_config(), "max_std": self.max_std}
+
+
+@keras.saving.register_keras_serializable(package="vaekeras")
+class SpectralNorm(keras.layers.Wrapper):
+    """Divides a Dense or convolution kernel by its spectral norm.
+
+    Miyato et al.'s spectral normalisation (2018): the layer computes with
+    `lipschitz * W / sigma(W)`, sigma estimated by `power_iterations`
+    steps of power iteration on the kernel reshaped to `(-1, filters)`,
+    the vector kept between steps. Unlike
+    `keras.layers.SpectralNormalization`, which assigns the normalised
+    kernel to the variable (an assignment the JAX trainer drops:
+    measured, a JAX-trained kernel kept norm 1.8), the division is part
+    of the forward pass on every backend, gradients flow through it, and
+    inference uses the same normalised kernel.
+
+    For a Dense layer the normalised kernel has spectral norm `lipschitz`
+    (once the power vector has converged); for a convolution it bounds
+    the reshaped kernel, not the convolution operator, whose norm can be
+    larger, so certificates measure the operator itself
+    (`vaekeras.defenses.lipschitz_constants`).
+
+    Args:
+        layer: a `Dense`, `Conv2D` or `Conv2DTranspose` layer.
+        power_iterations: power steps per training call, >= 1.
+        lipschitz: the spectral norm to normalise to, > 0 (default 1).
+        **kwargs: base `Wrapper` arguments.
+
+    Raises:
+        ValueError: for another layer type, `power_iterations` < 1 or a
+            non-positive `lipschitz`.
+
+    Example:
+
+    >>> dense = SpectralNorm(keras.layers.Dense(64, activation="relu"))
+    """
+
+    def __init__(self, layer, power_iterations=1, lipschitz=1.0, **kwargs):
+        super().__init__(layer, **kwargs)
+        if isinstance(lipschitz, bool) or not isinstance(
+            lipschitz, (int, float)
+        ) or not math.isfinite(lipschitz) or lipschitz <= 0:
+            raise ValueError(
+                "Invalid value received for argument `lipschitz`: expected "
+                f"a finite number > 0. Received: lipschitz={lipschitz!r}"
+            )
+        self.lipschitz = float(lipschitz)
+        if not isinstance(layer, (
+            keras.layers.Dense, keras.layers.Conv2D,
+            keras.layers.Conv2DTranspose,
+        )):
+            raise ValueError(
+                "Invalid value received for argument `layer`: expected a "
+                "Dense, Conv2D or Conv2DTranspose layer. Received: "
+                f"layer={layer!r}"
+            )
+        if isinstance(power_iterations, bool) or not isinstance(
+            power_iterations, int
+        ) or power_iterations < 1:
+            raise ValueError(
+                "Invalid value received for argument `power_iterations`: "
+                "expected an integer >= 1. Received: "
+                f"power_iterations={power_iterations!r}"
+            )
+        self.power_iterations = power_iterations
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        kernel = ops.convert_to_numpy(self.layer.kernel)
+        # Start from the exact top singular vector of the initial kernel,
+        # so the normalised kernel has norm 1 from the first call.
+        top = np.linalg.svd(
+            kernel.reshape(-1, kernel.shape[-1]), full_matrices=False
+        )[2][:1]
+        self.vector_u = self.add_weight(
+            shape=(1, kernel.shape[-1]),
+            initializer=keras.initializers.Constant(top),
+            trainable=False,
+            name="vector_u",
+        )
+
+    def normalized_kernel(self, update=False):
+        """`(W / sigma, new power vector)`; sigma from the stored vector.
+
+        Args:
+            update: run `power_iterations` steps first (training).
+        """
+        kernel = self.layer.kernel
+        matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))  # (n, filters)
+        u = self.vector_u.value  # (1, filters)
+        steps = self.power_iterations if update else 0
+        for _ in range(steps):
+            v = _normalize(ops.matmul(u, ops.transpose(matrix)))
+            u = _normalize(ops.matmul(v, matrix))
+        u = ops.stop_gradient(_normalize(u))
+        v = ops.stop_gradient(_normalize(ops.matmul(u, ops.transpose(matrix))))
+        sigma = ops.sum(ops.matmul(v, matrix) * u)
+        return kernel * (self.lipschitz / sigma), u
+
+    def call(self, inputs, training=False):
+        kernel, u = self.normalized_kernel(update=bool(training))
+        if training:
+            self.vector_u.assign(u)
+        layer = self.layer
+        outputs = linear_part(layer, inputs, kernel)
+        if layer.use_bias:
+            bias = layer.bias
+            if not isinstance(layer, keras.layers.Dense) and (
+                layer.data_format == "channels_first"
+            ):
+                bias = ops.reshape(bias, (1, -1, 1, 1))
+            outputs = outputs + bias
+        if layer.activation is not None:
+            outputs = layer.activation(outputs)
+        return outputs
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "power_iterations": self.power_iterations,
+            "lipschitz": self.lipschitz,
+        }
+
+
+def linear_part(layer, inputs, kernel):
+    """What a Dense or convolution layer computes before bias, with `kernel`.
+
+    Args:
+        layer: a `Dense`, `Conv2D` or `Conv2DTranspose`.
+        inputs: the layer's input batch.
+        kernel: a kernel of the layer's kernel shape.
+
+    Returns:
+        The linear map of `inputs`: `inputs @ kernel` or the convolution.
+    """
+    if isinstance(layer, keras.layers.Dense):
+        return ops.matmul(inputs, kernel)
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        return ops.conv_transpose(
+            inputs, kernel, strides=list(layer.strides),
+            padding=layer.padding, output_padding=layer.output_padding,
+            data_format=layer.data_format, dilation_rate=layer.dilation_rate,
+        )
+    return layer.convolution_op(inputs, kernel)
+
+
+def _normalize(v):
+    return v / ops.sqrt(ops.sum(ops.square(v)) + 1e-12)
