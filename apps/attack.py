@@ -38,6 +38,12 @@ _BATCH_SIZE = flags.DEFINE_integer(
     "batch_size", 128, "Images per batch.", lower_bound=1
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
+_MCMC_STEPS = flags.DEFINE_integer(
+    "mcmc_steps", 0,
+    "Measure the damage through this many steps of test-time MCMC "
+    "(Kuzina et al. 2022); 0 = off.",
+    lower_bound=0,
+)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
 
 
@@ -59,6 +65,7 @@ def main(argv):
             max_iter=_MAX_ITER.value,
             batch_size=_BATCH_SIZE.value,
             seed=_SEED.value,
+            mcmc_steps=_MCMC_STEPS.value,
             data_dir=_DATA_DIR.value,
         )
     )

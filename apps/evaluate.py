@@ -36,6 +36,12 @@ _PGD_ITER = flags.DEFINE_integer(
     "pgd_iter", 20, "PGD iterations.", lower_bound=1
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
+_MCMC_STEPS = flags.DEFINE_integer(
+    "mcmc_steps", 0,
+    "Measure the damage through this many steps of test-time MCMC "
+    "(Kuzina et al. 2022); 0 = off.",
+    lower_bound=0,
+)
 _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON path; default evaluation.json beside the model."
 )
@@ -58,6 +64,7 @@ def main(argv):
             kind=_KIND.value,
             pgd_iter=_PGD_ITER.value,
             seed=_SEED.value,
+            mcmc_steps=_MCMC_STEPS.value,
             data_dir=_DATA_DIR.value,
             output_path=_OUTPUT.value,
         )

@@ -1,10 +1,11 @@
-"""Trains a beta-VAE or mixup-VAE and writes a run folder.
+"""Trains a beta-VAE, mixup-VAE or defended VAE; writes a run folder.
 
 Kept short on purpose: the logic is in `vaekeras.training`.
 
 Example:
     python apps/train.py --beta=2
     python apps/train.py --architecture=conv --mixup_alpha=0.5 --epochs=20
+    python apps/train.py --defense=adversarial --adv_eps=1
 """
 
 import _launch
@@ -60,6 +61,59 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a run folder that holds another configuration."
 )
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity (0, 1, 2).")
+# Literal choices: flags are checked before TensorFlow is imported (tests
+# check that they equal the library's).
+DEFENSES = ["none", "geometry", "lipschitz", "adversarial", "tc"]
+KINDS = ["mean", "stochastic", "fisher", "output"]
+PENALTIES = ["trace", "spectral_radius"]
+_DEFENSE = flags.DEFINE_enum(
+    "defense", "none", DEFENSES,
+    "Train a defended VAE (README, 'Defenses'); its options below.",
+)
+# Each defense's options; unset keeps the library's default, and an option
+# of another defense is an error.
+_DEFENSE_FLAGS = {
+    "metric_weight": flags.DEFINE_float(
+        "metric_weight", None, "geometry: weight of the metric penalty (1)."
+    ),
+    "metric_kind": flags.DEFINE_enum(
+        "metric_kind", None, KINDS,
+        "geometry: metric kind of the penalty (fisher).",
+    ),
+    "penalty": flags.DEFINE_enum(
+        "penalty", None, PENALTIES,
+        "geometry: what of G(x) is penalised (trace).",
+    ),
+    "probes": flags.DEFINE_integer(
+        "probes", None, "geometry: Hutchinson probes per image (1)."
+    ),
+    "max_std": flags.DEFINE_float(
+        "max_std", None, "lipschitz: bound on the encoder's std (1)."
+    ),
+    "encoder_lipschitz": flags.DEFINE_float(
+        "encoder_lipschitz", None,
+        "lipschitz: Lipschitz budget of the encoder mean (1).",
+    ),
+    "decoder_lipschitz": flags.DEFINE_float(
+        "decoder_lipschitz", None,
+        "lipschitz: spectral norm of the decoder's logits layer (10).",
+    ),
+    "adv_eps": flags.DEFINE_float(
+        "adv_eps", None, "adversarial: radius of the training attack (1)."
+    ),
+    "adv_norm": flags.DEFINE_enum(
+        "adv_norm", None, ["2", "inf"], "adversarial: its norm (2)."
+    ),
+    "adv_steps": flags.DEFINE_integer(
+        "adv_steps", None, "adversarial: PGD steps per training step (1)."
+    ),
+    "adv_weight": flags.DEFINE_float(
+        "adv_weight", None, "adversarial: weight of the smoothness term (1)."
+    ),
+    "tc_weight": flags.DEFINE_float(
+        "tc_weight", None, "tc: extra weight on total correlation (5)."
+    ),
+}
 _MONITOR_GEOMETRY = flags.DEFINE_bool(
     "monitor_geometry", True,
     "Log the median spectral radius and mean entropy of 64 held-out test "
@@ -97,6 +151,8 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
         monitor_geometry=_MONITOR_GEOMETRY.value,
+        defense=_DEFENSE.value,
+        **{name: flag.value for name, flag in _DEFENSE_FLAGS.items()},
     )
     cli.run_cli(training.train, config)
 

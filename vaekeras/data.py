@@ -178,7 +178,8 @@ def load_dataset(
     The training split is shuffled each epoch: the order of epoch e depends
     only on `(seed, e)` (a stateless shuffle), where e counts the passes
     over the data set; `ds.epoch_variable` holds that count, so a resumed
-    training sets it to the epoch it resumes at. The test split keeps its
+    training sets it to the epoch it resumes at, and `ds.num_examples`
+    the number of images. The test split keeps its
     order. Elements are float32 images `(B, H, W, C)` in [0, 1], without
     labels: VAEs train on `x` alone (use `load_arrays` for labels).
 
@@ -237,4 +238,5 @@ def load_dataset(
         -(-len(images) // batch_size)
     )).prefetch(tf.data.AUTOTUNE)
     ds.epoch_variable = epoch
+    ds.num_examples = len(images)
     return ds

@@ -39,6 +39,7 @@ from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
 from vaekeras.layers import SpectralNorm
 from vaekeras.layers import linear_part
+from vaekeras.models import LIKELIHOODS
 from vaekeras.models import VAE
 from vaekeras.models import _check_non_negative
 from vaekeras.models import check_images
@@ -757,9 +758,7 @@ class AdversarialVAE(VAE):
             **kwargs,
         )
         self.adv_eps = _check_positive("adv_eps", adv_eps)
-        if adv_norm in ("inf", "linf"):
-            adv_norm = np.inf
-        self.adv_norm = attacks.check_norm(adv_norm)
+        self.adv_norm = _check_norm_option("adv_norm", adv_norm)
         self.adv_steps = _check_positive_int("adv_steps", adv_steps)
         self.adv_weight = _check_non_negative("adv_weight", adv_weight)
         self.adv_seed_generator = keras.random.SeedGenerator(
@@ -900,6 +899,8 @@ class MCMCReconstruction:
         leapfrog_steps: leapfrog steps per HMC transition, >= 1.
         average: `encode` returns the mean of the chain's second half
             (default; a posterior-mean estimate), else its last state.
+        likelihood: the decoder's likelihood; None reads the model's
+            (`"bernoulli"` for a SavedModel).
         seed: int or None.
 
     Attributes:
@@ -917,7 +918,7 @@ class MCMCReconstruction:
 
     def __init__(
         self, model, steps=20, step_size=0.3, method="hmc", leapfrog_steps=5,
-        average=True, seed=None,
+        average=True, likelihood=None, seed=None,
     ):
         self.model = model
         self.latent = latent.LatentModel.of(model)
@@ -933,7 +934,14 @@ class MCMCReconstruction:
         self.leapfrog_steps = 1 if method == "mala" else _check_positive_int(
             "leapfrog_steps", leapfrog_steps
         )
-        self.likelihood = getattr(model, "likelihood", "bernoulli")
+        if likelihood is None:
+            likelihood = getattr(model, "likelihood", "bernoulli")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                "Invalid value received for argument `likelihood`: expected "
+                f"one of {LIKELIHOODS}. Received: likelihood={likelihood!r}"
+            )
+        self.likelihood = likelihood
         self.average = bool(average)
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
@@ -1026,15 +1034,64 @@ def check_defense_options(defense, options):
             f"{DEFENSES}. Received: defense={defense!r}"
         )
     given = {k: v for k, v in options.items() if v is not None}
-    for name in given:
-        if name not in DEFENSE_OPTIONS[defense]:
-            owner = [d for d, o in DEFENSE_OPTIONS.items() if name in o]
+    for name, value in given.items():
+        owners = [d for d, o in DEFENSE_OPTIONS.items() if name in o]
+        if not owners:
+            raise ValueError(
+                f"Unknown defense option `{name}`. Options: "
+                f"{sorted(k for o in DEFENSE_OPTIONS.values() for k in o)}"
+            )
+        if defense not in owners:
             raise ValueError(
                 f"Invalid value received for argument `{name}`: it is an "
-                f"option of defense={owner[0]!r} if any, not of "
-                f"defense={defense!r}. Received: {name}={given[name]!r}"
+                f"option of defense={owners[0]!r}, not of "
+                f"defense={defense!r}. Received: {name}={value!r}"
             )
+        given[name] = _OPTION_CHECKS[name](name, value)
     return {**DEFENSE_OPTIONS[defense], **given}
+
+
+def _check_norm_option(name, value):
+    if value in ("inf", "linf"):
+        return np.inf
+    if value == "2":
+        return 2
+    try:
+        return attacks.check_norm(value)
+    except ValueError:
+        raise ValueError(
+            f"Invalid value received for argument `{name}`: expected 2 or "
+            f"inf. Received: {name}={value!r}"
+        ) from None
+
+
+def _check_choice(choices):
+    def check(name, value):
+        if value not in choices:
+            raise ValueError(
+                f"Invalid value received for argument `{name}`: expected "
+                f"one of {tuple(choices)}. Received: {name}={value!r}"
+            )
+        return value
+
+    return check
+
+
+# How each option is checked (and normalised) before any model is built.
+_OPTION_CHECKS = {
+    "metric_weight": _check_non_negative,
+    "metric_kind": _check_choice(geometry.KINDS),
+    "penalty": _check_choice(geometry.PENALTIES),
+    "probes": _check_positive_int,
+    "max_std": _check_positive,
+    "encoder_lipschitz": _check_positive,
+    "decoder_lipschitz": _check_positive,
+    "adv_eps": _check_positive,
+    "adv_norm": _check_norm_option,
+    "adv_steps": _check_positive_int,
+    "adv_weight": _check_non_negative,
+    "tc_weight": _check_non_negative,
+}
 
 
 def build_defended_vae(

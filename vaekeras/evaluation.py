@@ -16,6 +16,7 @@ import numpy as np
 
 from vaekeras import attacks
 from vaekeras import data
+from vaekeras import defenses
 from vaekeras import latent
 from vaekeras import runs
 from vaekeras import scores
@@ -32,24 +33,32 @@ def pick_targets(labels, seed=0):
     return targets
 
 
-def save_attack_grid(model, x, x_adv, path, n=8, figure_title=None):
-    """PNG rows: clean, adversarial, reconstruction of each."""
+def save_attack_grid(
+    model, x, x_adv, path, n=8, figure_title=None, defense=None
+):
+    """PNG rows: clean, adversarial, reconstruction of each.
+
+    With a `defense` (see `vaekeras.attacks.evaluate_attack`) the
+    reconstructions are the defended ones.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     x, x_adv = x[:n], x_adv[:n]
-    adapter = latent.LatentModel.of(model)
+    reconstruct = latent.LatentModel.of(model).reconstruct
+    if defense is not None:
+        reconstruct = defense.reconstruct
 
     def recon(images):
-        return latent.as_numpy(adapter.reconstruct(images)).reshape(
-            images.shape
-        )
+        return latent.as_numpy(reconstruct(images)).reshape(images.shape)
 
+    defended = " (MCMC)" if defense is not None else ""
     rows = [
         ("clean", x), ("adversarial", x_adv),
-        ("recon. clean", recon(x)), ("recon. adv.", recon(x_adv)),
+        ("recon. clean" + defended, recon(x)),
+        ("recon. adv." + defended, recon(x_adv)),
     ]
     fig, axes = plt.subplots(len(rows), len(x), figsize=(len(x), 4.4))
     axes = np.asarray(axes).reshape(len(rows), len(x))
@@ -90,16 +99,68 @@ def table_columns(norm):
     )
 
 
-def result_name(attack, norm, kind="stochastic"):
+def result_name(attack, norm, kind="stochastic", mcmc_steps=0):
     """File name (no suffix) of an attack's results: attack, norm, kind.
 
     Example:
 
     >>> result_name("eigen", np.inf, "fisher")
     'eigen_linf_fisher'
+    >>> result_name("pgd", 2, mcmc_steps=20)
+    'pgd_l2_mcmc20'
     """
     norm = "l2" if attacks.check_norm(norm) == 2 else "linf"
-    return f"{attack}_{norm}" + (f"_{kind}" if attack == "eigen" else "")
+    return f"{attack}_{norm}" + (f"_{kind}" if attack == "eigen" else "") + (
+        f"_mcmc{mcmc_steps}" if mcmc_steps else ""
+    )
+
+
+def check_mcmc_steps(mcmc_steps):
+    """Raises a `ValueError` unless `mcmc_steps` is an integer >= 0."""
+    if isinstance(mcmc_steps, bool) or not isinstance(mcmc_steps, int) or (
+        mcmc_steps < 0
+    ):
+        raise ValueError(
+            "Invalid value received for argument `mcmc_steps`: expected an "
+            f"integer >= 0 (0 = no MCMC). Received: mcmc_steps={mcmc_steps!r}"
+        )
+    return mcmc_steps
+
+
+def mcmc_defense(model, mcmc_steps, seed=0, likelihood=None):
+    """`MCMCReconstruction(model, steps=mcmc_steps)`, or None for 0 steps."""
+    if not check_mcmc_steps(mcmc_steps):
+        return None
+    return defenses.MCMCReconstruction(
+        model, steps=mcmc_steps, seed=seed, likelihood=likelihood
+    )
+
+
+# Reconstruction change (L2 over all pixels) the evaluation certifies.
+CERTIFY_R = 1.0
+
+
+def certificate_summary(model, x, eps_list, r=CERTIFY_R):
+    """`certified_radius` summary: median, fraction certified per eps.
+
+    Args:
+        model: a vaekeras VAE.
+        x: test images.
+        eps_list: attack budgets; an input is certified at eps when its
+            radius is at least eps.
+        r: the reconstruction change certified against.
+
+    Returns:
+        Dict `{"r", "median_radius", "certified_fraction": {eps: f}}`.
+    """
+    radius = defenses.certified_radius(model, x, r)
+    return {
+        "r": r,
+        "median_radius": float(np.median(radius)),
+        "certified_fraction": {
+            f"{eps:g}": float(np.mean(radius >= eps)) for eps in eps_list
+        },
+    }
 
 
 def attack_run(
@@ -113,6 +174,7 @@ def attack_run(
     batch_size=128,
     seed=0,
     data_dir=None,
+    mcmc_steps=0,
     verbose=1,
 ):
     """Attacks a run's test examples at each eps; writes JSON and a PNG.
@@ -128,6 +190,9 @@ def attack_run(
         batch_size: images per batch.
         seed: seed of random starts, random directions and target choice.
         data_dir: tfds data folder, if the run used tfds data.
+        mcmc_steps: 0 (default), or the HMC steps of a test-time MCMC
+            defense (`vaekeras.defenses.MCMCReconstruction`) the damage is
+            measured through; the attack itself sees the plain model.
         verbose: 1 shows a progress bar and prints the table.
 
     Returns:
@@ -148,7 +213,9 @@ def attack_run(
             "Invalid value received for argument `num_examples`: expected an "
             f"integer >= 1. Received: num_examples={num_examples!r}"
         )
+    check_mcmc_steps(mcmc_steps)
     model, flags = runs.load_run(run_dir)
+    defense = mcmc_defense(model, mcmc_steps, seed)
     images, labels = data.load_arrays(
         flags.get("dataset", "mnist_5k"), "test",
         data_dir or flags.get("data_dir"),
@@ -162,7 +229,9 @@ def attack_run(
         attack, model, eps_list, norm, kind, max_iter, seed, batch_size
     )
     x_target = targets if attack == "targeted" else None
-    results, x_advs = attacks.damage_curve(made, model, x, x_target)
+    results, x_advs = attacks.damage_curve(
+        made, model, x, x_target, defense=defense
+    )
     x_adv = x_advs[-1]
     if attack == "targeted":
         mean, log_var = made.latent.encode(targets)
@@ -179,6 +248,7 @@ def attack_run(
         "norm": "inf" if norm == np.inf else 2,
         "kind": kind,
         "max_iter": max_iter,
+        "mcmc_steps": mcmc_steps,
         "num_examples": int(len(x)),
         "seed": seed,
         "seconds": round(time.time() - start, 2),
@@ -186,16 +256,22 @@ def attack_run(
     }
     out_dir = os.path.join(run_dir, "attacks")
     os.makedirs(out_dir, exist_ok=True)
-    name = result_name(attack, norm, kind)
+    name = result_name(attack, norm, kind, mcmc_steps)
     save_attack_grid(
         model, x, x_adv, os.path.join(out_dir, f"{name}.png"),
         figure_title=f"{attack} attack, norm {summary['norm']}, eps "
         f"{eps_list[-1]:g}"
-        + (f", {kind} metric" if attack == "eigen" else ""),
+        + (f", {kind} metric" if attack == "eigen" else "")
+        + (f", {mcmc_steps} MCMC steps" if mcmc_steps else ""),
+        defense=defense,
     )
     runs.write_json(os.path.join(out_dir, f"{name}.json"), summary)
     if verbose:
-        print(f"{attack} attack, norm {summary['norm']}, {len(x)} examples")
+        print(
+            f"{attack} attack, norm {summary['norm']}, {len(x)} examples"
+            + (f", damage through {mcmc_steps} MCMC steps" if mcmc_steps
+               else "")
+        )
         print(format_table(results, table_columns(norm)))
         print(f"Wrote {os.path.join(out_dir, name)}.json and .png")
     return summary
@@ -213,12 +289,16 @@ def evaluate_saved_model(
     seed=0,
     data_dir=None,
     output_path=None,
+    mcmc_steps=0,
     verbose=1,
 ):
     """Scores and attacks a SavedModel using nothing but the artifact.
 
     The model is loaded only with `tf.saved_model.load`; its `encode`,
-    `decode` and `reconstruct` endpoints serve every number.
+    `decode` and `reconstruct` endpoints serve every number. When the run
+    folder also holds `model.keras`, the Lipschitz certificate
+    (`vaekeras.defenses.certified_radius` at r = `CERTIFY_R`) is
+    summarised too: it needs the layers, which a SavedModel does not keep.
 
     Args:
         saved_model: SavedModel folder (e.g. `saved_models/<run>/export`).
@@ -234,6 +314,9 @@ def evaluate_saved_model(
         data_dir: tfds data folder.
         output_path: JSON path; default `evaluation.json` beside the
             SavedModel folder.
+        mcmc_steps: > 0 adds, for every attack, rows of the damage
+            measured through that many steps of test-time MCMC
+            (`vaekeras.defenses.MCMCReconstruction`), `"defense": "mcmc"`.
         verbose: 1 shows progress and prints the tables.
 
     Returns:
@@ -247,6 +330,7 @@ def evaluate_saved_model(
     from vaekeras import export
 
     eps_list, _ = attacks.check_eps(list(eps))
+    check_mcmc_steps(mcmc_steps)
     loaded = export.load_exported(saved_model)
     export.check_endpoints(
         loaded, saved_model, required=("encode", "decode", "reconstruct")
@@ -276,13 +360,38 @@ def evaluate_saved_model(
         loaded, x, kind=kind, batch_size=batch_size, verbose=verbose
     )
     per_point.pop("eigenvalues")
+    flags = runs.read_flags(run_dir) or {}
+    defense = mcmc_defense(
+        loaded, mcmc_steps, seed, flags.get("likelihood", "bernoulli")
+    )
     attack_rows = []
     for name in ("eigen", "pgd", "random"):
         made = attacks.make_attack(
             name, loaded, eps_list, norm, kind, pgd_iter, seed, batch_size
         )
-        rows, _ = attacks.damage_curve(made, loaded, x, batch_size=batch_size)
-        attack_rows += [{"attack": name, **row} for row in rows]
+        rows, x_advs = attacks.damage_curve(
+            made, loaded, x, batch_size=batch_size
+        )
+        attack_rows += [
+            {"attack": name, "defense": "none", **row} for row in rows
+        ]
+        if defense is not None:
+            for eps_value, x_adv in zip(eps_list, x_advs):
+                damage = attacks.evaluate_attack(
+                    loaded, x, x_adv, batch_size, eps=eps_value, norm=norm,
+                    defense=defense,
+                )
+                attack_rows.append({
+                    "attack": name, "defense": "mcmc", "eps": eps_value,
+                    **damage["means"],
+                })
+    certificate = None
+    if os.path.exists(os.path.join(run_dir, runs.MODEL)):
+        model, _ = runs.load_run(run_dir)
+        try:
+            certificate = certificate_summary(model, x, eps_list)
+        except ValueError as error:  # a layer no bound covers
+            certificate = {"unavailable": str(error)}
     result = {
         "saved_model": saved_model,
         "dataset": dataset,
@@ -295,7 +404,9 @@ def evaluate_saved_model(
             "median": float(np.median(clean_mse)),
         },
         "robustness_scores": scores.summarize_scores(per_point),
+        "mcmc_steps": mcmc_steps,
         "attacks": attack_rows,
+        "certificate": certificate,
         "seconds": round(time.time() - start, 2),
     }
     output_path = output_path or os.path.join(run_dir, "evaluation.json")
@@ -307,6 +418,18 @@ def evaluate_saved_model(
                 f"{name:28s} mean {summary['mean']:.4g} "
                 f"median {summary['median']:.4g}"
             )
-        print(format_table(attack_rows, ("attack",) + table_columns(norm)))
+        print(format_table(
+            attack_rows, ("attack", "defense") + table_columns(norm)
+        ))
+        if certificate and "median_radius" in certificate:
+            fractions = ", ".join(
+                f"{f:.0%} at eps {eps}"
+                for eps, f in certificate["certified_fraction"].items()
+            )
+            print(
+                f"certified radius (reconstruction change r = "
+                f"{certificate['r']:g}): median "
+                f"{certificate['median_radius']:.4g}; certified {fractions}"
+            )
         print(f"Wrote {output_path}")
     return result

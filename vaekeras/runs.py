@@ -103,10 +103,24 @@ def is_run(path):
 
 
 def same_config(flags, config, keys):
-    """Whether a run's `flags` agree with `config` on every key."""
-    return flags is not None and all(
-        flags.get(key) == config.get(key) for key in keys
-    )
+    """Whether a run's `flags` agree with `config` on every key.
+
+    `keys` may be a dict of key -> the value a `flags.json` written before
+    the key existed implies (so adding a setting keeps old runs valid).
+    """
+    return flags is not None and not _differences(flags, config, keys)
+
+
+def _differences(flags, config, keys):
+    """`[(key, flags' value, config's value)]` where they differ."""
+    defaults = keys if isinstance(keys, dict) else {}
+    out = []
+    for key in keys:
+        old = flags.get(key, defaults.get(key))
+        new = config.get(key, defaults.get(key))
+        if old != new:
+            out.append((key, old, new))
+    return out
 
 
 def is_finished(run_dir, config, keys):
@@ -169,8 +183,8 @@ def prepare(path, config, keys, overwrite=False):
             previous = read_json(os.path.join(path, FLAGS))
             if not same_config(previous, config, keys):
                 changed = "no flags.json" if previous is None else ", ".join(
-                    f"{key}: {previous.get(key)!r} -> {config.get(key)!r}"
-                    for key in keys if previous.get(key) != config.get(key)
+                    f"{key}: {old!r} -> {new!r}"
+                    for key, old, new in _differences(previous, config, keys)
                 )
                 raise ValueError(
                     "Invalid value received for argument `output_dir`: "

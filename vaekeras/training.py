@@ -18,17 +18,27 @@ import keras
 
 from vaekeras import callbacks as vaekeras_callbacks
 from vaekeras import data
+from vaekeras import defenses
 from vaekeras import export
 from vaekeras import models
 from vaekeras import runs
 
-# Configuration keys that define a run; two runs differing in one of these
-# must never share a folder.
-RUN_KEYS = (
-    "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
-    "mixup_consistency", "likelihood", "epochs", "batch_size",
-    "learning_rate", "seed", "keras_backend",
-)
+# Every defense option (`vaekeras.defenses.DEFENSE_OPTIONS`), by name.
+DEFENSE_OPTION_NAMES = tuple(sorted({
+    name for options in defenses.DEFENSE_OPTIONS.values() for name in options
+}))
+# Configuration keys that define a run, each with the value a run folder
+# written before the key existed implies; two runs differing in one of
+# these must never share a folder.
+RUN_KEYS = {
+    **dict.fromkeys((
+        "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
+        "mixup_consistency", "likelihood", "epochs", "batch_size",
+        "learning_rate", "seed", "keras_backend",
+    )),
+    "defense": "none",
+    **dict.fromkeys(DEFENSE_OPTION_NAMES),
+}
 
 
 def run_identity(config):
@@ -64,6 +74,37 @@ class TrainConfig:
     verbose: int = 1
     # Not part of a run's identity: watching does not change the model.
     monitor_geometry: bool = True
+    # A defense (`vaekeras.defenses.DEFENSES`) and its options; None keeps
+    # an option's default, and `train` records the values it used.
+    defense: str = "none"
+    metric_weight: float | None = None
+    metric_kind: str | None = None
+    penalty: str | None = None
+    probes: int | None = None
+    max_std: float | None = None
+    encoder_lipschitz: float | None = None
+    decoder_lipschitz: float | None = None
+    adv_eps: float | None = None
+    adv_norm: str | int | None = None
+    adv_steps: int | None = None
+    adv_weight: float | None = None
+    tc_weight: float | None = None
+
+    def defense_options(self):
+        """The defense's options, checked, defaults filled in.
+
+        Raises:
+            ValueError: for an unknown defense, an option of another one
+                (e.g. `adv_eps` with `defense="none"`), or a bad value.
+        """
+        return defenses.check_defense_options(self.defense, {
+            name: getattr(self, name) for name in DEFENSE_OPTION_NAMES
+        })
+
+    def resolve_defense(self):
+        """Writes the options the defense will use into the config."""
+        for name, value in self.defense_options().items():
+            setattr(self, name, "inf" if value == math.inf else value)
 
     def default_output_dir(self, root="saved_models"):
         name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
@@ -71,6 +112,12 @@ class TrainConfig:
             name += f"_mixup{self.mixup_alpha:g}"
             if self.mixup_consistency != models.DEFAULT_MIXUP_CONSISTENCY:
                 name += f"_c{self.mixup_consistency:g}"
+        if self.defense != "none":
+            name += f"_{self.defense}"
+            defaults = defenses.DEFENSE_OPTIONS[self.defense]
+            for option, value in self.defense_options().items():
+                if value != defaults[option]:
+                    name += f"_{option}{_short(value)}"
         backend_name = keras.backend.backend()  # named, as in run_identity
         if backend_name != "tensorflow":
             name += f"_{backend_name}"
@@ -102,12 +149,23 @@ class TrainConfig:
                 "Invalid value received for argument `architecture`: expected "
                 f"'mlp' or 'conv'. Received: architecture={self.architecture!r}"
             )
+        self.defense_options()
+        if self.defense != "none" and self.mixup_alpha > 0:
+            raise ValueError(
+                "Invalid value received for argument `mixup_alpha`: mixup "
+                f"cannot be combined with defense={self.defense!r}. "
+                f"Received: mixup_alpha={self.mixup_alpha!r}"
+            )
         if self.likelihood not in models.LIKELIHOODS:
             raise ValueError(
                 "Invalid value received for argument `likelihood`: expected "
                 f"one of {models.LIKELIHOODS}. Received: "
                 f"likelihood={self.likelihood!r}"
             )
+
+
+def _short(value):
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def environment():
@@ -320,6 +378,8 @@ def train(config):
     config.validate()
     if config.output_dir is None:
         config.output_dir = config.default_output_dir()
+    if config.defense != "none":
+        config.resolve_defense()
     train_ds = data.load_dataset(
         config.dataset, "train", config.batch_size, config.data_dir,
         config.download, seed=config.seed,
@@ -353,16 +413,29 @@ def _reuse(config):
 def _train_in(config, train_ds, test_images):
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
-    model = models.build_vae(
-        tuple(test_images.shape[1:]),
-        latent_dim=config.latent_dim,
-        architecture=config.architecture,
-        beta=config.beta,
-        mixup_alpha=config.mixup_alpha,
-        mixup_consistency=config.mixup_consistency,
-        likelihood=config.likelihood,
-        seed=config.seed,
-    )
+    if config.defense == "none":
+        model = models.build_vae(
+            tuple(test_images.shape[1:]),
+            latent_dim=config.latent_dim,
+            architecture=config.architecture,
+            beta=config.beta,
+            mixup_alpha=config.mixup_alpha,
+            mixup_consistency=config.mixup_consistency,
+            likelihood=config.likelihood,
+            seed=config.seed,
+        )
+    else:
+        model = defenses.build_defended_vae(
+            tuple(test_images.shape[1:]),
+            config.defense,
+            latent_dim=config.latent_dim,
+            architecture=config.architecture,
+            beta=config.beta,
+            likelihood=config.likelihood,
+            seed=config.seed,
+            dataset_size=train_ds.num_examples,
+            **config.defense_options(),
+        )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     nan_guard = _StopOnNaN()
     input_guard = _StopOnBadInput()

@@ -121,6 +121,7 @@ def test_app_choice_flags_match_the_library():
     import types
 
     from vaekeras import attacks
+    from vaekeras import defenses
     from vaekeras import geometry
     from vaekeras import report
     from vaekeras import tuning
@@ -144,3 +145,75 @@ def test_app_choice_flags_match_the_library():
     assert app("report").STUDIES == list(report.STUDIES)
     assert app("tune").TUNERS == list(tuning.TUNERS)
     assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
+    assert app("train").DEFENSES == list(defenses.DEFENSES)
+    assert app("train").KINDS == list(geometry.KINDS)
+    assert app("train").PENALTIES == list(geometry.PENALTIES)
+
+
+def test_attack_app_measures_damage_through_mcmc(run_dir):
+    result = run_app(
+        "attack.py", f"--run_dir={run_dir}", "--attack=random", "--eps=1",
+        "--num_examples=10", "--mcmc_steps=3",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "damage through 3 MCMC steps" in result.stdout
+    summary = runs.read_json(os.path.join(
+        run_dir, "attacks", "random_l2_mcmc3.json"
+    ))
+    assert summary["mcmc_steps"] == 3 and _finite(summary)
+    assert os.path.exists(
+        os.path.join(run_dir, "attacks", "random_l2_mcmc3.png")
+    )
+    result = run_app(
+        "attack.py", f"--run_dir={run_dir}", "--mcmc_steps=-1"
+    )
+    assert result.returncode != 0 and "mcmc_steps" in result.stderr
+
+
+def test_defended_run_trains_evaluates_and_certifies(tmp_path):
+    out = str(tmp_path / "lipschitz")
+    result = run_app(
+        "train.py", "--dataset=digits", "--epochs=1", "--latent_dim=3",
+        "--defense=lipschitz", "--decoder_lipschitz=4", f"--output_dir={out}",
+        "--verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    flags = runs.read_json(os.path.join(out, "flags.json"))
+    # The options the model used are recorded, defaults included.
+    assert flags["defense"] == "lipschitz"
+    assert (flags["decoder_lipschitz"], flags["max_std"]) == (4.0, 1.0)
+    assert flags["adv_eps"] is None
+    model, _ = runs.load_run(out)
+    assert type(model).__name__ == "LipschitzVAE"
+    report_path = str(tmp_path / "evaluation.json")
+    result = run_app(
+        "evaluate.py", f"--saved_model={out}/export", "--num_examples=20",
+        "--eps=0.1,5", "--pgd_iter=2", "--mcmc_steps=2",
+        f"--output={report_path}",
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    report = runs.read_json(report_path)
+    certificate = report["certificate"]
+    # L_mu ~ 1 and L_dec ~ 4 / 4: the radius at r = 1 is about 1.
+    assert 0.5 < certificate["median_radius"] < 1.5
+    assert certificate["certified_fraction"] == {"0.1": 1.0, "5": 0.0}
+    assert {row["defense"] for row in report["attacks"]} == {"none", "mcmc"}
+    assert "certified radius" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--adv_eps=1"], "`adv_eps`: it is an option of defense='adversarial'"),
+    (["--defense=tc", "--metric_weight=1"], "defense='geometry'"),
+    (["--defense=adversarial", "--adv_eps=0"], "adv_eps=0.0"),
+    (["--defense=adversarial", "--adv_steps=0"], "adv_steps=0"),
+    (["--defense=geometry", "--metric_weight=-1"], "metric_weight=-1.0"),
+    (["--defense=tc", "--mixup_alpha=0.5"], "mixup_alpha"),
+])
+def test_train_app_rejects_bad_defense_flags(tmp_path, args, message):
+    out = tmp_path / "never"
+    result = run_app(
+        "train.py", "--dataset=digits", f"--output_dir={out}", *args
+    )
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-2000:]
+    assert not out.exists()
