@@ -37,6 +37,13 @@ class EpochTimes(keras.callbacks.Callback):
 
 def build(name, shape):
     keras.utils.set_random_seed(0)
+    if name.startswith("LipschitzVAE"):
+        return defenses.build_lipschitz_vae(shape, latent_dim=16, seed=0)
+    if name.startswith("AdversarialVAE"):
+        steps = int(name.split("(")[1].split()[0])
+        return defenses.build_defended_vae(
+            shape, "adversarial", latent_dim=16, seed=0, adv_steps=steps
+        )
     encoder = architectures.build_encoder(shape, latent_dim=16)
     decoder = architectures.build_decoder(shape, latent_dim=16)
     if name == "plain VAE":
@@ -66,6 +73,8 @@ def main():
     names = (
         "plain VAE", "geometry (trace, 1 probe)",
         "geometry (spectral radius, 3 power steps)", "TCVAE (tc_weight 4)",
+        "LipschitzVAE (spectral norm)", "AdversarialVAE (1 PGD step)",
+        "AdversarialVAE (5 PGD steps)",
     )
     rows = {}
     for name in names:
