@@ -18,11 +18,12 @@ from absl import logging
 
 # Literal choices: flags are checked before TensorFlow is imported (tests
 # check that they equal the library's).
-STUDIES = ["paper"]
+STUDIES = ["paper", "paper_full", "defenses"]
 
 _STUDY = flags.DEFINE_enum(
     "study", "paper", STUDIES,
-    "Preset: paper (betas 0.01..8 and mixup at beta 1).",
+    "paper: betas 0.01..8 and mixup at beta 1; paper_full: the authors' 50 "
+    "betas on [0.01, 10]; defenses: every defense on one frontier.",
 )
 _RUN_DIRS = flags.DEFINE_list(
     "run_dirs", [], "Report on these run folders or SavedModels instead."
@@ -30,10 +31,22 @@ _RUN_DIRS = flags.DEFINE_list(
 _DATASET = flags.DEFINE_string("dataset", "mnist_5k", "Data set.")
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
 _OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", "reports/paper", "Report folder (runs are kept inside)."
+    "output_dir", None,
+    "Report folder (runs are kept inside); default reports/<study>.",
 )
 _EPOCHS = flags.DEFINE_integer(
-    "epochs", 50, "Epochs per preset model.", lower_bound=1
+    "epochs", None,
+    "Epochs per study model (default: 50 for the paper studies, 20 for "
+    "defenses).",
+    lower_bound=1,
+)
+_QUICK = flags.DEFINE_bool(
+    "quick", False,
+    "Smoke version: fewer models, points, budgets and steps (defenses).",
+)
+_MCMC_STEPS = flags.DEFINE_integer(
+    "mcmc_steps", 20, "HMC steps of the test-time defense (defenses).",
+    lower_bound=1,
 )
 _ARCHITECTURE = flags.DEFINE_enum(
     "architecture", "mlp", ["mlp", "conv"], "Preset architecture."
@@ -46,11 +59,14 @@ _NUM_EXAMPLES = flags.DEFINE_integer(
     "num_examples", 1000, "Test points for the scores.", lower_bound=1
 )
 _ATTACK_EXAMPLES = flags.DEFINE_integer(
-    "attack_examples", 500, "Test points for the attacks.", lower_bound=1
+    "attack_examples", None,
+    "Test points for the attacks (default: 500 paper, 200 defenses).",
+    lower_bound=1,
 )
 _EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "L2 attack budgets.")
 _PGD_ITER = flags.DEFINE_integer(
-    "pgd_iter", 50, "PGD iterations.", lower_bound=1
+    "pgd_iter", None, "PGD iterations (default: 50 paper, 20 defenses).",
+    lower_bound=1,
 )
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
 
@@ -68,7 +84,7 @@ def main(argv):
             run_dirs=tuple(_RUN_DIRS.value),
             dataset=_DATASET.value,
             data_dir=_DATA_DIR.value,
-            output_dir=_OUTPUT_DIR.value,
+            output_dir=_OUTPUT_DIR.value or f"reports/{_STUDY.value}",
             epochs=_EPOCHS.value,
             latent_dim=_LATENT_DIM.value,
             architecture=_ARCHITECTURE.value,
@@ -77,6 +93,8 @@ def main(argv):
             attack_examples=_ATTACK_EXAMPLES.value,
             eps=tuple(cli.parse_float_list("eps", _EPS.value)),
             pgd_iter=_PGD_ITER.value,
+            quick=_QUICK.value,
+            mcmc_steps=_MCMC_STEPS.value,
             verbose=_VERBOSE.value,
         )
         return report.run_report(config)

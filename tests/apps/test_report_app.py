@@ -74,7 +74,9 @@ def test_report_on_two_runs_writes_everything(run_dir, tmp_path):
 
 
 def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
-    monkeypatch.setattr(report, "PAPER_BETAS", (0.5, 1.0, 8.0))
+    from vaekeras.studies import paper
+
+    monkeypatch.setattr(paper, "BETAS", (0.5, 1.0, 8.0))
     config = report.ReportConfig(output_dir=str(tmp_path), **TINY)
     first = report.run_report(config)
     assert len(first["models"]) == 4  # three betas and the mixup model
@@ -109,4 +111,64 @@ def test_bad_report_input(tmp_path):
         "report.py", "--study=ablation", f"--output_dir={tmp_path}/x"
     )
     assert result.returncode != 0
-    assert "--study=ablation: value should be one of <paper>" in result.stderr
+    assert "--study=ablation: value should be one of <paper|paper_full|" in (
+        result.stderr
+    )
+
+
+def test_defenses_study_quick_writes_everything(tmp_path):
+    out = str(tmp_path / "defenses")
+    result = run_app(
+        "report.py", "--study=defenses", "--quick", "--dataset=digits",
+        f"--output_dir={out}", "--verbose=0", timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    for name in ("report.md", "report.json", "frontier.png",
+                 "damage_curves.png"):
+        assert os.path.exists(os.path.join(out, name)), name
+    written = runs.read_json(os.path.join(out, "report.json"))
+    families = {m["family"] for m in written["models"]}
+    assert families == {
+        "beta-VAE", "mixup", "geometry", "lipschitz", "adversarial", "tc"
+    }
+    # Every model twice: plain and through test-time MCMC.
+    assert sum(m["mcmc"] for m in written["models"]) == len(
+        written["models"]
+    ) / 2
+    assert written["frontier"] and all(
+        m["on_frontier"] == any(
+            f["name"] == m["name"] and f["mcmc"] == m["mcmc"]
+            for f in written["frontier"]
+        ) for m in written["models"]
+    )
+    lipschitz = next(
+        m for m in written["models"] if m["family"] == "lipschitz"
+    )
+    assert lipschitz["certified_radius"] > 0
+    assert all(np.isfinite(v) for v in _numbers(written["models"]))
+    with open(os.path.join(out, "report.md")) as f:
+        markdown = f.read()
+    assert "On the frontier" in markdown and "claim 3" in markdown
+
+
+def test_defenses_study_reuses_its_models(tmp_path, monkeypatch):
+    from vaekeras.studies import defenses as study
+
+    monkeypatch.setattr(study, "QUICK_NAMES", ("beta=1", "tc weight=8"))
+    config = report.ReportConfig(
+        study="defenses", quick=True, dataset="digits", verbose=0,
+        output_dir=str(tmp_path),
+    )
+    first = report.run_report(config)
+    assert [m["name"] for m in first["models"][::2]] == [
+        "beta=1", "tc weight=8"
+    ]
+    calls = []
+    monkeypatch.setattr(
+        training, "train", lambda *a, **k: calls.append(a) or {}
+    )
+    second = report.run_report(config)
+    assert calls == []
+    assert [m["worst_area"] for m in second["models"]] == [
+        m["worst_area"] for m in first["models"]
+    ]

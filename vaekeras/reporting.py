@@ -1,0 +1,231 @@
+"""What every study shares: train-or-reuse, cached measurement, output.
+
+A study (`vaekeras.studies`) is a small module that declares which runs
+to train (`runs(config)`) and what to measure on each (`measure`), and
+turns the measurements into a report (`summarise`, `figures`,
+`markdown`). `run_study` does the rest once for all of them: it trains
+each run or reuses a finished one, measures each model once (cached under
+`<output_dir>/analysis/`, so an interrupted study resumes), and writes
+`report.json`, `report.md` and the figures.
+"""
+
+import dataclasses
+import itertools
+import os
+import time
+
+import numpy as np
+
+from vaekeras import data
+from vaekeras import runs
+from vaekeras import training
+
+# Settings that make models incomparable when they differ within a report.
+MIX_KEYS = (
+    "dataset", "architecture", "latent_dim", "epochs", "likelihood",
+    "keras_backend",
+)
+# Up to this many points the Spearman p-value is exact.
+EXACT_SPEARMAN_MAX_N = 8
+
+
+def spearman(betas, values):
+    """`(rho, p)`: Spearman's rho and its two-sided p-value.
+
+    For n <= `EXACT_SPEARMAN_MAX_N` the p-value is exact (the share of all
+    n! orderings whose |rho| is at least the observed one), so |rho| = 1
+    with n = 3 gives p = 1/3, not the asymptotic 0; larger n uses scipy's
+    t approximation.
+
+    Returns:
+        `(rho, p)`, or None for fewer than 3 distinct betas.
+    """
+    from scipy import stats
+
+    if len(set(betas)) < 3:
+        return None
+    rho = float(stats.spearmanr(betas, values).statistic)
+    n = len(betas)
+    if n > EXACT_SPEARMAN_MAX_N:
+        return rho, float(stats.spearmanr(betas, values).pvalue)
+    x = stats.rankdata(betas)
+    y = stats.rankdata(values)
+    orders = np.array(list(itertools.permutations(y)))  # (n!, n)
+    xc, yc = x - x.mean(), orders - orders.mean(axis=1, keepdims=True)
+    all_rho = (yc @ xc) / (
+        np.linalg.norm(xc) * np.linalg.norm(yc, axis=1) + 1e-300
+    )
+    p = float(np.mean(np.abs(all_rho) >= abs(rho) - 1e-12))
+    return rho, p
+
+
+def quartiles(values):
+    """Mean, median, quartiles and std of a sample, as floats."""
+    q25, q50, q75 = np.percentile(values, [25, 50, 75])
+    return {
+        "mean": float(np.mean(values)), "median": float(q50),
+        "q25": float(q25), "q75": float(q75), "std": float(np.std(values)),
+    }
+
+
+def slug(name):
+    """A file-name-safe version of a model's name."""
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
+
+
+def fmt(value, digits=4):
+    """A table cell: `-` for None, `digits` significant digits."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def save_figure(fig, out, name):
+    """Saves and closes a matplotlib figure; returns its file name."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, name), dpi=110)
+    plt.close(fig)
+    return name
+
+
+def finished(train_config):
+    """Whether a run folder already holds this configuration, complete."""
+    return runs.is_finished(
+        train_config.output_dir, training.run_identity(train_config),
+        training.RUN_KEYS,
+    )
+
+
+def load_entry(path):
+    """A model (VAE or SavedModel) with its name, settings and flags."""
+    path = os.fspath(path)
+    try:
+        model, flags = runs.load_model_or_export(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(
+            f"Invalid value received for argument `run_dirs`: {error}"
+        ) from None
+    name = os.path.basename(os.path.normpath(path))
+    if name == runs.EXPORT:  # a run's SavedModel: name it after the run
+        name = os.path.basename(os.path.dirname(os.path.abspath(path)))
+    return {
+        "name": name,
+        "path": path,
+        "beta": flags.get("beta", getattr(model, "beta", None)),
+        "mixup_alpha": flags.get(
+            "mixup_alpha", getattr(model, "mixup_alpha", 0.0)
+        ),
+        "defense": flags.get("defense", "none"),
+        "dataset": flags.get("dataset"),
+        "settings": {key: flags.get(key) for key in MIX_KEYS},
+        "flags": flags,
+        "model": model,
+    }
+
+
+def train_or_reuse(specs, verbose=1):
+    """Trains each `(name, TrainConfig)` unless finished; loads them all.
+
+    Returns:
+        One entry (`load_entry`) per spec, named by the spec, with
+        `status` ("reused" or how long training took) and
+        `train_seconds` (from the run's metrics).
+    """
+    entries = []
+    for i, (name, train_config) in enumerate(specs):
+        if finished(train_config):
+            status = "reused"
+        else:
+            start = time.time()
+            training.train(dataclasses.replace(train_config, overwrite=True))
+            status = f"trained in {time.time() - start:.0f} s"
+        if verbose:
+            print(f"[{i + 1}/{len(specs)}] {name}: {status}")
+        entry = load_entry(train_config.output_dir)
+        entry["name"] = name
+        entry["status"] = status
+        metrics = runs.read_json(
+            os.path.join(train_config.output_dir, runs.METRICS)
+        ) or {}
+        entry["train_seconds"] = metrics.get("train_seconds")
+        entry["epochs_run"] = metrics.get("epochs_run")
+        entries.append(entry)
+    return entries
+
+
+def mix_note(entries):
+    """Says which settings differ between the models, or None."""
+    differing = []
+    for key in MIX_KEYS:
+        values = {
+            str(e["settings"][key]) for e in entries
+            if e.get("settings", {}).get(key) is not None
+        }
+        if len(values) > 1:
+            differing.append(f"{key} ({', '.join(sorted(values))})")
+    if not differing:
+        return None
+    return (
+        "These models differ in " + "; ".join(differing) + ": differences "
+        "between them are not due to the settings compared alone."
+    )
+
+
+def run_study(study, config, entries=None):
+    """Trains or reuses, measures, summarises and writes one study.
+
+    Args:
+        study: a study module (`vaekeras.studies`): `runs(config)`,
+            `measure(entry, x, x_attack, config)`, `analysis_valid(cached)`,
+            `summarise(entries, config, dataset)`, `figures(entries,
+            x_attack, config)` and `markdown(report)`.
+        config: the `vaekeras.report.ReportConfig`.
+        entries: models to report on instead of the study's runs (see
+            `load_entry`).
+
+    Returns:
+        The dict written to `report.json`.
+    """
+    start = time.time()
+    if entries is None:
+        entries = train_or_reuse(study.runs(config), config.verbose)
+    dataset = next(
+        (e["dataset"] for e in entries if e.get("dataset")), config.dataset
+    )
+    images, _ = data.load_arrays(dataset, "test", config.data_dir)
+    x = images[: config.num_examples]
+    x_attack = images[: config.attack_examples]
+    os.makedirs(config.output_dir, exist_ok=True)
+    for i, entry in enumerate(entries):
+        cache = os.path.join(
+            config.output_dir, "analysis", f"{slug(entry['name'])}.json"
+        )
+        cached = (
+            runs.read_json(cache)
+            if os.path.exists(cache) and entry.get("status", "") == "reused"
+            else None
+        )
+        if cached is not None and study.analysis_valid(cached, config):
+            entry["analysis"] = cached
+        else:
+            began = time.time()
+            entry["analysis"] = study.measure(entry, x, x_attack, config)
+            entry["analysis"]["measure_seconds"] = round(
+                time.time() - began, 1
+            )
+            runs.write_json(cache, entry["analysis"])
+        if config.verbose:
+            print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
+    report = study.summarise(entries, config, dataset)
+    report["seconds"] = round(time.time() - start, 1)
+    report["figures"] = study.figures(entries, x_attack, config)
+    runs.write_json(os.path.join(config.output_dir, "report.json"), report)
+    text = study.markdown(report)
+    runs.write_text(os.path.join(config.output_dir, "report.md"), text)
+    if config.verbose:
+        print(text)
+    return report
