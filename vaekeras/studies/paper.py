@@ -79,12 +79,50 @@ def runs(config):
 
 def analysis_valid(cached, config):
     """An analysis from before a metric kind was added is made again."""
+    if config.study == "paper_full" and "authors_matrix" not in cached:
+        return False
     return set(KINDS) <= set(cached.get("scores", {}))
 
 
 def measure(entry, x, x_attack, config):
     """Every number the report needs for one model."""
-    return analyse(entry["model"], x, x_attack, config)
+    result = analyse(entry["model"], x, x_attack, config)
+    if config.study == "paper_full":
+        result["authors_matrix"] = _quartiles(
+            authors_matrix_radius(entry["model"], x)
+        )
+    return result
+
+
+def authors_matrix_radius(model, x, batch_size=256):
+    """Top eigenvalue of J_mu J_mu^T + J_sigma J_sigma^T, per point.
+
+    The d x d matrix the authors' committed `pull_back_eigen` sums for
+    their stochastic metric (PAPER.md, "What the authors' study did"): the
+    diagonal blocks of the 2d x 2d Gram matrix whose eigenvalues are those
+    of G, without its cross terms. Measured beside G's own spectral radius
+    to tell how much of the gap to the authors' numbers the matrix
+    explains.
+
+    Returns:
+        float64 array `(N,)`.
+    """
+    adapter = latent.LatentModel.of(model)
+    out = []
+    for start in range(0, len(x), batch_size):
+        _, z_log_var, jac = (
+            latent.as_numpy(t)
+            for t in adapter.jacobian(x[start:start + batch_size])
+        )
+        d = z_log_var.shape[-1]
+        j_mu = jac[:, :d].astype("float64")
+        # d sigma / dx = 0.5 sigma d log sigma^2 / dx.
+        j_sigma = 0.5 * np.exp(0.5 * z_log_var)[:, :, None] * jac[:, d:]
+        block_sum = j_mu @ j_mu.transpose(0, 2, 1) + (
+            j_sigma @ j_sigma.transpose(0, 2, 1)
+        )
+        out.append(np.linalg.eigvalsh(block_sum)[:, -1])
+    return np.concatenate(out)
 
 
 def analyse(model, x, x_attack, config):
@@ -168,6 +206,10 @@ def summarise(entries, config, dataset):
             },
             "eigen_direction_mse": a["eigen_directions"]["reconstruction_mse"],
         })
+        if "authors_matrix" in a:
+            rows[-1]["authors_matrix_median_radius"] = a["authors_matrix"][
+                "median"
+            ]
     plain = [r for r in rows if r["beta"] is not None and not r["mixup_alpha"]]
     betas = [r["beta"] for r in plain]
     middle = config.eps[len(config.eps) // 2]
@@ -177,6 +219,8 @@ def summarise(entries, config, dataset):
         "clean_mse", f"eigen_excess_mse_eps{middle:g}",
         f"eigen_kl_eps{middle:g}",
     )
+    if plain and all("authors_matrix_median_radius" in r for r in plain):
+        correlated += ("authors_matrix_median_radius",)
     correlations = {}
     for key in correlated:
         result = spearman(betas, [r[key] for r in plain])
@@ -217,6 +261,7 @@ def _authors_comparison(plain):
             "stochastic": row["median_spectral_radius"],
             "fisher": row["fisher_median_spectral_radius"],
             "output": row["output_median_spectral_radius"],
+            "authors_matrix": row.get("authors_matrix_median_radius"),
             "authors": authors,
         }
     return out
@@ -545,14 +590,18 @@ def markdown(report):
     if report.get("authors_comparison"):
         lines += [
             "", "## Absolute median spectral radii beside the authors'", "",
-            "| beta | stochastic | fisher | output | authors |",
-            "|---:|---:|---:|---:|---:|",
+            "G's median spectral radius of each metric kind, and of the "
+            "authors' d x d matrix J_mu J_mu^T + J_sigma J_sigma^T.", "",
+            "| beta | stochastic | fisher | output | authors' matrix | "
+            "authors |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for label, row in report["authors_comparison"].items():
             lines.append(
                 f"| {row['beta']:g} (theirs {label}) | "
                 f"{_fmt(row['stochastic'])} | {_fmt(row['fisher'])} | "
-                f"{_fmt(row['output'])} | {row['authors']:g} |"
+                f"{_fmt(row['output'])} | {_fmt(row['authors_matrix'])} | "
+                f"{row['authors']:g} |"
             )
     lines += ["", "## Mixup", ""]
     mix = report["mixup"]

@@ -1,0 +1,58 @@
+import keras
+import numpy as np
+import pytest
+
+from vaekeras import reporting
+
+
+def test_authors_matrix_of_a_linear_encoder(rng):
+    """J_mu = W, J_sigma = diag(sigma / 2) V: the block sum in closed form."""
+    from vaekeras.studies import paper
+
+    shape, d = (3, 2, 1), 3
+    inputs = keras.Input(shape)
+    flat = keras.layers.Flatten()(inputs)
+    encoder = keras.Model(inputs, [
+        keras.layers.Dense(d, name="mean")(flat),
+        keras.layers.Dense(d, name="log_var")(flat),
+    ])
+    w = rng.normal(size=(6, d)).astype("float32")
+    v = (0.3 * rng.normal(size=(6, d))).astype("float32")
+    c = np.array([0.1, -0.4, 0.3], "float32")
+    encoder.get_layer("mean").set_weights([w, np.zeros(d, "float32")])
+    encoder.get_layer("log_var").set_weights([v, c])
+    x = rng.random((4, *shape)).astype("float32")
+    expected = []
+    for xi in x.reshape(4, -1):
+        sigma = np.exp(0.5 * (xi @ v + c))
+        j_sigma = 0.5 * sigma[:, None] * v.T
+        block_sum = w.T @ w + j_sigma @ j_sigma.T
+        expected.append(np.linalg.eigvalsh(block_sum)[-1])
+    np.testing.assert_allclose(
+        paper.authors_matrix_radius(encoder, x), expected, rtol=1e-4
+    )
+
+
+def test_paper_full_grid_is_the_authors():
+    from vaekeras.studies import paper
+
+    assert len(paper.FULL_BETAS) == 50
+    assert paper.FULL_BETAS[0] == 0.01 and paper.FULL_BETAS[-1] == 10.0
+    # Their middle reference beta, 1.05, is on the grid.
+    assert min(abs(b - 1.05) for b in paper.FULL_BETAS) < 0.005
+
+
+def test_unknown_study_names_itself():
+    from vaekeras.studies import study_module
+
+    with pytest.raises(ValueError, match="study='ablation'"):
+        study_module("ablation")
+
+
+def test_mix_note_names_the_differing_settings():
+    entries = [
+        {"settings": {"epochs": 1, "dataset": "digits"}},
+        {"settings": {"epochs": 2, "dataset": "digits"}},
+    ]
+    assert "epochs (1, 2)" in reporting.mix_note(entries)
+    assert reporting.mix_note(entries[:1]) is None
