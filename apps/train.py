@@ -110,6 +110,10 @@ _DEFENSE_FLAGS = {
     "adv_weight": flags.DEFINE_float(
         "adv_weight", None, "adversarial: weight of the smoothness term (1)."
     ),
+    "adv_divergence": flags.DEFINE_enum(
+        "adv_divergence", None, ["wasserstein", "kl"],
+        "adversarial: distance of the smoothness term (wasserstein).",
+    ),
     "tc_weight": flags.DEFINE_float(
         "tc_weight", None, "tc: extra weight on total correlation (5)."
     ),

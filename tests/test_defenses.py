@@ -389,18 +389,21 @@ def test_adversarial_vae_trains_and_round_trips(digits, tmp_path):
     model = build_defended_vae(
         (8, 8, 1), "adversarial", latent_dim=3, hidden_units=(16,), seed=0,
         adv_eps=0.5, adv_steps=2, adv_weight=2.0, adv_norm=np.inf,
+        adv_divergence="kl",
     )
     assert isinstance(model, AdversarialVAE)
     model.compile(optimizer="adam")
     history = model.fit(digits[0][:128], epochs=2, batch_size=64, verbose=0)
-    adversarial_kl = history.history["adversarial_kl"]
-    assert np.all(np.isfinite(adversarial_kl)) and adversarial_kl[0] > 0
+    divergence = history.history["adversarial_divergence"]
+    assert np.all(np.isfinite(divergence)) and divergence[0] > 0
     path = str(tmp_path / "adv.keras")
     model.save(path)
     loaded = keras.saving.load_model(path)
     config = loaded.get_config()
     assert (config["adv_eps"], config["adv_norm"], config["adv_steps"],
-            config["adv_weight"]) == (0.5, "inf", 2, 2.0)
+            config["adv_weight"], config["adv_divergence"]) == (
+        0.5, "inf", 2, 2.0, "kl"
+    )
     x = digits[1][:4]
     np.testing.assert_allclose(
         to_numpy(loaded.reconstruct(x)), to_numpy(model.reconstruct(x)),
@@ -457,6 +460,7 @@ def test_new_defenses_export(defense, tf_only, tmp_path, digits):
     ("adversarial", {"adv_steps": 0}, "adv_steps=0"),
     ("adversarial", {"adv_weight": -1.0}, "adv_weight=-1.0"),
     ("adversarial", {"adv_norm": 3}, "norm"),
+    ("adversarial", {"adv_divergence": "js"}, "adv_divergence='js'"),
     ("lipschitz", {"max_std": 0.0}, "max_std=0.0"),
     ("lipschitz", {"decoder_lipschitz": -2.0}, "lipschitz=-2.0"),
     ("tc", {"tc_weight": float("nan")}, "tc_weight=nan"),
@@ -468,6 +472,19 @@ def test_bad_defense_options_name_themselves(defense, kwargs, match):
         build_defended_vae(
             (8, 8, 1), defense, latent_dim=3, hidden_units=(16,), **kwargs
         )
+
+
+def test_gaussian_w2_known_answer():
+    from vaekeras.defenses import gaussian_w2
+
+    mean_a, mean_b = np.array([[1.0, 2.0]]), np.array([[0.0, 0.0]])
+    log_var_a = np.log(np.array([[4.0, 1.0]]))
+    log_var_b = np.zeros((1, 2))
+    # ||(1, 2)||^2 + ||(2 - 1, 1 - 1)||^2 = 5 + 1.
+    np.testing.assert_allclose(
+        to_numpy(gaussian_w2(mean_a, log_var_a, mean_b, log_var_b)), [6.0],
+        rtol=1e-6,
+    )
 
 
 # --- Test-time MCMC. ---

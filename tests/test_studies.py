@@ -56,3 +56,29 @@ def test_mix_note_names_the_differing_settings():
     ]
     assert "epochs (1, 2)" in reporting.mix_note(entries)
     assert reporting.mix_note(entries[:1]) is None
+
+
+def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
+    from vaekeras import report
+    from vaekeras import training
+    from vaekeras.studies import defenses as study
+
+    monkeypatch.setattr(study, "QUICK_NAMES", ("beta=1", "tc weight=8"))
+    real_train = training.train
+
+    def train(config):
+        if config.defense == "tc":
+            raise FloatingPointError("The loss diverged (test)")
+        return real_train(config)
+
+    monkeypatch.setattr(training, "train", train)
+    result = report.run_report(report.ReportConfig(
+        study="defenses", quick=True, dataset="digits", verbose=0,
+        output_dir=str(tmp_path),
+    ))
+    assert [m["name"] for m in result["models"]] == ["beta=1", "beta=1"]
+    assert result["failed"] == [
+        {"name": "tc weight=8", "status": "failed: The loss diverged (test)"}
+    ]
+    with open(tmp_path / "report.md") as f:
+        assert "tc weight=8: failed: The loss diverged" in f.read()

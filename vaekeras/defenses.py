@@ -38,6 +38,7 @@ from vaekeras.layers import LOG_VAR_MAX
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
 from vaekeras.layers import SpectralNorm
+from vaekeras.layers import clip_log_var
 from vaekeras.layers import linear_part
 from vaekeras.models import LIKELIHOODS
 from vaekeras.models import VAE
@@ -710,6 +711,23 @@ def _check_positive(name, value):
     return float(value)
 
 
+ADV_DIVERGENCES = ("wasserstein", "kl")
+
+
+def gaussian_w2(mean_a, log_var_a, mean_b, log_var_b):
+    """Squared 2-Wasserstein distance of two diagonal Gaussians, per sample.
+
+    W2^2 = ||mu_a - mu_b||^2 + ||sigma_a - sigma_b||^2. Unlike the KL it
+    does not divide by the variances, so it stays bounded as posteriors
+    sharpen.
+    """
+    sigma_a = ops.exp(0.5 * clip_log_var(log_var_a))
+    sigma_b = ops.exp(0.5 * clip_log_var(log_var_b))
+    return ops.sum(
+        ops.square(mean_a - mean_b) + ops.square(sigma_a - sigma_b), axis=-1
+    )
+
+
 @keras.saving.register_keras_serializable(package="vaekeras")
 class AdversarialVAE(VAE):
     """Beta-VAE trained to keep q(z|x + delta) close to q(z|x).
@@ -719,9 +737,17 @@ class AdversarialVAE(VAE):
     2020): each training step finds, by `adv_steps` steps of latent PGD
     (`vaekeras.attacks.worst_case_inputs`, the attack `LatentPGD` runs),
     a delta in the eps-ball that maximises KL(q(z|x + delta) || q(z|x)),
-    and adds `adv_weight * KL(q(z|x + delta) || stop_gradient q(z|x))`
-    to the loss, averaged over the batch. Reported as the metric
-    `adversarial_kl` (before the weight).
+    and adds `adv_weight * D(q(z|x + delta), stop_gradient q(z|x))` to
+    the loss, averaged over the batch, D the squared 2-Wasserstein
+    distance (default; the paper's regulariser is an entropy-regularised
+    Wasserstein distance) or the KL. Reported as the metric
+    `adversarial_divergence` (before the weight).
+
+    Why not the KL by default: it divides the mean shift by the clean
+    posterior's variance, which the ELBO keeps shrinking. Measured on
+    mnist_5k (adv_eps 0.5, weight 1): the KL term grew from 0.09 to 2.45
+    in 11 epochs, jumped to 1219 in epoch 12 and the run diverged in epoch
+    14; the Wasserstein term trains stably (README, "Defenses").
 
     Args:
         adv_eps: the ball's radius, > 0 (L2 on 28x28 images: 1 is a
@@ -730,6 +756,7 @@ class AdversarialVAE(VAE):
         adv_steps: PGD steps per training step, >= 1. Each costs one
             forward and backward pass of the encoder.
         adv_weight: weight of the smoothness term, >= 0.
+        adv_divergence: `"wasserstein"` (default) or `"kl"`.
         Other args: as in `VAE`.
 
     Raises:
@@ -750,6 +777,7 @@ class AdversarialVAE(VAE):
         adv_norm=2,
         adv_steps=1,
         adv_weight=1.0,
+        adv_divergence="wasserstein",
         seed=None,
         **kwargs,
     ):
@@ -764,8 +792,15 @@ class AdversarialVAE(VAE):
         self.adv_seed_generator = keras.random.SeedGenerator(
             None if seed is None else seed + 4
         )
-        self.adversarial_kl_tracker = keras.metrics.Mean(
-            name="adversarial_kl"
+        if adv_divergence not in ADV_DIVERGENCES:
+            raise ValueError(
+                "Invalid value received for argument `adv_divergence`: "
+                f"expected one of {ADV_DIVERGENCES}. Received: "
+                f"adv_divergence={adv_divergence!r}"
+            )
+        self.adv_divergence = adv_divergence
+        self.adversarial_divergence_tracker = keras.metrics.Mean(
+            name="adversarial_divergence"
         )
 
     seed_states = {"adv_seed_generator": "adv_seed_state"}
@@ -778,11 +813,13 @@ class AdversarialVAE(VAE):
             steps=self.adv_steps, seed=self.adv_seed_generator,
         )
         mean_adv, log_var_adv = self.encoder(x_adv, training=training)
-        adversarial_kl = ops.mean(
-            attacks.gaussian_kl(mean_adv, log_var_adv, *clean)
-        )
-        self.adversarial_kl_tracker.update_state(adversarial_kl)
-        return self.adv_weight * adversarial_kl
+        if self.adv_divergence == "kl":
+            divergence = attacks.gaussian_kl(mean_adv, log_var_adv, *clean)
+        else:
+            divergence = gaussian_w2(mean_adv, log_var_adv, *clean)
+        divergence = ops.mean(divergence)
+        self.adversarial_divergence_tracker.update_state(divergence)
+        return self.adv_weight * divergence
 
     def get_config(self):
         return {
@@ -791,6 +828,7 @@ class AdversarialVAE(VAE):
             "adv_norm": "inf" if self.adv_norm == np.inf else 2,
             "adv_steps": self.adv_steps,
             "adv_weight": self.adv_weight,
+            "adv_divergence": self.adv_divergence,
         }
 
 
@@ -1013,6 +1051,7 @@ DEFENSE_OPTIONS = {
     },
     "adversarial": {
         "adv_eps": 1.0, "adv_norm": 2, "adv_steps": 1, "adv_weight": 1.0,
+        "adv_divergence": "wasserstein",
     },
     "tc": {"tc_weight": 5.0},
 }
@@ -1090,6 +1129,7 @@ _OPTION_CHECKS = {
     "adv_norm": _check_norm_option,
     "adv_steps": _check_positive_int,
     "adv_weight": _check_non_negative,
+    "adv_divergence": _check_choice(ADV_DIVERGENCES),
     "tc_weight": _check_non_negative,
 }
 

@@ -141,7 +141,19 @@ def train_or_reuse(specs, verbose=1):
             status = "reused"
         else:
             start = time.time()
-            training.train(dataclasses.replace(train_config, overwrite=True))
+            try:
+                training.train(
+                    dataclasses.replace(train_config, overwrite=True)
+                )
+            except FloatingPointError as error:
+                # One diverged model must not sink a whole study: the
+                # report lists it instead.
+                status = f"failed: {error}"
+                if verbose:
+                    print(f"[{i + 1}/{len(specs)}] {name}: {status}")
+                entries.append({"name": name, "status": status,
+                                "failed": True})
+                continue
             status = f"trained in {time.time() - start:.0f} s"
         if verbose:
             print(f"[{i + 1}/{len(specs)}] {name}: {status}")
@@ -193,6 +205,11 @@ def run_study(study, config, entries=None):
     start = time.time()
     if entries is None:
         entries = train_or_reuse(study.runs(config), config.verbose)
+    failed = [
+        {"name": e["name"], "status": e["status"]}
+        for e in entries if e.get("failed")
+    ]
+    entries = [e for e in entries if not e.get("failed")]
     dataset = next(
         (e["dataset"] for e in entries if e.get("dataset")), config.dataset
     )
@@ -223,8 +240,13 @@ def run_study(study, config, entries=None):
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
     report["figures"] = study.figures(entries, x_attack, config)
+    report["failed"] = failed
     runs.write_json(os.path.join(config.output_dir, "report.json"), report)
     text = study.markdown(report)
+    if failed:
+        text += "\n## Runs that failed to train\n\n" + "".join(
+            f"- {f['name']}: {f['status']}\n" for f in failed
+        )
     runs.write_text(os.path.join(config.output_dir, "report.md"), text)
     if config.verbose:
         print(text)

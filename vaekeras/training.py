@@ -88,6 +88,7 @@ class TrainConfig:
     adv_norm: str | int | None = None
     adv_steps: int | None = None
     adv_weight: float | None = None
+    adv_divergence: str | None = None
     tc_weight: float | None = None
 
     def defense_options(self):
