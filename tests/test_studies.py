@@ -82,3 +82,22 @@ def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
     ]
     with open(tmp_path / "report.md") as f:
         assert "tc weight=8: failed: The loss diverged" in f.read()
+
+
+def test_a_defended_run_is_recognised_as_finished(tmp_path):
+    from vaekeras import training
+
+    config = training.TrainConfig(
+        dataset="digits", epochs=1, latent_dim=2, defense="tc",
+        output_dir=str(tmp_path / "tc"), verbose=0, monitor_geometry=False,
+    )
+    training.train(config)
+    # The options were left at None; flags.json holds the defaults used.
+    assert reporting.finished(config)
+    explicit = training.TrainConfig(**{
+        **config.__dict__, "tc_weight": 5.0,
+    })
+    assert reporting.finished(explicit)
+    assert not reporting.finished(training.TrainConfig(**{
+        **config.__dict__, "tc_weight": 2.0,
+    }))

@@ -45,8 +45,13 @@ def run_identity(config):
     """What `flags.json` records: the configuration and the Keras backend.
 
     Runs of the same flags on two backends are two different models, so
-    the backend is part of a run's identity.
+    the backend is part of a run's identity. A defense's options are
+    recorded with their defaults filled in, so a run asked for with and
+    without the default spelled out is one run.
     """
+    if config.defense != "none":
+        config = dataclasses.replace(config)
+        config.resolve_defense()
     return {**dataclasses.asdict(config), "keras_backend": (
         keras.backend.backend()
     )}
