@@ -118,6 +118,12 @@ _DEFENSE_FLAGS = {
         "tc_weight", None, "tc: extra weight on total correlation (5)."
     ),
 }
+DISTRIBUTIONS = ["auto", "none", "data_parallel"]
+_DISTRIBUTION = flags.DEFINE_enum(
+    "distribution", "auto", DISTRIBUTIONS,
+    "auto: data parallel over every local accelerator when there are two or "
+    "more; --batch_size is the global batch (README, 'Many devices').",
+)
 _MONITOR_GEOMETRY = flags.DEFINE_bool(
     "monitor_geometry", True,
     "Log the median spectral radius and mean entropy of 64 held-out test "
@@ -156,6 +162,7 @@ def main(argv):
         verbose=_VERBOSE.value,
         monitor_geometry=_MONITOR_GEOMETRY.value,
         defense=_DEFENSE.value,
+        distribution=_DISTRIBUTION.value,
         **{name: flag.value for name, flag in _DEFENSE_FLAGS.items()},
     )
     cli.run_cli(training.train, config)

@@ -172,6 +172,8 @@ def load_dataset(
     data_dir=None,
     download=False,
     seed=0,
+    multiple_of=1,
+    shard=None,
 ):
     """Loads a data set as a batched `tf.data.Dataset` of images.
 
@@ -190,6 +192,12 @@ def load_dataset(
         data_dir: folder of prepared tensorflow-datasets data.
         download: whether tensorflow-datasets may download.
         seed: shuffling seed.
+        multiple_of: drop the last images so the split's size is a
+            multiple of this (JAX data parallelism splits every batch
+            evenly over its devices; at most `multiple_of - 1` are
+            dropped).
+        shard: None, or `(index, count)`: this host's slice of the split
+            (every count-th image from index), for multi-host training.
 
     Returns:
         A prefetched `tf.data.Dataset`.
@@ -212,6 +220,10 @@ def load_dataset(
     import tensorflow as tf
 
     images, _ = load_arrays(name, split, data_dir, download)
+    if shard is not None:
+        index, count = shard
+        images = images[index::count]
+    images = images[:len(images) - len(images) % multiple_of]
     if split != "train":
         ds = tf.data.Dataset.from_tensor_slices(images)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)

@@ -37,6 +37,7 @@ from vaekeras import latent
 from vaekeras.layers import LOG_VAR_MAX
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
+from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.layers import SpectralNorm
 from vaekeras.layers import clip_log_var
 from vaekeras.layers import linear_part
@@ -123,7 +124,7 @@ class GeometryRegularizedVAE(VAE):
         self.power_iterations = _check_positive_int(
             "power_iterations", power_iterations
         )
-        self.probe_seed_generator = keras.random.SeedGenerator(
+        self.probe_seed_generator = ReplicaSeedGenerator(
             None if seed is None else seed + 2
         )
         self.metric_penalty_tracker = keras.metrics.Mean(name="metric_penalty")
@@ -270,7 +271,7 @@ class TCVAE(VAE):
         if dataset_size is not None:
             _check_positive_int("dataset_size", dataset_size)
         self.dataset_size = dataset_size
-        self.tc_seed_generator = keras.random.SeedGenerator(
+        self.tc_seed_generator = ReplicaSeedGenerator(
             None if seed is None else seed + 3
         )
         self.term_trackers = {
@@ -789,7 +790,7 @@ class AdversarialVAE(VAE):
         self.adv_norm = _check_norm_option("adv_norm", adv_norm)
         self.adv_steps = _check_positive_int("adv_steps", adv_steps)
         self.adv_weight = _check_non_negative("adv_weight", adv_weight)
-        self.adv_seed_generator = keras.random.SeedGenerator(
+        self.adv_seed_generator = ReplicaSeedGenerator(
             None if seed is None else seed + 4
         )
         if adv_divergence not in ADV_DIVERGENCES:

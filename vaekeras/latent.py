@@ -418,7 +418,7 @@ class LatentModel:
             compiled = jax.jit(traced)
 
             def run(*args):
-                return compiled(self._weights(), *_tensors(args))
+                return compiled(self._weights(), *_shard(_tensors(args)))
 
             return run
         import tensorflow as tf
@@ -439,6 +439,30 @@ class LatentModel:
             return compiled(self._weights(), *args)
 
         return run_tf
+
+
+def _shard(args):
+    """Splits batch arguments over the devices of a JAX data-parallel scope.
+
+    Inside `vaekeras.distribution` data parallelism (a
+    `keras.distribution.DataParallel` in scope), every array argument
+    whose leading axis divides evenly by the number of devices is placed
+    sharded along that axis, so the compiled function runs on all of them
+    at once (the weights are replicated); others stay where they are.
+    """
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return args
+    count = len(distribution.device_mesh.devices.ravel())
+    out = []
+    for a in args:
+        shape = getattr(a, "shape", ())
+        if len(shape) >= 1 and shape[0] and shape[0] % count == 0:
+            a = keras.distribution.distribute_tensor(
+                a, distribution.get_data_layout(shape)
+            )
+        out.append(a)
+    return out
 
 
 def _tensors(args):

@@ -19,6 +19,7 @@ import keras
 from vaekeras import callbacks as vaekeras_callbacks
 from vaekeras import data
 from vaekeras import defenses
+from vaekeras import distribution
 from vaekeras import export
 from vaekeras import models
 from vaekeras import runs
@@ -79,6 +80,9 @@ class TrainConfig:
     verbose: int = 1
     # Not part of a run's identity: watching does not change the model.
     monitor_geometry: bool = True
+    # Not part of a run's identity either: the same model, on more devices
+    # (`vaekeras.distribution`); `batch_size` is the global batch.
+    distribution: str = "auto"
     # A defense (`vaekeras.defenses.DEFENSES`) and its options; None keeps
     # an option's default, and `train` records the values it used.
     defense: str = "none"
@@ -156,6 +160,7 @@ class TrainConfig:
                 f"'mlp' or 'conv'. Received: architecture={self.architecture!r}"
             )
         self.defense_options()
+        distribution.check_distribution(self.distribution)
         if self.defense != "none" and self.mixup_alpha > 0:
             raise ValueError(
                 "Invalid value received for argument `mixup_alpha`: mixup "
@@ -386,20 +391,31 @@ def train(config):
         config.output_dir = config.default_output_dir()
     if config.defense != "none":
         config.resolve_defense()
+    plan = distribution.plan_distribution(config.distribution)
+    multiple = plan.batch_multiple()
+    if config.batch_size % multiple:
+        raise ValueError(
+            "Invalid value received for argument `batch_size`: with "
+            f"{plan.num_replicas} devices on JAX the global batch must "
+            f"divide evenly among them. Received: "
+            f"batch_size={config.batch_size}"
+        )
     train_ds = data.load_dataset(
         config.dataset, "train", config.batch_size, config.data_dir,
-        config.download, seed=config.seed,
+        config.download, seed=config.seed, multiple_of=multiple,
+        shard=plan.data_shard(),
     )
     test_images, _ = data.load_arrays(
         config.dataset, "test", config.data_dir, config.download
     )
+    test_images = test_images[:len(test_images) - len(test_images) % multiple]
     out = config.output_dir
     with runs.lock(out):
         identity = run_identity(config)
         runs.prepare(out, identity, RUN_KEYS, config.overwrite)
         if runs.is_finished(out, identity, RUN_KEYS):
             return _reuse(config)
-        return _train_in(config, train_ds, test_images)
+        return _train_in(config, train_ds, test_images, plan)
 
 
 def _reuse(config):
@@ -416,7 +432,17 @@ def _reuse(config):
     return {"output_dir": out, "metrics": metrics, "model": model}
 
 
-def _train_in(config, train_ds, test_images):
+def _train_in(config, train_ds, test_images, plan):
+    if config.verbose and plan.name != "none":
+        print(
+            f"Data parallel over {plan.num_replicas} devices "
+            f"({', '.join(plan.devices)}); global batch {config.batch_size}."
+        )
+    with plan.scope():
+        return _train_in_scope(config, train_ds, test_images, plan)
+
+
+def _train_in_scope(config, train_ds, test_images, plan):
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
     if config.defense == "none":
@@ -477,7 +503,7 @@ def _train_in(config, train_ds, test_images):
         epochs=config.epochs,
         validation_data=data.load_dataset(
             config.dataset, "test", config.batch_size, config.data_dir,
-            config.download,
+            config.download, multiple_of=plan.batch_multiple(),
         ),
         callbacks=callbacks,
         verbose=config.verbose,
@@ -538,7 +564,9 @@ def _train_in(config, train_ds, test_images):
         first_epoch=(resumed_at or 0) + 1,
     )
     runs.write_json(os.path.join(out, runs.METRICS), metrics)
-    runs.write_json(os.path.join(out, runs.ENVIRONMENT), environment())
+    runs.write_json(os.path.join(out, runs.ENVIRONMENT), {
+        **environment(), "distribution": plan.describe(),
+    })
     if config.verbose:
         print(
             f"Saved {out}: test loss {metrics['test']['loss']:.2f}, "

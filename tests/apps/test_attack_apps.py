@@ -122,6 +122,7 @@ def test_app_choice_flags_match_the_library():
 
     from vaekeras import attacks
     from vaekeras import defenses
+    from vaekeras import distribution
     from vaekeras import geometry
     from vaekeras import report
     from vaekeras import tuning
@@ -146,6 +147,7 @@ def test_app_choice_flags_match_the_library():
     assert app("tune").TUNERS == list(tuning.TUNERS)
     assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
     assert app("train").DEFENSES == list(defenses.DEFENSES)
+    assert app("train").DISTRIBUTIONS == list(distribution.DISTRIBUTIONS)
     assert app("train").KINDS == list(geometry.KINDS)
     assert app("train").PENALTIES == list(geometry.PENALTIES)
 

@@ -1,0 +1,114 @@
+"""Run in a subprocess by test_distribution.py, on two virtual devices.
+
+Usage: python distributed_check.py <backend> <output.json> <workdir>
+
+The device count is process-wide (XLA flags, TF logical devices), so these
+checks never run inside the pytest process.
+"""
+
+import json
+import os
+import sys
+
+backend, output, workdir = sys.argv[1:4]
+os.environ["KERAS_BACKEND"] = backend
+if backend == "jax":
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+else:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vaekeras import attacks  # noqa: E402
+from vaekeras import data  # noqa: E402
+from vaekeras import distribution  # noqa: E402
+from vaekeras import geometry  # noqa: E402
+from vaekeras import runs  # noqa: E402
+from vaekeras import training  # noqa: E402
+
+result = {}
+
+
+def config(name, **kwargs):
+    return training.TrainConfig(**{
+        "dataset": "digits", "epochs": 1, "latent_dim": 3, "batch_size": 64,
+        "output_dir": os.path.join(workdir, name), "verbose": 0,
+        "monitor_geometry": False, **kwargs,
+    })
+
+
+plan = distribution.plan_distribution("data_parallel")
+result["plan"] = plan.describe()
+for label, extra in (("beta", {"beta": 2.0}), ("mixup", {"mixup_alpha": 0.5})):
+    single = training.train(config(f"{label}_none", distribution="none",
+                                   **extra))
+    multi = training.train(config(f"{label}_dp", distribution="data_parallel",
+                                  **extra))
+    result[label] = {
+        "loss_none": single["metrics"]["train"]["loss"],
+        "loss_dp": multi["metrics"]["train"]["loss"],
+        "max_weight_difference": max(
+            float(np.max(np.abs(a - b))) for a, b in zip(
+                single["model"].get_weights(), multi["model"].get_weights()
+            )
+        ),
+        "environment": runs.read_json(os.path.join(
+            workdir, f"{label}_dp", "environment.json"
+        ))["distribution"],
+        "flags": runs.read_json(os.path.join(
+            workdir, f"{label}_dp", "flags.json"
+        ))["distribution"],
+    }
+
+# A killed distributed run resumes to the uninterrupted weights.
+whole = training.train(config("whole", epochs=3, distribution="data_parallel",
+                              mixup_alpha=0.5))["model"].get_weights()
+original = training._StopOnNaN.on_epoch_end
+
+
+def killed(self, epoch, logs=None):
+    if epoch == 1:
+        raise KeyboardInterrupt
+
+
+training._StopOnNaN.on_epoch_end = killed
+try:
+    training.train(config("killed", epochs=3, distribution="data_parallel",
+                          mixup_alpha=0.5))
+except KeyboardInterrupt:
+    pass
+training._StopOnNaN.on_epoch_end = original
+resumed = training.train(config("killed", epochs=3,
+                                distribution="data_parallel",
+                                mixup_alpha=0.5))
+result["resume"] = {
+    "resumed_after_epoch": resumed["metrics"]["resumed_after_epoch"],
+    "max_weight_difference": max(
+        float(np.max(np.abs(a - b)))
+        for a, b in zip(whole, resumed["model"].get_weights())
+    ),
+}
+
+# Measurement on a batch split over the devices equals the unsplit one.
+x = data.load_arrays("digits", "test")[0][:32]
+keras.utils.set_random_seed(0)
+model = single["model"]
+eig = np.asarray(geometry.eigenvalues(model, x, "fisher"))
+pgd = attacks.LatentPGD(model, eps=0.5, max_iter=5, seed=0).generate(x)
+with plan.scope():
+    eig_dp = np.asarray(geometry.eigenvalues(model, x, "fisher"))
+    pgd_dp = attacks.LatentPGD(model, eps=0.5, max_iter=5, seed=0).generate(x)
+result["measure"] = {
+    "eigenvalue_relative_difference": float(
+        np.max(np.abs(eig - eig_dp)) / np.max(eig)
+    ),
+    "pgd_max_difference": float(np.max(np.abs(pgd - pgd_dp))),
+}
+with open(output, "w") as f:
+    json.dump(result, f)

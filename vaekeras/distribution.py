@@ -1,0 +1,218 @@
+"""Data-parallel training and measurement on many devices and hosts.
+
+vaekeras writes no engine of its own: on JAX it uses
+`keras.distribution.DataParallel` (one program over a device mesh, the
+batch split along its first axis, weights replicated), on TensorFlow a
+`tf.distribute.MirroredStrategy` (one replica per device; with `TF_CONFIG`
+set, a `MultiWorkerMirroredStrategy` across hosts). torch is not
+supported.
+
+`plan_distribution("auto" | "none" | "data_parallel")` decides what to use
+and returns a `DistributionPlan`: build, compile and fit the model inside
+`plan.scope()`. The batch size is always the global batch: each of n
+replicas sees batch_size / n examples per step.
+
+Multi-host JAX: set `KERAS_DISTRIBUTION_JOB_ADDRESSES` (comma-separated
+host:port of every process, the first is the coordinator),
+`KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` on
+each host; `plan_distribution` then calls `keras.distribution.initialize`
+once, and every host's devices join the mesh.
+"""
+
+import contextlib
+import dataclasses
+import os
+
+import keras
+
+DISTRIBUTIONS = ("auto", "none", "data_parallel")
+SUPPORTED_BACKENDS = ("jax", "tensorflow")
+MULTI_HOST_VARIABLES = (
+    "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
+    "KERAS_DISTRIBUTION_PROCESS_ID",
+)
+_INITIALIZED = []
+
+
+@dataclasses.dataclass
+class DistributionPlan:
+    """What a run distributes over; `scope()` applies it.
+
+    Attributes:
+        name: `"none"` or `"data_parallel"`.
+        backend: the Keras backend.
+        devices: the device names the batch is split over (empty for
+            none).
+        processes: number of hosts (JAX multi-host), 1 otherwise.
+        process_index: this host's index.
+    """
+
+    name: str
+    backend: str
+    devices: tuple = ()
+    processes: int = 1
+    process_index: int = 0
+    _engine: object = dataclasses.field(default=None, repr=False)
+
+    @property
+    def num_replicas(self):
+        """Devices the global batch is split over (1 without)."""
+        return max(len(self.devices), 1)
+
+    def scope(self):
+        """Context for model building, `compile`, `fit` and measurement."""
+        if self.name == "none":
+            return contextlib.nullcontext()
+        return self.engine().scope()
+
+    def engine(self):
+        """The Keras `Distribution` (JAX) or `tf.distribute` strategy."""
+        if self._engine is None and self.name != "none":
+            if self.backend == "jax":
+                import jax
+
+                by_name = {str(d): d for d in jax.devices()}
+                self._engine = keras.distribution.DataParallel(
+                    devices=[by_name[name] for name in self.devices]
+                )
+            else:
+                import tensorflow as tf
+
+                if os.environ.get("TF_CONFIG"):
+                    self._engine = (
+                        tf.distribute.MultiWorkerMirroredStrategy()
+                    )
+                else:
+                    self._engine = tf.distribute.MirroredStrategy(
+                        devices=list(self.devices)
+                    )
+        return self._engine
+
+    def batch_multiple(self):
+        """What every batch's size must be a multiple of (JAX: devices).
+
+        JAX splits each batch evenly over the mesh; `tf.distribute`
+        handles uneven batches itself.
+        """
+        if self.name == "data_parallel" and self.backend == "jax":
+            return self.num_replicas
+        return 1
+
+    def data_shard(self):
+        """`(index, count)` of this host's share of the data, or None.
+
+        On multi-host JAX each host reads its own slice of every split
+        (the global batch is assembled from the hosts' local batches).
+        """
+        if self.processes > 1:
+            return self.process_index, self.processes
+        return None
+
+    def describe(self):
+        """A JSON-able summary, for `environment.json`."""
+        return {
+            "distribution": self.name,
+            "backend": self.backend,
+            "devices": list(self.devices),
+            "num_replicas": self.num_replicas,
+            "processes": self.processes,
+            "process_index": self.process_index,
+        }
+
+
+def check_distribution(name):
+    """Raises a `ValueError` unless `name` is one of `DISTRIBUTIONS`."""
+    if name not in DISTRIBUTIONS:
+        raise ValueError(
+            "Invalid value received for argument `distribution`: expected "
+            f"one of {DISTRIBUTIONS}. Received: distribution={name!r}"
+        )
+    return name
+
+
+def _maybe_initialize_multi_host():
+    """`keras.distribution.initialize()` once, when the variables say so."""
+    if _INITIALIZED or not all(
+        os.environ.get(v) for v in MULTI_HOST_VARIABLES
+    ):
+        return
+    keras.distribution.initialize()
+    _INITIALIZED.append(True)
+
+
+def _devices(backend):
+    """`(accelerators, every device)` names this process can use."""
+    if backend == "jax":
+        import jax
+
+        devices = jax.devices()
+        names = tuple(str(d) for d in devices)
+        return tuple(
+            str(d) for d in devices if d.platform != "cpu"
+        ), names
+    import tensorflow as tf
+
+    gpus = tuple(d.name for d in tf.config.list_logical_devices("GPU"))
+    cpus = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
+    return gpus, gpus or cpus
+
+
+def plan_distribution(name="auto"):
+    """Decides how to distribute on this machine.
+
+    - `"none"`: one device (Keras' default placement).
+    - `"data_parallel"`: every local accelerator, else every CPU device
+      (virtual CPU devices, for tests); on multi-host JAX, every host's.
+    - `"auto"`: data parallel when there are two or more accelerators,
+      else none.
+
+    Args:
+        name: one of `DISTRIBUTIONS`.
+
+    Returns:
+        A `DistributionPlan`.
+
+    Raises:
+        ValueError: for an unknown name, data parallelism on torch (naming
+            the backends that support it), or fewer than two devices.
+
+    Example:
+
+    >>> plan = plan_distribution("auto")
+    >>> with plan.scope():
+    ...     model = build_vae((28, 28, 1))
+    ...     model.compile(optimizer="adam")
+    ...     model.fit(images, batch_size=256)  # the global batch
+    """
+    check_distribution(name)
+    backend = keras.backend.backend()
+    if name == "none":
+        return DistributionPlan("none", backend)
+    if backend not in SUPPORTED_BACKENDS:
+        if name == "auto":
+            return DistributionPlan("none", backend)
+        raise ValueError(
+            "Invalid value received for argument `distribution`: "
+            f"data_parallel runs on the {' and '.join(SUPPORTED_BACKENDS)} "
+            f"backends, not on {backend!r}. Received: distribution={name!r}"
+        )
+    processes, index = 1, 0
+    if backend == "jax":
+        _maybe_initialize_multi_host()
+        import jax
+
+        processes, index = jax.process_count(), jax.process_index()
+    accelerators, every = _devices(backend)
+    if name == "auto":
+        if len(accelerators) < 2:
+            return DistributionPlan("none", backend)
+        every = accelerators
+    if len(every) < 2:
+        raise ValueError(
+            "Invalid value received for argument `distribution`: "
+            "data_parallel needs at least two devices; this process sees "
+            f"{list(every)}. Received: distribution={name!r}"
+        )
+    return DistributionPlan(
+        "data_parallel", backend, tuple(every), processes, index
+    )
