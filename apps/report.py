@@ -68,6 +68,12 @@ _PGD_ITER = flags.DEFINE_integer(
     "pgd_iter", None, "PGD iterations (default: 50 paper, 20 defenses).",
     lower_bound=1,
 )
+DISTRIBUTIONS = ["auto", "none", "data_parallel"]
+_DISTRIBUTION = flags.DEFINE_enum(
+    "distribution", "auto", DISTRIBUTIONS,
+    "Training and measurement on every local accelerator (auto: when there "
+    "are two or more).",
+)
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
 
 
@@ -95,6 +101,7 @@ def main(argv):
             pgd_iter=_PGD_ITER.value,
             quick=_QUICK.value,
             mcmc_steps=_MCMC_STEPS.value,
+            distribution=_DISTRIBUTION.value,
             verbose=_VERBOSE.value,
         )
         return report.run_report(config)

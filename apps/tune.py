@@ -63,6 +63,12 @@ _WORKER_TIMEOUT = flags.DEFINE_float(
     "Distributed sweeps: seconds without a report (workers report every "
     "epoch) after which the chief gives a worker's trial to another.",
 )
+DISTRIBUTIONS = ["auto", "none", "data_parallel"]
+_DISTRIBUTION = flags.DEFINE_enum(
+    "distribution", "auto", DISTRIBUTIONS,
+    "Each trial on every local accelerator (auto: when there are two or "
+    "more); for one worker per device see README, 'Many devices'.",
+)
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity.")
 
@@ -98,6 +104,7 @@ def main(argv):
             overwrite=_OVERWRITE.value,
             worker_timeout=_WORKER_TIMEOUT.value,
             seed=_SEED.value,
+            distribution=_DISTRIBUTION.value,
             verbose=_VERBOSE.value,
         )
         return tuning.run_sweep(config)

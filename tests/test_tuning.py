@@ -156,17 +156,22 @@ def test_distributed_sweep_runs_each_trial_exactly_once(tmp_path):
         "--betas=0.5,2,8", "--dataset=digits", "--epochs=1",
         "--latent_dim=3", "--robustness_examples=32", "--verbose=0",
         f"--directory={tmp_path}", "--project_name=dist",
+        "--distribution=none",
     ]
     base = {
         **os.environ, "TF_CPP_MIN_LOG_LEVEL": "3",
         "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": port,
     }
+    # README's recipe for a sweep over devices: one worker per device,
+    # each shown only its own (CUDA_VISIBLE_DEVICES), against one chief.
+    devices = {"chief": {}, "tuner0": {"CUDA_VISIBLE_DEVICES": "0"},
+               "tuner1": {"CUDA_VISIBLE_DEVICES": "1"}}
     procs = [
         subprocess.Popen(
-            args, env={**base, "KERASTUNER_TUNER_ID": tuner_id},
+            args, env={**base, "KERASTUNER_TUNER_ID": tuner_id, **device},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
-        for tuner_id in ("chief", "tuner0", "tuner1")
+        for tuner_id, device in devices.items()
     ]
     outputs = []
     try:

@@ -36,6 +36,7 @@ class ReportConfig:
     pgd_iter: int | None = None  # None: the study's default
     quick: bool = False
     mcmc_steps: int = 20
+    distribution: str = "auto"  # training and measurement; see distribution
     verbose: int = 1
 
 

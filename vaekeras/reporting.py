@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from vaekeras import data
+from vaekeras import distribution
 from vaekeras import runs
 from vaekeras import training
 
@@ -187,6 +188,25 @@ def mix_note(entries):
     )
 
 
+def _measure_cached(study, config, entry, x, x_attack):
+    """The entry's measurements: from its cache when still valid."""
+    cache = os.path.join(
+        config.output_dir, "analysis", f"{slug(entry['name'])}.json"
+    )
+    cached = (
+        runs.read_json(cache)
+        if os.path.exists(cache) and entry.get("status", "") == "reused"
+        else None
+    )
+    if cached is not None and study.analysis_valid(cached, config):
+        return cached
+    began = time.time()
+    analysis = study.measure(entry, x, x_attack, config)
+    analysis["measure_seconds"] = round(time.time() - began, 1)
+    runs.write_json(cache, analysis)
+    return analysis
+
+
 def run_study(study, config, entries=None):
     """Trains or reuses, measures, summarises and writes one study.
 
@@ -217,26 +237,14 @@ def run_study(study, config, entries=None):
     x = images[: config.num_examples]
     x_attack = images[: config.attack_examples]
     os.makedirs(config.output_dir, exist_ok=True)
-    for i, entry in enumerate(entries):
-        cache = os.path.join(
-            config.output_dir, "analysis", f"{slug(entry['name'])}.json"
-        )
-        cached = (
-            runs.read_json(cache)
-            if os.path.exists(cache) and entry.get("status", "") == "reused"
-            else None
-        )
-        if cached is not None and study.analysis_valid(cached, config):
-            entry["analysis"] = cached
-        else:
-            began = time.time()
-            entry["analysis"] = study.measure(entry, x, x_attack, config)
-            entry["analysis"]["measure_seconds"] = round(
-                time.time() - began, 1
+    # Measurements split their batches over the devices (JAX).
+    with distribution.plan_distribution(config.distribution).scope():
+        for i, entry in enumerate(entries):
+            entry["analysis"] = _measure_cached(
+                study, config, entry, x, x_attack
             )
-            runs.write_json(cache, entry["analysis"])
-        if config.verbose:
-            print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
+            if config.verbose:
+                print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
     report["figures"] = study.figures(entries, x_attack, config)

@@ -20,6 +20,7 @@ import numpy as np
 
 from vaekeras import attacks
 from vaekeras import data
+from vaekeras import distribution
 from vaekeras import geometry
 from vaekeras import models
 from vaekeras import runs
@@ -447,9 +448,13 @@ class SweepConfig:
     overwrite: bool = False
     seed: int = 0
     verbose: int = 1
+    # Each trial's model on this process's devices (`vaekeras.distribution`);
+    # for one worker per device, start one worker per device instead.
+    distribution: str = "auto"
 
     def validate(self):
         """Raises a `ValueError` naming the first invalid field."""
+        distribution.check_distribution(self.distribution)
         positive = ("learning_rate", "attack_eps", "worker_timeout")
         for name in positive + ("tradeoff_weight",):
             value = getattr(self, name)
@@ -494,11 +499,14 @@ def run_sweep(config):
     config.validate()
     check_tuner_settings(config.tuner, config.objective, config.max_trials)
     betas = check_betas(config.betas)
+    plan = distribution.plan_distribution(config.distribution)
+    multiple = plan.batch_multiple()
     train_ds = data.load_dataset(
         config.dataset, "train", config.batch_size, config.data_dir,
-        seed=config.seed,
+        seed=config.seed, multiple_of=multiple, shard=plan.data_shard(),
     )
     test_images, _ = data.load_arrays(config.dataset, "test", config.data_dir)
+    test_images = test_images[:len(test_images) - len(test_images) % multiple]
     hypermodel = BetaHyperModel(
         tuple(test_images.shape[1:]),
         betas=betas,
@@ -519,7 +527,7 @@ def run_sweep(config):
         contextlib.nullcontext() if dist_utils.has_chief_oracle()
         else runs.lock(project_dir)
     )
-    with owner:
+    with owner, plan.scope():
         return _search(config, hypermodel, train_ds, test_images, project_dir)
 
 

@@ -147,7 +147,8 @@ def test_app_choice_flags_match_the_library():
     assert app("tune").TUNERS == list(tuning.TUNERS)
     assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
     assert app("train").DEFENSES == list(defenses.DEFENSES)
-    assert app("train").DISTRIBUTIONS == list(distribution.DISTRIBUTIONS)
+    for name in ("train", "tune", "report"):
+        assert app(name).DISTRIBUTIONS == list(distribution.DISTRIBUTIONS)
     assert app("train").KINDS == list(geometry.KINDS)
     assert app("train").PENALTIES == list(geometry.PENALTIES)
 

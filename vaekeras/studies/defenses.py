@@ -108,6 +108,7 @@ def runs(config):
             dataset=config.dataset, data_dir=config.data_dir,
             architecture=config.architecture, latent_dim=config.latent_dim,
             epochs=config.epochs, seed=config.seed, verbose=0,
+            distribution=config.distribution,
             monitor_geometry=False,
             output_dir=os.path.join(config.output_dir, "runs", folder),
             **overrides,

@@ -71,7 +71,7 @@ def runs(config):
             dataset=config.dataset, data_dir=config.data_dir,
             architecture=config.architecture, latent_dim=config.latent_dim,
             beta=beta, mixup_alpha=alpha, epochs=config.epochs,
-            seed=config.seed, verbose=0,
+            seed=config.seed, verbose=0, distribution=config.distribution,
             output_dir=os.path.join(config.output_dir, "runs", folder),
         )))
     return out
