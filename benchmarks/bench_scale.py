@@ -11,9 +11,17 @@ median time of the top-1 eigenpair after a warm-up call, the peak
 resident memory the call added (or the GPU's peak allocation when there
 is a GPU), and the eigenvalue's relative error against the exact route.
 
+`--devices` measures data parallelism instead (`vaekeras.distribution`):
+the default MLP's epoch time on mnist_5k (batch 256, median of epochs
+2-4) and the Fisher metric's time on 512 test digits, without a
+distribution, with data parallelism over one device (the machinery's
+overhead), and over two (virtual CPU devices here, GPUs where there are
+two), on JAX, each in its own process.
+
 Usage:
     python benchmarks/bench_scale.py
     KERAS_BACKEND=jax python benchmarks/bench_scale.py
+    python benchmarks/bench_scale.py --devices
 """
 
 import argparse
@@ -101,15 +109,117 @@ def child(method, repeats, weights):
     }))
 
 
+class _EpochTimes:
+    """Per-epoch wall times, as a Keras callback."""
+
+    def __new__(cls):
+        import keras
+
+        class Times(keras.callbacks.Callback):
+            def on_train_begin(self, logs=None):
+                self.times = []
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.times.append(time.perf_counter() - self.start)
+
+        return Times()
+
+
+def device_child(mode, repeats):
+    """One row of the `--devices` table, printed as JSON."""
+    import contextlib
+
+    import jax
+    import keras
+    import numpy as np
+
+    from vaekeras import build_vae
+    from vaekeras import data
+    from vaekeras import geometry
+
+    devices = jax.devices()
+    scope = contextlib.nullcontext()
+    if mode != "none":
+        count = int(mode)
+        scope = keras.distribution.DataParallel(
+            devices=devices[:count]
+        ).scope()
+    train = data.load_arrays("mnist_5k", "train")[0]
+    train = train[:len(train) - len(train) % 256]
+    test = data.load_arrays("mnist_5k", "test")[0][:512]
+    with scope:
+        keras.utils.set_random_seed(0)
+        model = build_vae((28, 28, 1), latent_dim=16, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        timer = _EpochTimes()
+        model.fit(train, epochs=4, batch_size=256, verbose=0,
+                  shuffle=False, callbacks=[timer])
+        geometry.eigenvalues(model, test, "fisher")  # trace
+        metric = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            np.asarray(geometry.eigenvalues(model, test, "fisher"))
+            metric.append(time.perf_counter() - start)
+    print(json.dumps({
+        "epoch": float(np.median(timer.times[1:])),
+        "metric": float(np.median(metric)),
+        "platform": devices[0].platform,
+    }))
+
+
+def devices_table(repeats):
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    import jax  # noqa: F401  (only to fail early without JAX)
+
+    gpus = int(subprocess.run(
+        [sys.executable, "-c", "import jax; print(sum(d.platform != 'cpu' "
+         "for d in jax.devices()))"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip().splitlines()[-1])
+    if gpus < 2:
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    rows = {}
+    for mode, label in (("none", "no distribution"),
+                        ("1", "data parallel, 1 device"),
+                        ("2", "data parallel, 2 devices")):
+        out = subprocess.run(
+            [sys.executable, __file__, f"--device_child={mode}",
+             f"--repeats={repeats}"],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        rows[label] = json.loads(out.stdout.strip().splitlines()[-1])
+    base = rows["no distribution"]
+    print(f"backend=jax, MLP VAE, mnist_5k, batch 256; devices: "
+          f"{base['platform']}" + (" (2 virtual)" if gpus < 2 else ""))
+    print(f"{'':26s} {'s / epoch':>10s} {'x none':>7s} {'metric s':>9s} "
+          f"{'x none':>7s}")
+    for label, row in rows.items():
+        print(f"{label:26s} {row['epoch']:10.3f} "
+              f"{row['epoch'] / base['epoch']:7.2f} {row['metric']:9.3f} "
+              f"{row['metric'] / base['metric']:7.2f}")
+    print("target: data parallel on 1 device <= 1.10x no distribution")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--child", default=None)
     parser.add_argument("--weights", default="")
+    parser.add_argument("--devices", action="store_true")
+    parser.add_argument("--device_child", default=None)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.repeats, args.weights)
+        return
+    if args.device_child:
+        device_child(args.device_child, args.repeats)
+        return
+    if args.devices:
+        devices_table(args.repeats)
         return
     import tempfile
 
