@@ -1,6 +1,7 @@
 """Run in a subprocess by test_distribution.py, on two virtual devices.
 
 Usage: python distributed_check.py <backend> <output.json> <workdir>
+    [--defenses]   (only the defenses, each one epoch with and without)
 
 The device count is process-wide (XLA flags, TF logical devices), so these
 checks never run inside the pytest process.
@@ -11,6 +12,7 @@ import os
 import sys
 
 backend, output, workdir = sys.argv[1:4]
+only_defenses = "--defenses" in sys.argv[4:]
 os.environ["KERAS_BACKEND"] = backend
 if backend == "jax":
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
@@ -45,6 +47,19 @@ def config(name, **kwargs):
 
 plan = distribution.plan_distribution("data_parallel")
 result["plan"] = plan.describe()
+if only_defenses:
+    # Every defense trains under the plan (their steps run per replica).
+    result["defenses"] = {}
+    for defense in ("geometry", "lipschitz", "adversarial", "tc"):
+        result["defenses"][defense] = [
+            training.train(config(
+                f"{defense}_{mode}", distribution=mode, defense=defense
+            ))["metrics"]["train"]["loss"]
+            for mode in ("none", "data_parallel")
+        ]
+    with open(output, "w") as f:
+        json.dump(result, f)
+    sys.exit(0)
 for label, extra in (("beta", {"beta": 2.0}), ("mixup", {"mixup_alpha": 0.5})):
     single = training.train(config(f"{label}_none", distribution="none",
                                    **extra))

@@ -10,13 +10,13 @@ from vaekeras import distribution
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def check(backend, tmp_path):
+def check(backend, tmp_path, *extra):
     out = tmp_path / "result.json"
     env = {**os.environ, "KERAS_BACKEND": backend}
     env.pop("XLA_FLAGS", None)
     result = subprocess.run(
         [sys.executable, os.path.join(HERE, "distributed_check.py"),
-         backend, str(out), str(tmp_path)],
+         backend, str(out), str(tmp_path), *extra],
         env=env, capture_output=True, text=True, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -45,6 +45,17 @@ def test_data_parallel_on_two_virtual_devices(backend, tmp_path):
     assert result["resume"]["max_weight_difference"] < 1e-5
     assert result["measure"]["eigenvalue_relative_difference"] < 1e-5
     assert result["measure"]["pgd_max_difference"] < 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "tensorflow"])
+def test_every_defense_trains_data_parallel(backend, tmp_path):
+    result = check(backend, tmp_path, "--defenses")
+    for defense, (single, multi) in result["defenses"].items():
+        # JAX: the same program; TF: per-replica noise (and TC's estimator
+        # sees each replica's half batch).
+        tolerance = 1e-4 if backend == "jax" else 0.05
+        assert multi == pytest.approx(single, rel=tolerance), defense
 
 
 def test_plans_on_one_device():
