@@ -348,9 +348,12 @@ def figures(entries, x_attack, config):
         ys = [r["worst_area"] for r in frontier]
         ax.step(xs, ys, where="post", color="k", linewidth=1,
                 label="Pareto frontier")
-        for r in frontier:
+        for i, r in enumerate(frontier):
+            # Alternate above and below: neighbours on a step often share
+            # a height.
             ax.annotate(_label(r), (r["clean_mse"], r["worst_area"]),
-                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+                        fontsize=6, xytext=(4, 4 if i % 2 == 0 else -10),
+                        textcoords="offset points")
     ax.set_xscale("log")
     if all(r["worst_area"] > 0 for r in report_rows):
         ax.set_yscale("log")
