@@ -129,6 +129,44 @@ def input_jvp(f, x, tangent):
     return product
 
 
+def replica_id():
+    """This `tf.distribute` replica's id, or None outside replicas.
+
+    JAX's data parallelism runs one program over the global batch, so it
+    has no replicas to tell apart; None there and on torch.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or (
+        tf.distribute.in_cross_replica_context()
+    ):
+        return None
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync <= 1:
+        return None
+    return context.replica_id_in_sync_group
+
+
+def scale_for_replicas(loss):
+    """The loss divided by the number of `tf.distribute` replicas.
+
+    Each replica computes its slice's mean loss and the strategy sums the
+    replicas' gradients; dividing here makes the update the global
+    batch's mean gradient (what Keras' own `compute_loss` does, and what
+    its logged `loss` undoes). A no-op outside a strategy and off
+    TensorFlow.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            return loss / replicas
+    return loss
+
+
 def backend():
     """The Keras backend name, checked to be one vaekeras can differentiate."""
     name = keras.backend.backend()

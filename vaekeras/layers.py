@@ -6,6 +6,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from vaekeras import latent
+
 # Bounds on log sigma^2: exp(-30) and exp(20) stay finite in float32, and a
 # clamped value keeps one bad batch from turning the loss into NaN.
 LOG_VAR_MIN = -30.0
@@ -81,22 +83,6 @@ class Sampling(keras.layers.Layer):
         return {**super().get_config(), "seed": self.seed}
 
 
-def _replica_id():
-    """This `tf.distribute` replica's id, or None outside replicas."""
-    if keras.backend.backend() != "tensorflow":
-        return None  # JAX's DataParallel draws on the global batch
-    import tensorflow as tf
-
-    if not tf.distribute.has_strategy() or (
-        tf.distribute.in_cross_replica_context()
-    ):
-        return None
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync <= 1:
-        return None
-    return context.replica_id_in_sync_group
-
-
 # Far apart in seed space, so replicas' streams never meet another
 # generator's (a Weyl-sequence constant).
 _REPLICA_SEED_STRIDE = 2654435761
@@ -118,7 +104,7 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
 
     def next(self, ordered=True):
         seed = super().next(ordered=ordered)
-        replica = _replica_id()
+        replica = latent.replica_id()
         if replica is None:
             return seed
         offset = ops.cast(replica, seed.dtype) * _REPLICA_SEED_STRIDE

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from vaekeras import architectures
+from vaekeras import latent
 from vaekeras.latent import check_batch_shape
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.layers import Sampling
@@ -101,24 +102,6 @@ def screen_batch(x):
     good = ops.logical_and(ops.greater_equal(x, 0.0), ops.less_equal(x, 1.0))
     bad = ops.sum(1.0 - ops.cast(good, "float32"))
     return ops.where(good, x, 0.0), bad
-
-
-def scale_for_replicas(loss):
-    """The loss divided by the number of `tf.distribute` replicas.
-
-    Each replica computes its slice's mean loss and the strategy sums the
-    replicas' gradients; dividing here makes the update the global
-    batch's mean gradient (what Keras' own `compute_loss` does, and what
-    its logged `loss` undoes). A no-op outside a strategy and off
-    TensorFlow.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        if replicas > 1:
-            return loss / replicas
-    return loss
 
 
 def _check_non_negative(name, value):
@@ -278,7 +261,7 @@ class VAE(keras.Model):
         loss = loss + self.extra_loss(x, z_mean, training=training)
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return scale_for_replicas(loss)
+        return latent.scale_for_replicas(loss)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the images' shape and range.
