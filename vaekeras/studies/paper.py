@@ -432,22 +432,39 @@ def figures(entries, x_attack, config):
     names["scores_vs_beta"] = _save(fig, out, "scores_vs_beta.png")
 
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
+    # Many models (the 50-beta grid): colour by beta, not a legend.
+    betas = [e["beta"] for e in entries if e["beta"]]
+    shade = None
+    if len(entries) > 12 and betas:
+        from matplotlib import colors
+
+        shade = colors.LogNorm(min(betas), max(betas))
     for ax, attack in zip(axes, ("eigen", "pgd", "random")):
         for e in entries:
             rows = e["analysis"]["attacks"][attack]
             # Damage, as the report defines it: what the attack adds to the
             # clean reconstruction error.
+            style = {"label": e["name"]}
+            if shade is not None and e["beta"]:
+                style = {"color": plt.cm.viridis(shade(e["beta"])),
+                         "linewidth": 0.8}
             ax.plot(
                 [r["eps"] for r in rows],
                 [r["reconstruction_mse"] - r["clean_reconstruction_mse"]
                  for r in rows],
-                marker=".", label=e["name"],
-                linestyle="--" if e["mixup_alpha"] else "-",
+                marker=".", linestyle="--" if e["mixup_alpha"] else "-",
+                **style,
             )
         ax.set_title(f"{attack} attack", fontsize=10)
         ax.set_xlabel("L2 eps")
     axes[0].set_ylabel("damage: MSE(adv) - MSE(clean)")
-    axes[-1].legend(fontsize=7)
+    if shade is None:
+        axes[-1].legend(fontsize=7)
+    else:
+        bar = fig.colorbar(
+            plt.cm.ScalarMappable(norm=shade, cmap="viridis"), ax=axes[-1]
+        )
+        bar.set_label("beta")
     names["attack_damage"] = _save(fig, out, "attack_damage.png")
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
