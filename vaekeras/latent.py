@@ -456,7 +456,7 @@ class LatentModel:
             compiled = jax.jit(traced)
 
             def run(*args):
-                return compiled(self._weights(), *_shard(_tensors(args)))
+                return compiled(*_place(self._weights(), _tensors(args)))
 
             return run
         import tensorflow as tf
@@ -479,19 +479,36 @@ class LatentModel:
         return run_tf
 
 
-def _shard(args):
-    """Splits batch arguments over the devices of a JAX data-parallel scope.
+def _place(weights, args):
+    """Where a compiled JAX function's weights and batch run.
 
     Inside `vaekeras.distribution` data parallelism (a
-    `keras.distribution.DataParallel` in scope), every array argument
-    whose leading axis divides evenly by the number of devices is placed
-    sharded along that axis, so the compiled function runs on all of them
-    at once (the weights are replicated); others stay where they are.
+    `keras.distribution.DataParallel` in scope) on accelerators, every
+    array argument whose leading axis divides evenly by the number of
+    devices is placed sharded along that axis, so the function runs on all
+    of them at once with the weights replicated. On virtual CPU devices
+    everything goes to the first device instead: XLA's CPU runtime
+    deadlocked intermittently on these programs over replicated weights
+    (measured: a second eigenvalue call hung), and one CPU gains nothing
+    from splitting.
+
+    Returns:
+        `(weights, *args)`.
     """
     distribution = keras.distribution.distribution()
     if distribution is None:
-        return args
-    count = len(distribution.device_mesh.devices.ravel())
+        return (weights, *args)
+    import jax
+
+    devices = distribution.device_mesh.devices.ravel()
+    if all(getattr(d, "platform", "cpu") == "cpu" for d in devices):
+        first = devices[0]
+        return (
+            [jax.device_put(w, first) for w in weights],
+            *[jax.device_put(a, first) if hasattr(a, "shape") else a
+              for a in args],
+        )
+    count = len(devices)
     out = []
     for a in args:
         shape = getattr(a, "shape", ())
@@ -500,7 +517,7 @@ def _shard(args):
                 a, distribution.get_data_layout(shape)
             )
         out.append(a)
-    return out
+    return (weights, *out)
 
 
 def _tensors(args):
