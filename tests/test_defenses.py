@@ -79,21 +79,6 @@ def test_geometry_regularized_vae_round_trips(tmp_path, digits):
     )
 
 
-def test_geometry_regularized_vae_exports(tf_only, tmp_path, digits):
-    import tensorflow as tf
-
-    from vaekeras import export
-
-    model = regularized()
-    path = export.export_saved_model(model, str(tmp_path / "sm"))
-    loaded = tf.saved_model.load(path)  # kept: its functions need it
-    served = loaded.reconstruct(digits[1][:3])["x_mean"]
-    np.testing.assert_allclose(
-        served.numpy(), to_numpy(model.reconstruct(digits[1][:3])),
-        atol=1e-5,
-    )
-
-
 @pytest.mark.parametrize("kwargs, match", [
     ({"metric_weight": -1.0}, "metric_weight=-1.0"),
     ({"metric_weight": float("nan")}, "metric_weight=nan"),
@@ -432,8 +417,10 @@ def test_lipschitz_vae_trains_and_round_trips(digits, tmp_path):
     )
 
 
-@pytest.mark.parametrize("defense", ["lipschitz", "adversarial"])
-def test_new_defenses_export(defense, tf_only, tmp_path, digits):
+@pytest.mark.parametrize(
+    "defense", ["geometry", "tc", "lipschitz", "adversarial"]
+)
+def test_every_defense_exports(defense, tf_only, tmp_path, digits):
     import tensorflow as tf
 
     from vaekeras import export
