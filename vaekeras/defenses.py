@@ -34,6 +34,7 @@ from vaekeras import architectures
 from vaekeras import attacks
 from vaekeras import geometry
 from vaekeras import latent
+from vaekeras.attacks import _check_positive_int
 from vaekeras.layers import LOG_VAR_MAX
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
@@ -45,15 +46,6 @@ from vaekeras.models import LIKELIHOODS
 from vaekeras.models import VAE
 from vaekeras.models import _check_non_negative
 from vaekeras.models import check_images
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected an "
-            f"integer >= 1. Received: {name}={value!r}"
-        )
-    return value
 
 
 @keras.saving.register_keras_serializable(package="vaekeras")
