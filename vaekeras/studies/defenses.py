@@ -20,6 +20,7 @@ from vaekeras import defenses
 from vaekeras import latent
 from vaekeras import scores
 from vaekeras import training
+from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import fmt
 from vaekeras.reporting import mix_note
 from vaekeras.reporting import save_figure
@@ -61,7 +62,6 @@ MARKERS = dict(zip(FAMILIES, ("o", "s", "^", "D", "v", "P")))
 DEFAULT_EPOCHS = 20
 DEFAULT_ATTACK_EXAMPLES = 200
 DEFAULT_PGD_ITER = 20
-CERTIFY_R = 1.0
 # The frontier's robustness axis: the worst attack's area under
 # reconstruction damage over the L2 grid.
 FRONTIER_NORM = "l2"
