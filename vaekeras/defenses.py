@@ -40,6 +40,7 @@ from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.layers import SpectralNorm
+from vaekeras.layers import check_positive
 from vaekeras.layers import clip_log_var
 from vaekeras.layers import linear_part
 from vaekeras.models import LIKELIHOODS
@@ -693,17 +694,6 @@ def build_lipschitz_vae(
 # --- Adversarially smooth encoders. ---
 
 
-def _check_positive(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        not math.isfinite(value) or value <= 0
-    ):
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected a "
-            f"finite number > 0. Received: {name}={value!r}"
-        )
-    return float(value)
-
-
 ADV_DIVERGENCES = ("wasserstein", "kl")
 
 
@@ -778,7 +768,7 @@ class AdversarialVAE(VAE):
             encoder, decoder, beta=beta, likelihood=likelihood, seed=seed,
             **kwargs,
         )
-        self.adv_eps = _check_positive("adv_eps", adv_eps)
+        self.adv_eps = check_positive("adv_eps", adv_eps)
         self.adv_norm = _check_norm_option("adv_norm", adv_norm)
         self.adv_steps = _check_positive_int("adv_steps", adv_steps)
         self.adv_weight = _check_non_negative("adv_weight", adv_weight)
@@ -955,7 +945,7 @@ class MCMCReconstruction:
         self.latent = latent.LatentModel.of(model)
         self.latent.require_decoder()
         self.steps = _check_positive_int("steps", steps)
-        self.step_size = _check_positive("step_size", step_size)
+        self.step_size = check_positive("step_size", step_size)
         if method not in MCMC_METHODS:
             raise ValueError(
                 "Invalid value received for argument `method`: expected one "
@@ -1115,10 +1105,10 @@ _OPTION_CHECKS = {
     "metric_kind": _check_choice(geometry.KINDS),
     "penalty": _check_choice(geometry.PENALTIES),
     "probes": _check_positive_int,
-    "max_std": _check_positive,
-    "encoder_lipschitz": _check_positive,
-    "decoder_lipschitz": _check_positive,
-    "adv_eps": _check_positive,
+    "max_std": check_positive,
+    "encoder_lipschitz": check_positive,
+    "decoder_lipschitz": check_positive,
+    "adv_eps": check_positive,
     "adv_norm": _check_norm_option,
     "adv_steps": _check_positive_int,
     "adv_weight": _check_non_negative,

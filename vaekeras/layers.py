@@ -14,6 +14,18 @@ LOG_VAR_MIN = -30.0
 LOG_VAR_MAX = 20.0
 
 
+def check_positive(name, value):
+    """`value` as a float; a `ValueError` naming it unless finite and > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+        not math.isfinite(value) or value <= 0
+    ):
+        raise ValueError(
+            f"Invalid value received for argument `{name}`: expected a "
+            f"finite number > 0. Received: {name}={value!r}"
+        )
+    return float(value)
+
+
 def clip_log_var(z_log_var):
     """Clamps a log-variance tensor to [LOG_VAR_MIN, LOG_VAR_MAX]."""
     return ops.clip(z_log_var, LOG_VAR_MIN, LOG_VAR_MAX)
@@ -142,14 +154,7 @@ class BoundedLogVariance(keras.layers.Layer):
 
     def __init__(self, max_std=1.0, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(max_std, bool) or not isinstance(
-            max_std, (int, float)
-        ) or not math.isfinite(max_std) or max_std <= 0:
-            raise ValueError(
-                "Invalid value received for argument `max_std`: expected a "
-                f"finite number > 0. Received: max_std={max_std!r}"
-            )
-        self.max_std = float(max_std)
+        self.max_std = check_positive("max_std", max_std)
 
     def call(self, raw):
         # log(max_std * sigmoid(h)) = log(max_std) - softplus(-h), stable.
@@ -197,14 +202,7 @@ class SpectralNorm(keras.layers.Wrapper):
 
     def __init__(self, layer, power_iterations=1, lipschitz=1.0, **kwargs):
         super().__init__(layer, **kwargs)
-        if isinstance(lipschitz, bool) or not isinstance(
-            lipschitz, (int, float)
-        ) or not math.isfinite(lipschitz) or lipschitz <= 0:
-            raise ValueError(
-                "Invalid value received for argument `lipschitz`: expected "
-                f"a finite number > 0. Received: lipschitz={lipschitz!r}"
-            )
-        self.lipschitz = float(lipschitz)
+        self.lipschitz = check_positive("lipschitz", lipschitz)
         if not isinstance(layer, (
             keras.layers.Dense, keras.layers.Conv2D,
             keras.layers.Conv2DTranspose,
