@@ -43,8 +43,12 @@ def test_data_parallel_on_two_virtual_devices(backend, tmp_path):
             assert run["loss_dp"] == pytest.approx(run["loss_none"], rel=0.02)
     assert result["resume"]["resumed_after_epoch"] == 2
     assert result["resume"]["max_weight_difference"] < 1e-5
-    assert result["measure"]["eigenvalue_relative_difference"] < 1e-5
-    assert result["measure"]["pgd_max_difference"] < 1e-5
+    measure = result["measure"]
+    for name in ("eigenvalues", "pgd", "eigen_attack", "mcmc"):
+        assert measure[name] < 1e-5, (name, measure)
+    if backend == "tensorflow":
+        # Every compiled call was split over the two replicas.
+        assert measure["sharded_calls"] >= 4
 
 
 @pytest.mark.slow

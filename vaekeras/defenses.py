@@ -835,10 +835,15 @@ def _energy(view, x, z, likelihood):
 
 
 def _mcmc_chain(
-    view, x, z, scale, momenta, uniforms, step_size, steps, *,
-    leapfrog_steps, likelihood,
+    view, x, z_mean, z_log_var, noise, momenta, uniforms, step_size, steps,
+    *, leapfrog_steps, likelihood,
 ):
-    """`steps` HMC transitions from z; (final z, accepted per sample).
+    """`steps` HMC transitions from a posterior draw; (last z, mean z,
+    accepted per sample).
+
+    Every random draw comes in as an argument, batch first: `noise`
+    `(B, d)` for the start z_mean + scale * noise, `momenta` `(B, steps,
+    d)`, `uniforms` `(B, steps)`.
 
     Leapfrog in the coordinates u = z / scale (a diagonal mass matrix of
     1 / scale^2), where the posterior is about unit-sized; the constant
@@ -849,11 +854,13 @@ def _mcmc_chain(
             lambda z__: _energy(view, x, z__, likelihood), z_
         )
 
+    scale = ops.exp(0.5 * z_log_var)
+    z = z_mean + scale * noise
     energy, grad = energy_and_grad(z)
 
     def transition(i, state):
         z, energy, grad, accepted, total = state
-        p = ops.take(momenta, i, axis=0)  # (B, d)
+        p = ops.take(momenta, i, axis=1)  # (B, d)
         z_new, grad_new = z, grad
         p_new = p - 0.5 * step_size * scale * grad_new
         for leap in range(leapfrog_steps):
@@ -866,7 +873,7 @@ def _mcmc_chain(
             energy + 0.5 * ops.sum(ops.square(p), axis=-1)
             - energy_new - 0.5 * ops.sum(ops.square(p_new), axis=-1)
         )
-        u = ops.take(uniforms, i, axis=0)  # (B,)
+        u = ops.take(uniforms, i, axis=1)  # (B,)
         # A NaN ratio (a diverged trajectory) compares False: rejected.
         accept = ops.log(u) < log_ratio
         keep = ops.expand_dims(accept, -1)
@@ -983,10 +990,7 @@ class MCMCReconstruction:
         x = self.latent.check_inputs(x)
         z_mean, z_log_var = self.latent.encode(x)
         shape = ops.shape(z_mean)
-        scale = ops.exp(0.5 * z_log_var)
-        z = z_mean + scale * keras.random.normal(
-            shape, seed=self._seed_generator
-        )
+        noise = keras.random.normal(shape, seed=self._seed_generator)
         momenta = keras.random.normal(
             (self.steps, *shape), seed=self._seed_generator
         )
@@ -1000,8 +1004,14 @@ class MCMCReconstruction:
             ),
             ("mcmc_chain", self.leapfrog_steps, self.likelihood),
         )
+        # Batch first (B, steps, ...), so that a distribution plan splits
+        # the chains by example; drawn steps first, as before. The draws
+        # meet the encoding only inside the compiled chain (under JAX data
+        # parallelism they live on the whole mesh, the encoding on one
+        # device).
         last, mean, accepted = chain(
-            x, z, scale, momenta, uniforms,
+            x, z_mean, z_log_var, noise, ops.transpose(momenta, (1, 0, 2)),
+            ops.transpose(uniforms),
             ops.convert_to_tensor(self.step_size, "float32"),
             ops.convert_to_tensor(self.steps, "int32"),
         )

@@ -29,6 +29,7 @@ Example:
 """
 
 import contextlib
+import functools
 import inspect
 
 import keras
@@ -247,6 +248,7 @@ class LatentModel:
     def __init__(self, model):
         self.model = model
         self.trace_count = 0
+        self.sharded_calls = 0
         self._compiled = {}
         self._torch_vmap = True
         self._latent_dim = None
@@ -408,6 +410,13 @@ class LatentModel:
         `value_and_grad(f, x)` on the weights passed at call time. Tensor
         arguments (not Python numbers) keep one trace for every value.
 
+        The first argument is a batch, and every output is per-example
+        (leading axis the batch): inside a `vaekeras.distribution` plan's
+        scope the call is split over the devices, each taking its share of
+        every argument whose leading size is the batch's (TensorFlow:
+        `strategy.run`, counted in `sharded_calls`; JAX accelerators:
+        the batch sharded along its first axis).
+
         Args:
             fn: `(view, *args) -> tensors` in `keras.ops`.
             key: hashable name of `fn` and its static settings.
@@ -462,21 +471,121 @@ class LatentModel:
         import tensorflow as tf
 
         compiled = tf.function(traced, reduce_retracing=True)
+        sharded = {}
         first = []
+
+        def free_batch(args):
+            # Trace once with a free batch size, so a smaller last batch
+            # reuses this trace instead of retracing.
+            return [
+                tf.TensorSpec([None, *a.shape[1:]], a.dtype)
+                if tf.is_tensor(a) and a.shape.rank else a for a in args
+            ]
 
         def run_tf(*args):
             args = _tensors(args)
+            strategy = _tf_strategy_to_split(args)
+            if strategy is not None:
+                mask = _per_example(args)
+                key = (id(strategy), mask)
+                if sharded.get(key, (None,))[0] is not strategy:
+                    run = tf.function(
+                        functools.partial(
+                            _run_on_replicas, traced, self._weights,
+                            strategy, mask,
+                        ),
+                        reduce_retracing=True,
+                    )
+                    run.get_concrete_function(*free_batch(args))
+                    sharded[key] = (strategy, run)
+                self.sharded_calls += 1
+                return sharded[key][1](*args)
             if not first:
-                # Trace once with a free batch size, so a smaller last
-                # batch reuses this trace instead of retracing.
-                compiled.get_concrete_function(self._weights(), *[
-                    tf.TensorSpec([None, *a.shape[1:]], a.dtype)
-                    if tf.is_tensor(a) and a.shape.rank else a for a in args
-                ])
+                compiled.get_concrete_function(
+                    self._weights(), *free_batch(args)
+                )
                 first.append(True)
             return compiled(self._weights(), *args)
 
         return run_tf
+
+
+def _per_example(args):
+    """Which arguments are per-example: rank >= 1, the first's batch size.
+
+    The first argument of every compiled function is a batch; arguments
+    with the same leading size are split with it, the rest (scalars,
+    settings) are passed whole.
+    """
+    batch = _leading_size(args[0]) if args else None
+    return tuple(
+        batch is not None and _leading_size(a) == batch for a in args
+    )
+
+
+def _leading_size(a):
+    shape = getattr(a, "shape", None)
+    if shape is None or len(shape) == 0 or shape[0] is None:
+        return None
+    return int(shape[0])
+
+
+def _tf_strategy_to_split(args):
+    """The `tf.distribute.MirroredStrategy` to split this call over, or None.
+
+    Only a one-host mirrored strategy in scope, called from outside its
+    replicas (a `train_step` already runs per replica), with at least one
+    example per replica.
+    """
+    import tensorflow as tf
+
+    if not tf.distribute.has_strategy() or not (
+        tf.distribute.in_cross_replica_context()
+    ):
+        return None
+    strategy = tf.distribute.get_strategy()
+    batch = _leading_size(args[0]) if args else None
+    replicas = strategy.num_replicas_in_sync
+    if not isinstance(strategy, tf.distribute.MirroredStrategy) or (
+        replicas < 2 or batch is None or batch < replicas
+    ):
+        return None
+    return strategy
+
+
+def _run_on_replicas(traced, weights, strategy, mask, *args):
+    """`traced` on each replica's share of the batch, gathered in order.
+
+    Replica i takes the examples [start_i, start_i + size_i) of every
+    per-example argument (the first `batch % replicas` replicas one more);
+    the outputs, all per-example, are concatenated back along axis 0.
+    """
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+
+    def share(a):
+        index = tf.cast(
+            tf.distribute.get_replica_context().replica_id_in_sync_group,
+            tf.int32,
+        )
+        size = tf.shape(a)[0]
+        per, extra = size // replicas, size % replicas
+        start = index * per + tf.minimum(index, extra)
+        return a[start:start + per + tf.cast(index < extra, tf.int32)]
+
+    def on_replica(*args):
+        args = [share(a) if m else a for a, m in zip(args, mask)]
+        return traced(weights(), *args)
+
+    outputs = strategy.run(on_replica, args=args)
+    # A concatenation, not `strategy.gather`: gather is a collective, and
+    # collectives of two strategies over the same devices (a training's
+    # and a measurement's) clash on their instance keys (measured).
+    return tf.nest.map_structure(
+        lambda t: tf.concat(strategy.experimental_local_results(t), 0),
+        outputs,
+    )
 
 
 def _place(weights, args):
@@ -485,8 +594,9 @@ def _place(weights, args):
     Inside `vaekeras.distribution` data parallelism (a
     `keras.distribution.DataParallel` in scope) on accelerators, every
     array argument whose leading axis divides evenly by the number of
-    devices is placed sharded along that axis, so the function runs on all
-    of them at once with the weights replicated. On virtual CPU devices
+    devices (and equals the first argument's, the batch) is placed sharded
+    along that axis, so the function runs on all of them at once with the
+    weights replicated. On virtual CPU devices
     everything goes to the first device instead: XLA's CPU runtime
     deadlocked intermittently on these programs over replicated weights
     (measured: a second eigenvalue call hung), and one CPU gains nothing
@@ -510,11 +620,10 @@ def _place(weights, args):
         )
     count = len(devices)
     out = []
-    for a in args:
-        shape = getattr(a, "shape", ())
-        if len(shape) >= 1 and shape[0] and shape[0] % count == 0:
+    for a, per_example in zip(args, _per_example(args)):
+        if per_example and a.shape[0] % count == 0:
             a = keras.distribution.distribute_tensor(
-                a, distribution.get_data_layout(shape)
+                a, distribution.get_data_layout(a.shape)
             )
         out.append(a)
     return (weights, *out)
