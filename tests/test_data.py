@@ -3,6 +3,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from helpers import prepare_tiny_tfds
 
 from vaekeras import data
 
@@ -53,6 +54,50 @@ def test_tfds_path_under_mock_data():
     assert images.dtype == np.float32
     assert 0.0 <= images.min() and images.max() <= 1.0
     assert batch.shape == (8, 28, 28, 1)
+
+
+def test_prepared_tfds_data_set_loads_offline(tmp_path):
+    prepare_tiny_tfds(tmp_path)
+    images, labels = data.load_arrays("tiny_digits", "train",
+                                      data_dir=str(tmp_path))
+    np.testing.assert_array_equal(labels, np.arange(10))
+    # Image i is filled with 20 * i out of 255.
+    np.testing.assert_allclose(images[:, 0, 0, 0], np.arange(10) * 20 / 255)
+
+
+@pytest.mark.parametrize("name", ["tiny_digits", "digits"])
+def test_host_shards_are_disjoint_equal_and_cover_the_split(name, tmp_path):
+    if name == "tiny_digits":
+        prepare_tiny_tfds(tmp_path)
+    whole = data.load_arrays(name, "train", data_dir=str(tmp_path))[1]
+    shards = [
+        data.load_arrays(name, "train", data_dir=str(tmp_path),
+                         shard=(i, 3))[1]
+        for i in range(3)
+    ]
+    # Every host the same number of examples (so every host runs the same
+    # number of steps), no example on two hosts, only the remainder left.
+    size = len(whole) // 3
+    assert [len(s) for s in shards] == [size] * 3
+    if name == "tiny_digits":
+        # tfds' per-process split: host i reads block i of the files.
+        assert [s.tolist() for s in shards] == [[0, 1, 2], [3, 4, 5],
+                                               [6, 7, 8]]
+    else:
+        # Every count-th image from the host's index.
+        images = data.load_arrays(name, "train")[0][:3 * size]
+        for i in range(3):
+            part = data.load_arrays(name, "train", shard=(i, 3))[0]
+            np.testing.assert_array_equal(part, images[i::3])
+    ds = data.load_dataset(name, "train", batch_size=2, seed=0,
+                           data_dir=str(tmp_path), shard=(1, 3))
+    assert ds.num_examples == size
+
+
+@pytest.mark.parametrize("shard", [(3, 3), (-1, 2), (0, 0), "0,2", (1,)])
+def test_bad_shard_names_the_argument(shard):
+    with pytest.raises(ValueError, match="shard="):
+        data.load_arrays("digits", "train", shard=shard)
 
 
 def test_missing_tfds_data_fails_fast_with_instructions(tmp_path):

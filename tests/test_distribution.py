@@ -1,11 +1,14 @@
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
+from vaekeras import data
 from vaekeras import distribution
+from vaekeras import training
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -49,6 +52,54 @@ def test_data_parallel_on_two_virtual_devices(backend, tmp_path):
     if backend == "tensorflow":
         # Every compiled call was split over the two replicas.
         assert measure["sharded_calls"] >= 4
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_jax_hosts_on_loopback(tmp_path):
+    port = str(free_port())
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env.pop("XLA_FLAGS", None)
+    hosts = [
+        subprocess.Popen(
+            [sys.executable, os.path.join(HERE, "multihost_check.py"),
+             str(i), port, str(tmp_path / f"{i}.json"), str(tmp_path)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    errors = [host.communicate(timeout=600)[1] for host in hosts]
+    for host, error in zip(hosts, errors):
+        assert host.returncode == 0, error[-4000:]
+    first, second = (
+        json.loads((tmp_path / f"{i}.json").read_text()) for i in range(2)
+    )
+    assert first["plan"]["processes"] == 2
+    assert first["plan"]["num_replicas"] == 2
+    assert [first["plan"]["process_index"],
+            second["plan"]["process_index"]] == [0, 1]
+    # One training: the same weights and measurements on both hosts.
+    assert first["weights"] == second["weights"]
+    assert first["loss"] == second["loss"]
+    assert first["eigenvalues"] == pytest.approx(second["eigenvalues"])
+    # Each host read its own half of the training split.
+    labels = data.load_arrays("digits", "train")[1]
+    half = len(labels) // 2
+    assert first["labels_read"] == labels[:2 * half][0::2].tolist()
+    assert second["labels_read"] == labels[:2 * half][1::2].tolist()
+    # The same training as on one device, up to the data order.
+    one = training.train(training.TrainConfig(
+        dataset="digits", epochs=2, latent_dim=3, batch_size=64, verbose=0,
+        monitor_geometry=False, output_dir=str(tmp_path / "one"),
+    ))
+    assert first["loss"] == pytest.approx(
+        one["metrics"]["train"]["loss"], rel=0.02
+    )
 
 
 @pytest.mark.slow

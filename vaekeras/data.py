@@ -85,9 +85,35 @@ def _tfds_missing_message(name, data_dir, error):
     )
 
 
-def _load_tfds(name, split, data_dir, download):
+def _check_shard(shard):
+    """`(index, count)` with 0 <= index < count, or None."""
+    if shard is None:
+        return None
+    try:
+        index, count = (int(v) for v in shard)
+        valid = 0 <= index < count and tuple(shard) == (index, count)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ValueError(
+            "Invalid value received for argument `shard`: expected None or "
+            "(index, count) with 0 <= index < count. Received: "
+            f"shard={shard!r}"
+        )
+    return index, count
+
+
+def _load_tfds(name, split, data_dir, download, shard=None):
     import tensorflow_datasets as tfds
 
+    if shard is not None:
+        # tfds' own per-process split: this host reads only its block of
+        # the files, every host the same number of examples.
+        index, count = shard
+        split = tfds.split_for_jax_process(
+            split, process_index=index, process_count=count,
+            drop_remainder=True,
+        )
     try:
         ds, info = tfds.load(
             name,
@@ -122,7 +148,8 @@ def _load_tfds(name, split, data_dir, download):
 
 
 def load_arrays(
-    name="mnist_5k", split="train", data_dir=None, download=False
+    name="mnist_5k", split="train", data_dir=None, download=False,
+    shard=None,
 ):
     """Loads one split as numpy arrays, for evaluation and attacks.
 
@@ -134,13 +161,18 @@ def load_arrays(
             offline data sets.
         download: whether tensorflow-datasets may download. Defaults to
             `False`: without network a download retries for minutes.
+        shard: None, or `(index, count)`: host `index`'s share of the
+            split among `count` hosts, every host the same number of
+            examples (the last `N % count` are left out). tfds data sets
+            use `tfds.split_for_jax_process`, so each host reads only its
+            block; the offline ones take every count-th image from index.
 
     Returns:
         A tuple `(images, labels)`: float32 `(N, H, W, C)` in [0, 1] and
         int64 `(N,)`.
 
     Raises:
-        ValueError: for an unknown name or split.
+        ValueError: for an unknown name or split, or a bad shard.
         FileNotFoundError: for a tfds data set that is not prepared and
             `download=False`; the message says how to prepare it.
 
@@ -151,18 +183,22 @@ def load_arrays(
     (359, 8, 8, 1)
     """
     _check_split(split)
+    shard = _check_shard(shard)
     if name in OFFLINE_DATASETS:
         images, labels, (train, test) = (
             _mnist_5k() if name == "mnist_5k" else _digits()
         )
         idx = train if split == "train" else test
+        if shard is not None:
+            index, count = shard
+            idx = idx[:len(idx) - len(idx) % count][index::count]
         return images[idx], labels[idx]
     if not isinstance(name, str) or not name:
         raise ValueError(
             f"Invalid value received for argument `name`: expected one of "
             f"{available_datasets()}. Received: name={name!r}"
         )
-    return _load_tfds(name, split, data_dir, download)
+    return _load_tfds(name, split, data_dir, download, shard)
 
 
 def load_dataset(
@@ -196,8 +232,8 @@ def load_dataset(
             multiple of this (JAX data parallelism splits every batch
             evenly over its devices; at most `multiple_of - 1` are
             dropped).
-        shard: None, or `(index, count)`: this host's slice of the split
-            (every count-th image from index), for multi-host training.
+        shard: None, or `(index, count)`: this host's share of the
+            split, for multi-host training (see `load_arrays`).
 
     Returns:
         A prefetched `tf.data.Dataset`.
@@ -219,10 +255,7 @@ def load_dataset(
         )
     import tensorflow as tf
 
-    images, _ = load_arrays(name, split, data_dir, download)
-    if shard is not None:
-        index, count = shard
-        images = images[index::count]
+    images, _ = load_arrays(name, split, data_dir, download, shard)
     images = images[:len(images) - len(images) % multiple_of]
     if split != "train":
         ds = tf.data.Dataset.from_tensor_slices(images)

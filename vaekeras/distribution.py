@@ -72,8 +72,12 @@ class DistributionPlan:
                 import jax
 
                 by_name = {str(d): d for d in jax.devices()}
+                # Many hosts: each feeds its own share of the data (tfds'
+                # per-process split), not one global data set for Keras to
+                # cut up after every host has read all of it.
                 self._engine = keras.distribution.DataParallel(
-                    devices=[by_name[name] for name in self.devices]
+                    devices=[by_name[name] for name in self.devices],
+                    auto_shard_dataset=self.processes == 1,
                 )
             else:
                 import tensorflow as tf
@@ -89,14 +93,45 @@ class DistributionPlan:
         return self._engine
 
     def batch_multiple(self):
-        """What every batch's size must be a multiple of (JAX: devices).
+        """What every local batch's size must be a multiple of.
 
-        JAX splits each batch evenly over the mesh; `tf.distribute`
-        handles uneven batches itself.
+        JAX splits each batch evenly over the mesh, so a host's batch
+        must divide among its own devices; `tf.distribute` handles uneven
+        batches itself (1).
         """
         if self.name == "data_parallel" and self.backend == "jax":
-            return self.num_replicas
+            return self.num_replicas // self.processes
         return 1
+
+    def local_batch(self, global_batch):
+        """This host's share of the global batch (all of it on one host).
+
+        Raises:
+            ValueError: when the global batch does not divide evenly among
+                the devices (JAX) or the hosts.
+        """
+        multiple = self.batch_multiple() * self.processes
+        if global_batch % multiple:
+            raise ValueError(
+                "Invalid value received for argument `batch_size`: with "
+                f"{self.num_replicas} devices on {self.processes} host(s) "
+                f"on {self.backend}, the global batch must divide evenly "
+                f"among {multiple}. Received: batch_size={global_batch}"
+            )
+        return global_batch // self.processes
+
+    def local_share(self, images):
+        """This host's share of an array of examples (see `data_shard`).
+
+        Every host gets the same number, a multiple of `batch_multiple()`:
+        every count-th example from the host's index.
+        """
+        shard = self.data_shard()
+        if shard is not None:
+            index, count = shard
+            images = images[:len(images) - len(images) % count][index::count]
+        multiple = self.batch_multiple()
+        return images[:len(images) - len(images) % multiple]
 
     def data_shard(self):
         """`(index, count)` of this host's share of the data, or None.

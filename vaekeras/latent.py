@@ -593,14 +593,15 @@ def _place(weights, args):
 
     Inside `vaekeras.distribution` data parallelism (a
     `keras.distribution.DataParallel` in scope) on accelerators, every
-    array argument whose leading axis divides evenly by the number of
-    devices (and equals the first argument's, the batch) is placed sharded
+    per-example argument (leading size the batch's, see `_per_example`)
+    whose batch divides evenly by the number of devices is placed sharded
     along that axis, so the function runs on all of them at once with the
-    weights replicated. On virtual CPU devices
-    everything goes to the first device instead: XLA's CPU runtime
-    deadlocked intermittently on these programs over replicated weights
-    (measured: a second eigenvalue call hung), and one CPU gains nothing
-    from splitting.
+    weights replicated. On many hosts each host measures on its own
+    devices (the weights' local replica; every host computes the whole
+    batch). On CPU devices everything goes to the host's first device
+    instead: XLA's CPU runtime deadlocked intermittently on these
+    programs over replicated weights (measured: a second eigenvalue call
+    hung), and one CPU gains nothing from splitting.
 
     Returns:
         `(weights, *args)`.
@@ -611,22 +612,43 @@ def _place(weights, args):
     import jax
 
     devices = distribution.device_mesh.devices.ravel()
+    local = [d for d in devices if d.process_index == jax.process_index()]
     if all(getattr(d, "platform", "cpu") == "cpu" for d in devices):
-        first = devices[0]
         return (
-            [jax.device_put(w, first) for w in weights],
-            *[jax.device_put(a, first) if hasattr(a, "shape") else a
+            [jax.device_put(_local_value(w), local[0]) for w in weights],
+            *[jax.device_put(a, local[0]) if hasattr(a, "shape") else a
               for a in args],
         )
-    count = len(devices)
-    out = []
-    for a, per_example in zip(args, _per_example(args)):
-        if per_example and a.shape[0] % count == 0:
-            a = keras.distribution.distribute_tensor(
+    count = len(local)
+    if count < len(devices):
+        mesh = jax.sharding.Mesh(np.array(local), ("batch",))
+        spec = jax.sharding.PartitionSpec
+        weights = [
+            jax.device_put(
+                _local_value(w), jax.sharding.NamedSharding(mesh, spec())
+            ) for w in weights
+        ]
+
+        def split(a):
+            return jax.device_put(
+                a, jax.sharding.NamedSharding(mesh, spec("batch"))
+            )
+    else:
+        def split(a):
+            return keras.distribution.distribute_tensor(
                 a, distribution.get_data_layout(a.shape)
             )
-        out.append(a)
-    return (weights, *out)
+    return (weights, *[
+        split(a) if per_example and a.shape[0] % count == 0 else a
+        for a, per_example in zip(args, _per_example(args))
+    ])
+
+
+def _local_value(array):
+    """A replicated array's copy on this host (on many hosts)."""
+    if getattr(array, "is_fully_addressable", True):
+        return array
+    return array.addressable_data(0)
 
 
 def _tensors(args):

@@ -393,17 +393,10 @@ def train(config):
         config.resolve_defense()
     plan = distribution.plan_distribution(config.distribution)
     multiple = plan.batch_multiple()
-    if config.batch_size % multiple:
-        raise ValueError(
-            "Invalid value received for argument `batch_size`: with "
-            f"{plan.num_replicas} devices on JAX the global batch must "
-            f"divide evenly among them. Received: "
-            f"batch_size={config.batch_size}"
-        )
     train_ds = data.load_dataset(
-        config.dataset, "train", config.batch_size, config.data_dir,
-        config.download, seed=config.seed, multiple_of=multiple,
-        shard=plan.data_shard(),
+        config.dataset, "train", plan.local_batch(config.batch_size),
+        config.data_dir, config.download, seed=config.seed,
+        multiple_of=multiple, shard=plan.data_shard(),
     )
     test_images, _ = data.load_arrays(
         config.dataset, "test", config.data_dir, config.download
@@ -502,8 +495,9 @@ def _train_in_scope(config, train_ds, test_images, plan):
         train_ds,
         epochs=config.epochs,
         validation_data=data.load_dataset(
-            config.dataset, "test", config.batch_size, config.data_dir,
-            config.download, multiple_of=plan.batch_multiple(),
+            config.dataset, "test", plan.local_batch(config.batch_size),
+            config.data_dir, config.download,
+            multiple_of=plan.batch_multiple(), shard=plan.data_shard(),
         ),
         callbacks=callbacks,
         verbose=config.verbose,
@@ -532,7 +526,8 @@ def _train_in_scope(config, train_ds, test_images, plan):
             f"cause: {', '.join(likely_causes(config))}."
         )
     test = model.evaluate(
-        test_images, batch_size=config.batch_size, return_dict=True,
+        plan.local_share(test_images),
+        batch_size=plan.local_batch(config.batch_size), return_dict=True,
         verbose=0,
     )
     final_train = {

@@ -502,8 +502,13 @@ def run_sweep(config):
     plan = distribution.plan_distribution(config.distribution)
     multiple = plan.batch_multiple()
     train_ds = data.load_dataset(
-        config.dataset, "train", config.batch_size, config.data_dir,
-        seed=config.seed, multiple_of=multiple, shard=plan.data_shard(),
+        config.dataset, "train", plan.local_batch(config.batch_size),
+        config.data_dir, seed=config.seed, multiple_of=multiple,
+        shard=plan.data_shard(),
+    )
+    validation_ds = data.load_dataset(
+        config.dataset, "test", plan.local_batch(config.batch_size),
+        config.data_dir, multiple_of=multiple, shard=plan.data_shard(),
     )
     test_images, _ = data.load_arrays(config.dataset, "test", config.data_dir)
     test_images = test_images[:len(test_images) - len(test_images) % multiple]
@@ -528,7 +533,10 @@ def run_sweep(config):
         else runs.lock(project_dir)
     )
     with owner, plan.scope():
-        return _search(config, hypermodel, train_ds, test_images, project_dir)
+        return _search(
+            config, hypermodel, train_ds, validation_ds, test_images,
+            project_dir,
+        )
 
 
 def _poll_politely(client):
@@ -548,7 +556,9 @@ def _poll_politely(client):
     client.create_trial = create_trial
 
 
-def _search(config, hypermodel, train_ds, test_images, project_dir):
+def _search(
+    config, hypermodel, train_ds, validation_ds, test_images, project_dir
+):
     from keras_tuner.src.distribute import utils as dist_utils
 
     tuner = make_tuner(
@@ -571,9 +581,7 @@ def _search(config, hypermodel, train_ds, test_images, project_dir):
     tuner.search(
         train_ds,
         epochs=config.epochs,
-        validation_data=data.load_dataset(
-            config.dataset, "test", config.batch_size, config.data_dir
-        ),
+        validation_data=validation_ds,
         callbacks=[
             keras.callbacks.TensorBoard(os.path.join(project_dir, "logs")),
             keras.callbacks.TerminateOnNaN(),
