@@ -12,11 +12,12 @@ resident memory the call added (or the GPU's peak allocation when there
 is a GPU), and the eigenvalue's relative error against the exact route.
 
 `--devices` measures data parallelism instead (`vaekeras.distribution`):
-the default MLP's epoch time on mnist_5k (batch 256, median of epochs
-2-4) and the Fisher metric's time on 512 test digits, without a
-distribution, with data parallelism over one device (the machinery's
-overhead), and over two (virtual CPU devices here, GPUs where there are
-two), on JAX, each in its own process.
+the default MLP's and the conv VAE's epoch time on mnist_5k (batch 256,
+median of epochs 2-8, conv 2-4) and the Fisher metric's time on 512 test
+digits, without a distribution, with data parallelism over one device
+(the machinery's overhead), and over two (virtual CPU devices here, GPUs
+where there are two), on JAX, each in its own process, in `--rounds`
+interleaved rounds.
 
 Usage:
     python benchmarks/bench_scale.py
@@ -128,7 +129,7 @@ class _EpochTimes:
         return Times()
 
 
-def device_child(mode, repeats):
+def device_child(mode, repeats, architecture="mlp"):
     """One row of the `--devices` table, printed as JSON."""
     import contextlib
 
@@ -152,11 +153,13 @@ def device_child(mode, repeats):
     test = data.load_arrays("mnist_5k", "test")[0][:512]
     with scope:
         keras.utils.set_random_seed(0)
-        model = build_vae((28, 28, 1), latent_dim=16, seed=0)
+        model = build_vae((28, 28, 1), latent_dim=16, seed=0,
+                          architecture=architecture)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         timer = _EpochTimes()
-        model.fit(train, epochs=4, batch_size=256, verbose=0,
-                  shuffle=False, callbacks=[timer])
+        model.fit(train, epochs=8 if architecture == "mlp" else 4,
+                  batch_size=256, verbose=0, shuffle=False,
+                  callbacks=[timer])
         geometry.eigenvalues(model, test, "fisher")  # trace
         metric = []
         for _ in range(repeats):
@@ -170,7 +173,7 @@ def device_child(mode, repeats):
     }))
 
 
-def devices_table(repeats):
+def devices_table(repeats, rounds, architectures=("mlp", "conv")):
     env = {**os.environ, "KERAS_BACKEND": "jax"}
     import jax  # noqa: F401  (only to fail early without JAX)
 
@@ -181,25 +184,43 @@ def devices_table(repeats):
     ).stdout.strip().splitlines()[-1])
     if gpus < 2:
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
-    rows = {}
-    for mode, label in (("none", "no distribution"),
-                        ("1", "data parallel, 1 device"),
-                        ("2", "data parallel, 2 devices")):
-        out = subprocess.run(
-            [sys.executable, __file__, f"--device_child={mode}",
-             f"--repeats={repeats}"],
-            env=env, capture_output=True, text=True, check=True,
-        )
-        rows[label] = json.loads(out.stdout.strip().splitlines()[-1])
-    base = rows["no distribution"]
-    print(f"backend=jax, MLP VAE, mnist_5k, batch 256; devices: "
-          f"{base['platform']}" + (" (2 virtual)" if gpus < 2 else ""))
-    print(f"{'':26s} {'s / epoch':>10s} {'x none':>7s} {'metric s':>9s} "
-          f"{'x none':>7s}")
-    for label, row in rows.items():
-        print(f"{label:26s} {row['epoch']:10.3f} "
-              f"{row['epoch'] / base['epoch']:7.2f} {row['metric']:9.3f} "
-              f"{row['metric'] / base['metric']:7.2f}")
+    import numpy as np
+
+    modes = (("none", "no distribution"), ("1", "data parallel, 1 device"),
+             ("2", "data parallel, 2 devices"))
+    # Rounds interleave the three modes, so that a slow spell of the
+    # machine hits all of them; the ratios are taken within each round.
+    runs = {(arch, label): [] for arch in architectures for _, label in modes}
+    for _ in range(rounds):
+        for arch in architectures:
+            for mode, label in modes:
+                out = subprocess.run(
+                    [sys.executable, __file__, f"--device_child={mode}",
+                     f"--repeats={repeats}", f"--architecture={arch}"],
+                    env=env, capture_output=True, text=True, check=True,
+                )
+                runs[arch, label].append(
+                    json.loads(out.stdout.strip().splitlines()[-1])
+                )
+    platform = runs[architectures[0], "no distribution"][0]["platform"]
+    print(f"backend=jax, mnist_5k, batch 256; devices: {platform}"
+          + (" (2 virtual)" if gpus < 2 else "")
+          + f"; median of {rounds} interleaved rounds (ratio range)")
+    print(f"{'':5s} {'':26s} {'s / epoch':>10s} {'x none':>17s} "
+          f"{'ms/step more':>12s} {'metric s':>9s} {'x none':>7s}")
+    for (arch, label), rows in runs.items():
+        base = runs[arch, "no distribution"]
+        epoch = [r["epoch"] / b["epoch"] for r, b in zip(rows, base)]
+        metric = [r["metric"] / b["metric"] for r, b in zip(rows, base)]
+        # 15 steps per epoch (3,840 images, batch 256).
+        extra = [(r["epoch"] - b["epoch"]) / 15 * 1000
+                 for r, b in zip(rows, base)]
+        print(f"{arch:5s} {label:26s} "
+              f"{np.median([r['epoch'] for r in rows]):10.3f} "
+              f"{np.median(epoch):7.2f} ({min(epoch):.2f}-{max(epoch):.2f})"
+              f" {np.median(extra):12.1f}"
+              f" {np.median([r['metric'] for r in rows]):9.3f} "
+              f"{np.median(metric):7.2f}")
     print("target: data parallel on 1 device <= 1.10x no distribution")
 
 
@@ -210,16 +231,18 @@ def main():
     parser.add_argument("--child", default=None)
     parser.add_argument("--weights", default="")
     parser.add_argument("--devices", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--architecture", default="mlp")
     parser.add_argument("--device_child", default=None)
     args = parser.parse_args()
     if args.child:
         child(args.child, args.repeats, args.weights)
         return
     if args.device_child:
-        device_child(args.device_child, args.repeats)
+        device_child(args.device_child, args.repeats, args.architecture)
         return
     if args.devices:
-        devices_table(args.repeats)
+        devices_table(args.repeats, args.rounds)
         return
     import tempfile
 
