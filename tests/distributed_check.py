@@ -62,7 +62,10 @@ if only_defenses:
     with open(output, "w") as f:
         json.dump(result, f)
     sys.exit(0)
-for label, extra in (("beta", {"beta": 2.0}), ("mixup", {"mixup_alpha": 0.5})):
+# Mixup runs 3 epochs: its data-parallel run is also the uninterrupted
+# run the killed one must resume to.
+for label, extra in (("beta", {"beta": 2.0}),
+                     ("mixup", {"mixup_alpha": 0.5, "epochs": 3})):
     single = training.train(config(f"{label}_none", distribution="none",
                                    **extra))
     multi = training.train(config(f"{label}_dp", distribution="data_parallel",
@@ -84,8 +87,7 @@ for label, extra in (("beta", {"beta": 2.0}), ("mixup", {"mixup_alpha": 0.5})):
     }
 
 # A killed distributed run resumes to the uninterrupted weights.
-whole = training.train(config("whole", epochs=3, distribution="data_parallel",
-                              mixup_alpha=0.5))["model"].get_weights()
+whole = multi["model"].get_weights()
 original = training._StopOnNaN.on_epoch_end
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from app_helpers import ROOT
 from app_helpers import run_app
+from app_helpers import start_apps
 
 from vaekeras import runs
 
@@ -61,14 +62,26 @@ def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
     assert 0 < report["clean_reconstruction_mse"]["mean"] < 1
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--attack=fgsm"], "--attack=fgsm: value should be one of"),
-    (["--eps=0"], "eps=[0.0]"),
-    (["--eps=a,b"], "eps=['a', 'b']"),
-    (["--norm=1"], "--norm=1: value should be one of <2|inf>"),
-])
-def test_attack_app_bad_input(run_dir, args, message):
-    result = run_app("attack.py", f"--run_dir={run_dir}", *args)
+BAD_ATTACK_INPUT = [
+    (("--attack=fgsm",), "--attack=fgsm: value should be one of"),
+    (("--eps=0",), "eps=[0.0]"),
+    (("--eps=a,b",), "eps=['a', 'b']"),
+    (("--norm=1",), "--norm=1: value should be one of <2|inf>"),
+]
+
+
+@pytest.fixture(scope="module")
+def attack_refusals(run_dir):
+    """Every case of BAD_ATTACK_INPUT, started at once."""
+    cases = {args: ("attack.py", f"--run_dir={run_dir}", *args)
+             for args, _ in BAD_ATTACK_INPUT}
+    started = start_apps(list(cases.values()))
+    return {args: started[case] for args, case in cases.items()}
+
+
+@pytest.mark.parametrize("args, message", BAD_ATTACK_INPUT)
+def test_attack_app_bad_input(attack_refusals, args, message):
+    result = attack_refusals[args].result()
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -204,19 +217,32 @@ def test_defended_run_trains_evaluates_and_certifies(tmp_path):
     assert "certified radius" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--adv_eps=1"], "`adv_eps`: it is an option of defense='adversarial'"),
-    (["--defense=tc", "--metric_weight=1"], "defense='geometry'"),
-    (["--defense=adversarial", "--adv_eps=0"], "adv_eps=0.0"),
-    (["--defense=adversarial", "--adv_steps=0"], "adv_steps=0"),
-    (["--defense=geometry", "--metric_weight=-1"], "metric_weight=-1.0"),
-    (["--defense=tc", "--mixup_alpha=0.5"], "mixup_alpha"),
-])
-def test_train_app_rejects_bad_defense_flags(tmp_path, args, message):
-    out = tmp_path / "never"
-    result = run_app(
-        "train.py", "--dataset=digits", f"--output_dir={out}", *args
-    )
+BAD_DEFENSE_FLAGS = [
+    (("--adv_eps=1",), "`adv_eps`: it is an option of defense='adversarial'"),
+    (("--defense=tc", "--metric_weight=1"), "defense='geometry'"),
+    (("--defense=adversarial", "--adv_eps=0"), "adv_eps=0.0"),
+    (("--defense=adversarial", "--adv_steps=0"), "adv_steps=0"),
+    (("--defense=geometry", "--metric_weight=-1"), "metric_weight=-1.0"),
+    (("--defense=tc", "--mixup_alpha=0.5"), "mixup_alpha"),
+]
+
+
+@pytest.fixture(scope="module")
+def defense_refusals(tmp_path_factory):
+    """Every case of BAD_DEFENSE_FLAGS, started at once."""
+    out = tmp_path_factory.mktemp("refusals") / "never"
+    cases = {
+        args: ("train.py", "--dataset=digits", f"--output_dir={out}", *args)
+        for args, _ in BAD_DEFENSE_FLAGS
+    }
+    started = start_apps(list(cases.values()))
+    return out, {args: started[case] for args, case in cases.items()}
+
+
+@pytest.mark.parametrize("args, message", BAD_DEFENSE_FLAGS)
+def test_train_app_rejects_bad_defense_flags(defense_refusals, args, message):
+    out, started = defense_refusals
+    result = started[args].result()
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert not out.exists()

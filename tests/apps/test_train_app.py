@@ -9,6 +9,7 @@ from absl import flags
 from absl.testing import flagsaver
 from app_helpers import ROOT
 from app_helpers import run_app
+from app_helpers import start_apps
 from conftest import CONSOLE
 
 from vaekeras import runs
@@ -218,7 +219,7 @@ def test_main_job_reconstructs_well(tmp_path):
     assert metrics["epochs_run"] == 50
 
 
-@pytest.mark.parametrize("app, flag", [
+BAD_NUMBERS_AND_PATHS = [
     ("tune.py", "--learning_rate=0"),
     ("tune.py", "--learning_rate=-1"),
     ("tune.py", "--epochs=0"),
@@ -226,16 +227,33 @@ def test_main_job_reconstructs_well(tmp_path):
     ("train.py", "--learning_rate=0"),
     ("report.py", "--latent_dim=0"),
     ("attack.py", "--num_examples=0"),
-])
-def test_every_app_refuses_bad_numbers_and_paths(app, flag, tmp_path):
-    extra = ["--run_dir=x"] if app == "attack.py" else []
-    result = run_app(
-        app, flag, *extra, f"--directory={tmp_path}", timeout=120
-    ) if app == "tune.py" else run_app(app, flag, *extra, timeout=120)
+]
+
+
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory):
+    """Every case of BAD_NUMBERS_AND_PATHS, started at once."""
+    folders, cases = {}, []
+    for app, flag in BAD_NUMBERS_AND_PATHS:
+        folder = tmp_path_factory.mktemp("refusal")
+        extra = {"attack.py": ["--run_dir=x"],
+                 "tune.py": [f"--directory={folder}"]}.get(app, [])
+        cases.append((app, flag, *extra))
+        folders[app, flag] = (cases[-1], folder)
+    started = start_apps(cases)
+    return {key: (started[case], folder)
+            for key, (case, folder) in folders.items()}
+
+
+@pytest.mark.parametrize("app, flag", BAD_NUMBERS_AND_PATHS)
+def test_every_app_refuses_bad_numbers_and_paths(app, flag, refusals):
+    started, folder = refusals[app, flag]
+    result = started.result()
     assert result.returncode != 0
     name = flag.split("=")[0].lstrip("-")
     assert name in result.stderr, result.stderr[-2000:]
-    assert not os.path.exists(tmp_path / "x")
+    assert not os.path.exists(folder / "x")
+    assert not os.path.exists(os.path.join(ROOT, "x"))
 
 
 def test_a_finished_run_is_reused_and_the_backend_is_its_identity(
