@@ -21,7 +21,7 @@ def test_backend_subset(other, tf_only):
     env = {**os.environ, "KERAS_BACKEND": other}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-m", "backends",
-         "-p", "no:cacheprovider", TESTS],
+         "-n", "0", "-p", "no:cacheprovider", TESTS],
         capture_output=True, text=True, env=env, timeout=1200,
     )
     assert result.returncode == 0, (
