@@ -193,6 +193,46 @@ def test_distributed_sweep_runs_each_trial_exactly_once(tmp_path):
     assert len(trial_dirs) == 3
 
 
+def test_an_interrupted_state_write_keeps_the_previous_file(
+    sweep, monkeypatch
+):
+    config, _ = sweep
+    hypermodel = tuning.BetaHyperModel((8, 8, 1), betas=config.betas,
+                                       latent_dim=3)
+    tuner = tuning.make_tuner(
+        hypermodel, directory=config.directory,
+        project_name=config.project_name, objective="val_loss",
+    )
+    oracle = tuner.oracle
+    trial = oracle.trials["0000"]
+    paths = [
+        os.path.join(config.directory, config.project_name, name)
+        for name in ("oracle.json", "trial_0000/trial.json",
+                     f"{tuner.tuner_id}.json")
+    ]
+    before = [runs.read_json(p) for p in paths]
+
+    def killed_mid_write(obj, f, **kwargs):
+        f.write('{"partial": ')
+        raise KeyboardInterrupt
+
+    # Each save must go through the atomic writer (KerasTuner's own
+    # serialises first and then truncates the file in place).
+    monkeypatch.setattr(runs.json, "dump", killed_mid_write)
+    for save in (oracle.save, lambda: oracle._save_trial(trial)):
+        with pytest.raises(KeyboardInterrupt):
+            save()
+    monkeypatch.setattr(oracle, "save", lambda: None)  # the tuner's own file
+    with pytest.raises(KeyboardInterrupt):
+        tuner.save()
+    assert [runs.read_json(p) for p in paths] == before
+    assert before[1]["status"] == "COMPLETED"
+    assert not [
+        name for folder in {os.path.dirname(p) for p in paths}
+        for name in os.listdir(folder) if name.startswith(".tmp-")
+    ]
+
+
 def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
     import glob
     import signal
@@ -212,6 +252,7 @@ def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
     try:
         # Kill it as soon as its first trial is complete.
         while time.time() < deadline and first.poll() is None and not any(
+            # Atomic writes: a trial file is never seen half-written.
             runs.read_json(f)["status"] == "COMPLETED"
             for f in glob.glob(str(tmp_path / "p" / "trial_*" / "trial.json"))
         ):

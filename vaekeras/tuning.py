@@ -267,10 +267,39 @@ def make_tuner(
     )
     if worker_timeout is not None:
         oracle.worker_timeout = float(worker_timeout)
-    return kt.Tuner(oracle=oracle, **common)
+    return _Tuner(oracle=oracle, **common)
 
 
-class _LostWorkers:
+class _Tuner(kt.Tuner):
+    """`kt.Tuner` whose state file is written atomically (see below)."""
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        runs.write_json(self._get_tuner_fname(), self.get_state())
+
+
+class _AtomicState:
+    """Oracle mixin: `oracle.json` and every `trial.json` written atomically.
+
+    KerasTuner 1.4 rewrites them in place, so a sweep killed mid-write
+    leaves an empty or truncated file that its reload cannot parse (a
+    reader caught a `trial.json` empty mid-write, measured). Written
+    through a temporary file and a rename, the previous version stays
+    whole until the new one is complete.
+    """
+
+    def save(self):
+        runs.write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        runs.write_json(
+            os.path.join(self._get_trial_dir(trial.trial_id), "trial.json"),
+            trial.get_state(),
+        )
+
+
+class _LostWorkers(_AtomicState):
     """Oracle mixin: a worker silent for `worker_timeout` s is lost.
 
     Runs in the chief of a distributed sweep. Workers report after every
