@@ -124,6 +124,29 @@ def test_plans_on_one_device():
         distribution.plan_distribution("mirror")
 
 
+def test_tensorflow_across_hosts_is_refused_by_name(tf_only, monkeypatch):
+    two_workers = json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+        "task": {"type": "worker", "index": 0},
+    })
+    monkeypatch.setenv("TF_CONFIG", two_workers)
+    for name in ("auto", "data_parallel"):
+        with pytest.raises(ValueError, match="TF_CONFIG names 2 tasks") as e:
+            distribution.plan_distribution(name)
+        assert "KERAS_BACKEND=jax" in str(e.value)
+        assert f"distribution={name!r}" in str(e.value)
+    assert distribution.plan_distribution("none").name == "none"
+    # One task is one host: no refusal (one CPU device: auto is none).
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["127.0.0.1:1"]},
+        "task": {"type": "worker", "index": 0},
+    }))
+    assert distribution.plan_distribution("auto").name == "none"
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    with pytest.raises(ValueError, match="TF_CONFIG='not json'"):
+        distribution.plan_distribution("auto")
+
+
 def test_torch_is_refused_by_name():
     code = (
         "from vaekeras import distribution as d\n"

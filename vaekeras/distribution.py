@@ -3,9 +3,10 @@
 vaekeras writes no engine of its own: on JAX it uses
 `keras.distribution.DataParallel` (one program over a device mesh, the
 batch split along its first axis, weights replicated), on TensorFlow a
-`tf.distribute.MirroredStrategy` (one replica per device; with `TF_CONFIG`
-set, a `MultiWorkerMirroredStrategy` across hosts). torch is not
-supported.
+`tf.distribute.MirroredStrategy` (one replica per device, one host). torch
+is not supported, nor TensorFlow across hosts (`TF_CONFIG`): Keras 3's
+`fit` fails under `MultiWorkerMirroredStrategy` (measured with Keras
+3.15 and TF 2.21 on two loopback workers), so many hosts run on JAX.
 
 `plan_distribution("auto" | "none" | "data_parallel")` decides what to use
 and returns a `DistributionPlan`: build, compile and fit the model inside
@@ -21,6 +22,7 @@ once, and every host's devices join the mesh.
 
 import contextlib
 import dataclasses
+import json
 import os
 
 import keras
@@ -82,14 +84,9 @@ class DistributionPlan:
             else:
                 import tensorflow as tf
 
-                if os.environ.get("TF_CONFIG"):
-                    self._engine = (
-                        tf.distribute.MultiWorkerMirroredStrategy()
-                    )
-                else:
-                    self._engine = tf.distribute.MirroredStrategy(
-                        devices=list(self.devices)
-                    )
+                self._engine = tf.distribute.MirroredStrategy(
+                    devices=list(self.devices)
+                )
         return self._engine
 
     def batch_multiple(self):
@@ -175,6 +172,21 @@ def _maybe_initialize_multi_host():
     _INITIALIZED.append(True)
 
 
+def _tf_workers():
+    """Tasks in `TF_CONFIG`'s cluster (0 when it is not set)."""
+    config = os.environ.get("TF_CONFIG")
+    if not config:
+        return 0
+    try:
+        cluster = json.loads(config).get("cluster", {})
+    except (ValueError, AttributeError) as error:
+        raise ValueError(
+            f"TF_CONFIG is not a JSON object with a cluster: {error}. "
+            f"Received: TF_CONFIG={config!r}"
+        ) from None
+    return sum(len(tasks) for tasks in cluster.values())
+
+
 def _devices(backend):
     """`(accelerators, every device)` names this process can use."""
     if backend == "jax":
@@ -209,7 +221,8 @@ def plan_distribution(name="auto"):
 
     Raises:
         ValueError: for an unknown name, data parallelism on torch (naming
-            the backends that support it), or fewer than two devices.
+            the backends that support it), TensorFlow across hosts
+            (`TF_CONFIG` with several tasks), or fewer than two devices.
 
     Example:
 
@@ -230,6 +243,17 @@ def plan_distribution(name="auto"):
             "Invalid value received for argument `distribution`: "
             f"data_parallel runs on the {' and '.join(SUPPORTED_BACKENDS)} "
             f"backends, not on {backend!r}. Received: distribution={name!r}"
+        )
+    if backend == "tensorflow" and _tf_workers() > 1:
+        # Each worker would otherwise train alone, silently.
+        raise ValueError(
+            "Invalid value received for argument `distribution`: "
+            "TensorFlow across hosts (TF_CONFIG names "
+            f"{_tf_workers()} tasks) is not supported: Keras 3's fit "
+            "fails under MultiWorkerMirroredStrategy. Run many hosts with "
+            "KERAS_BACKEND=jax and the variables "
+            f"{', '.join(MULTI_HOST_VARIABLES)}, or unset TF_CONFIG. "
+            f"Received: distribution={name!r}"
         )
     processes, index = 1, 0
     if backend == "jax":
