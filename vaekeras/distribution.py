@@ -244,12 +244,13 @@ def plan_distribution(name="auto"):
             f"data_parallel runs on the {' and '.join(SUPPORTED_BACKENDS)} "
             f"backends, not on {backend!r}. Received: distribution={name!r}"
         )
-    if backend == "tensorflow" and _tf_workers() > 1:
+    workers = _tf_workers() if backend == "tensorflow" else 0
+    if workers > 1:
         # Each worker would otherwise train alone, silently.
         raise ValueError(
             "Invalid value received for argument `distribution`: "
-            "TensorFlow across hosts (TF_CONFIG names "
-            f"{_tf_workers()} tasks) is not supported: Keras 3's fit "
+            f"TensorFlow across hosts (TF_CONFIG names {workers} tasks) "
+            "is not supported: Keras 3's fit "
             "fails under MultiWorkerMirroredStrategy. Run many hosts with "
             "KERAS_BACKEND=jax and the variables "
             f"{', '.join(MULTI_HOST_VARIABLES)}, or unset TF_CONFIG. "
