@@ -1,4 +1,3 @@
-import dataclasses
 import os
 import socket
 import subprocess
@@ -55,14 +54,20 @@ def test_grid_sweep_completes_every_trial_and_picks_the_best(sweep):
     assert os.path.exists(os.path.join(project, "best", "export"))
 
 
+def reloaded_tuner(config, objective="val_loss", **hypermodel_kwargs):
+    """The module sweep's tuner, reloaded from its folder."""
+    hypermodel = tuning.BetaHyperModel(
+        (8, 8, 1), betas=config.betas, latent_dim=3, **hypermodel_kwargs
+    )
+    return tuning.make_tuner(
+        hypermodel, directory=config.directory,
+        project_name=config.project_name, objective=objective,
+    )
+
+
 def test_best_model_from_the_tuner_works(sweep, digits):
     config, result = sweep
-    hypermodel = tuning.BetaHyperModel((8, 8, 1), betas=config.betas,
-                                       latent_dim=3)
-    tuner = tuning.make_tuner(
-        hypermodel, directory=config.directory,
-        project_name=config.project_name, objective="val_loss",
-    )
+    tuner = reloaded_tuner(config)
     model = tuner.get_best_models(1)[0]
     recon = to_numpy(model.reconstruct(digits[1][:4]))
     assert recon.shape == (4, 8, 8, 1) and np.all(np.isfinite(recon))
@@ -87,14 +92,9 @@ def test_rerun_trains_nothing_new(sweep, monkeypatch):
 
 def test_spectral_radius_objective_is_minimised(sweep):
     config, result = sweep
-    config = dataclasses.replace(config, objective="val_spectral_radius")
-    hypermodel = tuning.BetaHyperModel(
-        (8, 8, 1), betas=config.betas, latent_dim=3,
+    tuner = reloaded_tuner(
+        config, "val_spectral_radius",
         robustness_images=np.zeros((1, 8, 8, 1), "float32"),
-    )
-    tuner = tuning.make_tuner(
-        hypermodel, objective="val_spectral_radius",
-        directory=config.directory, project_name=config.project_name,
     )
     best = tuner.oracle.get_best_trials(1)[0]
     radius = {r["trial_id"]: r["val_spectral_radius"] for r in result["rows"]}
@@ -197,12 +197,7 @@ def test_an_interrupted_state_write_keeps_the_previous_file(
     sweep, monkeypatch
 ):
     config, _ = sweep
-    hypermodel = tuning.BetaHyperModel((8, 8, 1), betas=config.betas,
-                                       latent_dim=3)
-    tuner = tuning.make_tuner(
-        hypermodel, directory=config.directory,
-        project_name=config.project_name, objective="val_loss",
-    )
+    tuner = reloaded_tuner(config)
     oracle = tuner.oracle
     trial = oracle.trials["0000"]
     paths = [
