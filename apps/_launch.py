@@ -12,6 +12,7 @@ import sys
 import tempfile
 
 from absl import app
+from absl import flags
 
 # absl's help flags: each prints usage and then exits with status 1.
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
@@ -46,14 +47,31 @@ def import_tensorflow_quietly():
             sys.stderr.flush()
 
 
-def run(main):
-    """Runs `main` through `app.run`; a help request exits with status 0."""
+def run(main, define_late_flags=None):
+    """Runs `main` through `app.run`; a help request exits with status 0.
+
+    Args:
+        main: the app's main.
+        define_late_flags: defines flags that need the library (and so
+            TensorFlow) to be declared; called only when the command line
+            holds a flag the app has not defined yet, or asks for help, so
+            the other flags are still checked before TensorFlow loads.
+    """
     # Before Keras imports torch (see vaekeras/__init__.py for why).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     asked_for_help = any(
         arg in HELP_FLAGS or arg.split("=")[0] in HELP_FLAGS
         for arg in sys.argv[1:]
     )
+    if define_late_flags is not None:
+        try:
+            unknown = flags.FLAGS(sys.argv, known_only=True)[1:]
+        except flags.Error:
+            unknown = []  # app.run reports it, before TensorFlow
+        flags.FLAGS.unparse_flags()
+        if unknown or asked_for_help:
+            import_tensorflow_quietly()
+            define_late_flags()
 
     def main_after_tensorflow(argv):
         import_tensorflow_quietly()

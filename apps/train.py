@@ -32,15 +32,6 @@ _LATENT_DIM = flags.DEFINE_integer(
 _BETA = flags.DEFINE_float(
     "beta", 1.0, "KL weight (1 = plain VAE).", lower_bound=0.0
 )
-_MIXUP_ALPHA = flags.DEFINE_float(
-    "mixup_alpha", 0.0, "Mixup Beta(alpha, alpha) parameter; 0 = off.",
-    lower_bound=0.0,
-)
-_MIXUP_CONSISTENCY = flags.DEFINE_float(
-    "mixup_consistency", None,
-    "Weight of mixup's latent consistency term (default: the library's).",
-    lower_bound=0.0,
-)
 _LIKELIHOOD = flags.DEFINE_enum(
     "likelihood", "bernoulli", ["bernoulli", "gaussian"], "Decoder likelihood."
 )
@@ -61,63 +52,37 @@ _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace a run folder that holds another configuration."
 )
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity (0, 1, 2).")
-# Literal choices: flags are checked before TensorFlow is imported (tests
-# check that they equal the library's).
-DEFENSES = ["none", "geometry", "lipschitz", "adversarial", "tc"]
-KINDS = ["mean", "stochastic", "fisher", "output"]
-PENALTIES = ["trace", "spectral_radius"]
-_DEFENSE = flags.DEFINE_enum(
-    "defense", "none", DEFENSES,
-    "Train a defended VAE (README, 'Defenses'); its options below.",
-)
-# Each defense's options; unset keeps the library's default, and an option
-# of another defense is an error.
-_DEFENSE_FLAGS = {
-    "metric_weight": flags.DEFINE_float(
-        "metric_weight", None, "geometry: weight of the metric penalty (1)."
-    ),
-    "metric_kind": flags.DEFINE_enum(
-        "metric_kind", None, KINDS,
-        "geometry: metric kind of the penalty (fisher).",
-    ),
-    "penalty": flags.DEFINE_enum(
-        "penalty", None, PENALTIES,
-        "geometry: what of G(x) is penalised (trace).",
-    ),
-    "probes": flags.DEFINE_integer(
-        "probes", None, "geometry: Hutchinson probes per image (1)."
-    ),
-    "max_std": flags.DEFINE_float(
-        "max_std", None, "lipschitz: bound on the encoder's std (1)."
-    ),
-    "encoder_lipschitz": flags.DEFINE_float(
-        "encoder_lipschitz", None,
-        "lipschitz: Lipschitz budget of the encoder mean (1).",
-    ),
-    "decoder_lipschitz": flags.DEFINE_float(
-        "decoder_lipschitz", None,
-        "lipschitz: spectral norm of the decoder's logits layer (10).",
-    ),
-    "adv_eps": flags.DEFINE_float(
-        "adv_eps", None, "adversarial: radius of the training attack (1)."
-    ),
-    "adv_norm": flags.DEFINE_enum(
-        "adv_norm", None, ["2", "inf"], "adversarial: its norm (2)."
-    ),
-    "adv_steps": flags.DEFINE_integer(
-        "adv_steps", None, "adversarial: PGD steps per training step (1)."
-    ),
-    "adv_weight": flags.DEFINE_float(
-        "adv_weight", None, "adversarial: weight of the smoothness term (1)."
-    ),
-    "adv_divergence": flags.DEFINE_enum(
-        "adv_divergence", None, ["wasserstein", "kl"],
-        "adversarial: distance of the smoothness term (wasserstein).",
-    ),
-    "tc_weight": flags.DEFINE_float(
-        "tc_weight", None, "tc: extra weight on total correlation (5)."
-    ),
-}
+
+
+def define_defense_flags():
+    """`--defense` and one flag per defense option, from their declarations.
+
+    The declarations live on the defense classes, which import Keras: the
+    flags are defined only when the command line names one (or asks for
+    help), so other flags are still checked before TensorFlow loads.
+    `--mixup_alpha` alone trains a mixup VAE; unset options keep the
+    library's defaults, and an option of another defense is an error.
+    """
+    from vaekeras.defenses import registry
+
+    flags.DEFINE_enum(
+        "defense", "none", list(registry.DEFENSES),
+        "Train a defended VAE (README, 'Defenses'); its options below.",
+    )
+    for name, (defense, option) in registry.OPTIONS.items():
+        help_text = (
+            f"{defense}: {option.help} ({option.spell(option.default)})"
+        )
+        if option.choices is not None:
+            flags.DEFINE_enum(
+                name, None, [str(c) for c in option.choices], help_text
+            )
+        elif option.type is int:
+            flags.DEFINE_integer(name, None, help_text)
+        else:
+            flags.DEFINE_float(name, None, help_text)
+
+
 DISTRIBUTIONS = ["auto", "none", "data_parallel"]
 _DISTRIBUTION = flags.DEFINE_enum(
     "distribution", "auto", DISTRIBUTIONS,
@@ -131,6 +96,18 @@ _MONITOR_GEOMETRY = flags.DEFINE_bool(
 )
 
 
+def defense_settings():
+    """`defense` and its options as given (none defined: none given)."""
+    if "defense" not in flags.FLAGS:
+        return {}
+    from vaekeras.defenses import registry
+
+    return {
+        name: flags.FLAGS[name].value
+        for name in ("defense", *registry.OPTIONS)
+    }
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -140,18 +117,13 @@ def main(argv):
     from vaekeras import cli
     from vaekeras import training
 
-    consistency = {}
-    if _MIXUP_CONSISTENCY.value is not None:
-        consistency["mixup_consistency"] = _MIXUP_CONSISTENCY.value
     config = training.TrainConfig(
-        **consistency,
         dataset=_DATASET.value,
         data_dir=_DATA_DIR.value,
         download=_DOWNLOAD.value,
         architecture=_ARCHITECTURE.value,
         latent_dim=_LATENT_DIM.value,
         beta=_BETA.value,
-        mixup_alpha=_MIXUP_ALPHA.value,
         likelihood=_LIKELIHOOD.value,
         epochs=_EPOCHS.value,
         batch_size=_BATCH_SIZE.value,
@@ -161,12 +133,11 @@ def main(argv):
         overwrite=_OVERWRITE.value,
         verbose=_VERBOSE.value,
         monitor_geometry=_MONITOR_GEOMETRY.value,
-        defense=_DEFENSE.value,
         distribution=_DISTRIBUTION.value,
-        **{name: flag.value for name, flag in _DEFENSE_FLAGS.items()},
+        **defense_settings(),
     )
     cli.run_cli(training.train, config)
 
 
 if __name__ == "__main__":
-    _launch.run(main)
+    _launch.run(main, define_defense_flags)

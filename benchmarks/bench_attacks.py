@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 
 from vaekeras import attacks  # noqa: E402
 from vaekeras import data  # noqa: E402
-from vaekeras import models  # noqa: E402
+from vaekeras import defenses
 from vaekeras import runs  # noqa: E402
 
 
@@ -33,7 +33,7 @@ def trained_model(run_dir, epochs, beta):
         return runs.load_run(run_dir)[0]
     keras.utils.set_random_seed(0)
     train, _ = data.load_arrays("mnist_5k", "train")
-    model = models.build_vae((28, 28, 1), latent_dim=16, beta=beta, seed=0)
+    model = defenses.build_vae((28, 28, 1), latent_dim=16, beta=beta, seed=0)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     model.fit(train, epochs=epochs, batch_size=128, verbose=0)
     return model

@@ -21,9 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from vaekeras import attacks  # noqa: E402
+from vaekeras import backend
 from vaekeras import data  # noqa: E402
 from vaekeras import defenses  # noqa: E402
-from vaekeras import latent  # noqa: E402
 from vaekeras import runs  # noqa: E402
 
 
@@ -44,7 +44,7 @@ def main():
     print(", ".join(f"L_{k} {v:.4g}" for k, v in constants.items()))
     print(f"certified radius at r = {args.r:g}: median {eps:.4g} "
           f"(L2, {len(x)} test images)")
-    clean = latent.as_numpy(model.reconstruct(x))
+    clean = backend.as_numpy(model.reconstruct(x))
     made = {
         "PGD on the reconstruction change (100 steps)": attacks.LatentPGD(
             model, eps=eps, objective="reconstruction", max_iter=100, seed=0
@@ -63,7 +63,7 @@ def main():
     print(f"{'attack at the certified radius':46s} {'max change / r':>14s}")
     for name, attack in made.items():
         x_adv = attack.generate(x)
-        change = latent.as_numpy(model.reconstruct(x_adv)) - clean
+        change = backend.as_numpy(model.reconstruct(x_adv)) - clean
         largest = np.linalg.norm(change.reshape(len(x), -1), axis=1).max()
         print(f"{name:46s} {largest / args.r:14.3f}")
 

@@ -60,10 +60,10 @@ def digits_64(split):
 def build_model():
     import keras
 
-    from vaekeras import models
+    from vaekeras import build_vae
 
     keras.utils.set_random_seed(0)
-    return models.build_vae(
+    return build_vae(
         SHAPE, latent_dim=LATENT, architecture="conv", seed=0
     )
 

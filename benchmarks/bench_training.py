@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 from vaekeras import data  # noqa: E402
+from vaekeras import defenses
 from vaekeras import models  # noqa: E402
 
 
@@ -34,7 +35,7 @@ def epoch_seconds(epochs, checked):
         models.screen_batch = _bare
     try:
         keras.utils.set_random_seed(0)
-        model = models.build_vae((28, 28, 1), latent_dim=16, seed=0)
+        model = defenses.build_vae((28, 28, 1), latent_dim=16, seed=0)
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
         ds = data.load_dataset("mnist_5k", "train", 128, seed=0)
         model.fit(ds, epochs=1, verbose=0, shuffle=False)  # compiles

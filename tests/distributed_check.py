@@ -28,6 +28,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from vaekeras import attacks  # noqa: E402
+from vaekeras import backend  # noqa: E402
 from vaekeras import data  # noqa: E402
 from vaekeras import defenses  # noqa: E402
 from vaekeras import distribution  # noqa: E402
@@ -147,6 +148,19 @@ result["measure"] = {
         / np.max(np.abs(np.asarray(alone[name])))
     ) for name in alone
 }
-result["measure"]["sharded_calls"] = adapter.sharded_calls
+
+
+def replica_of_each_example(view, x):
+    replica = backend.replica_id()
+    return keras.ops.zeros((keras.ops.shape(x)[0],)) + keras.ops.cast(
+        0 if replica is None else replica, "float32"
+    )
+
+
+with plan.scope():
+    replicas = adapter.function(replica_of_each_example, "replicas")(x)
+result["measure"]["replicas"] = sorted(
+    set(np.asarray(replicas).astype(int).tolist())
+)
 with open(output, "w") as f:
     json.dump(result, f)

@@ -5,6 +5,7 @@ from helpers import to_numpy
 
 from vaekeras import architectures
 from vaekeras import build_vae
+from vaekeras import defenses
 from vaekeras import geometry
 from vaekeras.defenses import GeometryRegularizedVAE
 
@@ -30,12 +31,12 @@ def test_hutchinson_trace_and_power_radius_match_the_exact_spectrum(
     model = build_vae((8, 8, 1), latent_dim=4, hidden_units=(32,), seed=0)
     x = digits[1][:6]
     exact = to_numpy(geometry.eigenvalues(model, x, kind, method="exact"))
-    trace = to_numpy(geometry.metric_penalty(
+    trace = to_numpy(defenses.metric_penalty(
         model.encoder, x, kind, "trace", probes=512, seed=1
     ))
     np.testing.assert_allclose(trace, exact.sum(axis=1), rtol=0.05)
     assert np.all(exact[:, 0] > 1.1 * exact[:, 1])  # a gap power can use
-    radius = to_numpy(geometry.metric_penalty(
+    radius = to_numpy(defenses.metric_penalty(
         model.encoder, x, kind, "spectral_radius", power_iterations=30
     ))
     np.testing.assert_allclose(radius, exact[:, 0], rtol=0.01)

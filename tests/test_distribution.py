@@ -49,9 +49,10 @@ def test_data_parallel_on_two_virtual_devices(backend, tmp_path):
     measure = result["measure"]
     for name in ("eigenvalues", "pgd", "eigen_attack", "mcmc"):
         assert measure[name] < 1e-5, (name, measure)
-    if backend == "tensorflow":
-        # Every compiled call was split over the two replicas.
-        assert measure["sharded_calls"] >= 4
+    # TensorFlow splits a compiled call over its two replicas; JAX on CPU
+    # devices runs it whole on one (`backend._place`).
+    expected = [0, 1] if backend == "tensorflow" else [0]
+    assert measure["replicas"] == expected
 
 
 def free_port():

@@ -10,10 +10,10 @@ __version__ = "0.1.0"
 # imported after vaekeras; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from vaekeras import defenses  # noqa: E402,F401  registers the defenses
+# Importing the defenses registers every model class for `.keras` loading.
+from vaekeras.defenses import MixupVAE  # noqa: E402
+from vaekeras.defenses import build_vae  # noqa: E402
 from vaekeras.layers import Sampling  # noqa: E402
 from vaekeras.models import VAE  # noqa: E402
-from vaekeras.models import MixupVAE  # noqa: E402
-from vaekeras.models import build_vae  # noqa: E402
 
 __all__ = ["VAE", "MixupVAE", "Sampling", "build_vae", "__version__"]

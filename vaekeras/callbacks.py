@@ -3,8 +3,8 @@
 import keras
 import numpy as np
 
+from vaekeras import backend
 from vaekeras import geometry
-from vaekeras import latent
 from vaekeras import scores
 
 
@@ -70,7 +70,7 @@ class GeometryMonitor(keras.callbacks.Callback):
         run), rather than an error from the eigensolver.
         """
         if not all(
-            np.all(np.isfinite(latent.as_numpy(w)))
+            np.all(np.isfinite(backend.as_numpy(w)))
             for w in self.model.weights
         ):
             return {

@@ -21,11 +21,10 @@ every decade of budgets weighs the same, so a log-spaced grid's points
 weigh equally.
 """
 
-import math
-
 import numpy as np
 
 from vaekeras import attacks
+from vaekeras import checks
 
 # 8 L2 budgets, log-spaced from 0.1 to 4 (28x28 images in [0, 1]): from
 # invisible to clearly visible.
@@ -46,53 +45,13 @@ def check_eps_grid(eps_grid, argument="eps_grid"):
 
     Valid: non-empty, every value finite and > 0, strictly increasing.
     """
-    try:
-        grid = tuple(float(e) for e in eps_grid)
-    except (TypeError, ValueError):
-        grid = None
-    if not grid or any(
-        not math.isfinite(e) or e <= 0 for e in grid
-    ) or any(b <= a for a, b in zip(grid, grid[1:])):
-        raise ValueError(
-            f"Invalid value received for argument `{argument}`: expected a "
-            "non-empty, strictly increasing list of budgets > 0. Received: "
-            f"{argument}={eps_grid!r}"
-        )
-    return grid
+    return checks.grid(eps_grid, argument)
 
 
 def default_grid(norm=2):
     """`DEFAULT_L2_GRID` or `DEFAULT_LINF_GRID`."""
-    return DEFAULT_L2_GRID if attacks.check_norm(norm) == 2 else (
+    return DEFAULT_L2_GRID if checks.norm(norm) == 2 else (
         DEFAULT_LINF_GRID
-    )
-
-
-def make_curve_attack(
-    name, model, eps_grid, norm=2, pgd_iter=50, seed=0, batch_size=128
-):
-    """The attack object of a `CURVE_ATTACKS` name, at every budget.
-
-    Raises:
-        ValueError: for an unknown name.
-    """
-    if name == "pgd":
-        return attacks.LatentPGD(
-            model, norm=norm, eps=list(eps_grid), max_iter=pgd_iter,
-            seed=seed, batch_size=batch_size,
-        )
-    if name in ("eigen_fisher", "eigen_output"):
-        return attacks.EigenAttack(
-            model, eps=list(eps_grid), norm=norm, kind=name.split("_")[1],
-            batch_size=batch_size,
-        )
-    if name == "random":
-        return attacks.RandomAttack(
-            eps=list(eps_grid), norm=norm, seed=seed, batch_size=batch_size
-        )
-    raise ValueError(
-        "Invalid value received for argument `attack`: expected one of "
-        f"{CURVE_ATTACKS} or an attack object. Received: attack={name!r}"
     )
 
 
@@ -132,40 +91,35 @@ def robustness_curve(
     >>> area_under_damage(curve)
     """
     if isinstance(attack, str):
+        checks.choice("attack", attack, CURVE_ATTACKS)
         grid = check_eps_grid(
             default_grid(norm) if eps_grid is None else eps_grid
         )
         name = attack
-        if x_advs is None:
-            made = make_curve_attack(
-                attack, model, grid, norm, pgd_iter, seed, batch_size
-            )
-    else:
-        made, name = attack, type(attack).__name__
-        grid = check_eps_grid(attack.eps_list, "attack.eps")
-        norm = attack.norm
-    if x_advs is None:
-        x_advs = made.generate(x)
-        if len(grid) == 1 and not isinstance(x_advs, list):
-            x_advs = [x_advs]
-    curve = {
-        "attack": name,
-        "norm": 2 if norm == 2 else "inf",
-        "eps": list(grid),
-        **{key: [] for key in DAMAGES},
-    }
-    for eps, x_adv in zip(grid, x_advs):
-        means = attacks.evaluate_attack(
-            model, x, x_adv, batch_size, eps=eps, norm=norm, defense=defense
-        )["means"]
-        curve["reconstruction_damage"].append(
-            means["reconstruction_mse"] - means["clean_reconstruction_mse"]
+        attack = attacks.make_attack(
+            name, model, list(grid),
+            norm, max_iter=pgd_iter, seed=seed, batch_size=batch_size,
         )
-        curve["latent_kl"].append(means["latent_kl"])
-        curve["ssim_damage"].append(1.0 - means["ssim"])
-        curve["clean_mse"] = means["clean_reconstruction_mse"]
-    curve["x_advs"] = x_advs
-    return curve
+    else:
+        name = type(attack).__name__
+        grid = check_eps_grid(attack.eps_list, "attack.eps")
+    rows, x_advs = attacks.damage_curve(
+        attack, model, x, batch_size=batch_size, defense=defense,
+        x_advs=x_advs,
+    )
+    return {
+        "attack": name,
+        "norm": checks.norm_name(attack.norm),
+        "eps": list(grid),
+        "reconstruction_damage": [
+            row["reconstruction_mse"] - row["clean_reconstruction_mse"]
+            for row in rows
+        ],
+        "latent_kl": [row["latent_kl"] for row in rows],
+        "ssim_damage": [1.0 - row["ssim"] for row in rows],
+        "clean_mse": rows[-1]["clean_reconstruction_mse"],
+        "x_advs": x_advs,
+    }
 
 
 def area_under_damage(curve, key="reconstruction_damage"):

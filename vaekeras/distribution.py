@@ -27,8 +27,11 @@ import os
 
 import keras
 
+from vaekeras import backend as backends
+from vaekeras import checks
+
 DISTRIBUTIONS = ("auto", "none", "data_parallel")
-SUPPORTED_BACKENDS = ("jax", "tensorflow")
+SUPPORTED_BACKENDS = backends.DATA_PARALLEL_BACKENDS
 MULTI_HOST_VARIABLES = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",
     "KERAS_DISTRIBUTION_PROCESS_ID",
@@ -70,23 +73,9 @@ class DistributionPlan:
     def engine(self):
         """The Keras `Distribution` (JAX) or `tf.distribute` strategy."""
         if self._engine is None and self.name != "none":
-            if self.backend == "jax":
-                import jax
-
-                by_name = {str(d): d for d in jax.devices()}
-                # Many hosts: each feeds its own share of the data (tfds'
-                # per-process split), not one global data set for Keras to
-                # cut up after every host has read all of it.
-                self._engine = keras.distribution.DataParallel(
-                    devices=[by_name[name] for name in self.devices],
-                    auto_shard_dataset=self.processes == 1,
-                )
-            else:
-                import tensorflow as tf
-
-                self._engine = tf.distribute.MirroredStrategy(
-                    devices=list(self.devices)
-                )
+            self._engine = backends.data_parallel_engine(
+                self.devices, self.processes
+            )
         return self._engine
 
     def batch_multiple(self):
@@ -96,7 +85,7 @@ class DistributionPlan:
         must divide among its own devices; `tf.distribute` handles uneven
         batches itself (1).
         """
-        if self.name == "data_parallel" and self.backend == "jax":
+        if self.name == "data_parallel" and backends.splits_batches_evenly():
             return self.num_replicas // self.processes
         return 1
 
@@ -154,12 +143,7 @@ class DistributionPlan:
 
 def check_distribution(name):
     """Raises a `ValueError` unless `name` is one of `DISTRIBUTIONS`."""
-    if name not in DISTRIBUTIONS:
-        raise ValueError(
-            "Invalid value received for argument `distribution`: expected "
-            f"one of {DISTRIBUTIONS}. Received: distribution={name!r}"
-        )
-    return name
+    return checks.choice("distribution", name, DISTRIBUTIONS)
 
 
 def _maybe_initialize_multi_host():
@@ -185,23 +169,6 @@ def _tf_workers():
             f"Received: TF_CONFIG={config!r}"
         ) from None
     return sum(len(tasks) for tasks in cluster.values())
-
-
-def _devices(backend):
-    """`(accelerators, every device)` names this process can use."""
-    if backend == "jax":
-        import jax
-
-        devices = jax.devices()
-        names = tuple(str(d) for d in devices)
-        return tuple(
-            str(d) for d in devices if d.platform != "cpu"
-        ), names
-    import tensorflow as tf
-
-    gpus = tuple(d.name for d in tf.config.list_logical_devices("GPU"))
-    cpus = tuple(d.name for d in tf.config.list_logical_devices("CPU"))
-    return gpus, gpus or cpus
 
 
 def plan_distribution(name="auto"):
@@ -233,7 +200,7 @@ def plan_distribution(name="auto"):
     ...     model.fit(images, batch_size=256)  # the global batch
     """
     check_distribution(name)
-    backend = keras.backend.backend()
+    backend = backends.name()
     if name == "none":
         return DistributionPlan("none", backend)
     if backend not in SUPPORTED_BACKENDS:
@@ -244,7 +211,7 @@ def plan_distribution(name="auto"):
             f"data_parallel runs on the {' and '.join(SUPPORTED_BACKENDS)} "
             f"backends, not on {backend!r}. Received: distribution={name!r}"
         )
-    workers = _tf_workers() if backend == "tensorflow" else 0
+    workers = 0 if backends.splits_batches_evenly() else _tf_workers()
     if workers > 1:
         # Each worker would otherwise train alone, silently.
         raise ValueError(
@@ -256,13 +223,10 @@ def plan_distribution(name="auto"):
             f"{', '.join(MULTI_HOST_VARIABLES)}, or unset TF_CONFIG. "
             f"Received: distribution={name!r}"
         )
-    processes, index = 1, 0
-    if backend == "jax":
+    if backends.splits_batches_evenly():  # JAX: hosts join one mesh
         _maybe_initialize_multi_host()
-        import jax
-
-        processes, index = jax.process_count(), jax.process_index()
-    accelerators, every = _devices(backend)
+    processes, index = backends.processes()
+    accelerators, every = backends.devices()
     if name == "auto":
         if len(accelerators) < 2:
             return DistributionPlan("none", backend)

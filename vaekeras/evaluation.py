@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from vaekeras import attacks
+from vaekeras import backend
 from vaekeras import data
 from vaekeras import defenses
 from vaekeras import latent
@@ -52,7 +53,7 @@ def save_attack_grid(
         reconstruct = defense.reconstruct
 
     def recon(images):
-        return latent.as_numpy(reconstruct(images)).reshape(images.shape)
+        return backend.as_numpy(reconstruct(images)).reshape(images.shape)
 
     defended = " (MCMC)" if defense is not None else ""
     rows = [
@@ -237,10 +238,10 @@ def attack_run(
         mean, log_var = made.latent.encode(targets)
         for row, adv in zip(results, x_advs):
             row["target_distance_before"] = float(np.mean(
-                latent.as_numpy(made.distance(x, mean, log_var))
+                backend.as_numpy(made.distance(x, mean, log_var))
             ))
             row["target_distance_after"] = float(np.mean(
-                latent.as_numpy(made.distance(adv, mean, log_var))
+                backend.as_numpy(made.distance(adv, mean, log_var))
             ))
     summary = {
         "run_dir": run_dir,
@@ -350,7 +351,7 @@ def evaluate_saved_model(
         )
     start = time.time()
     recon = np.concatenate([
-        latent.as_numpy(adapter.reconstruct(x[i:i + batch_size]))
+        backend.as_numpy(adapter.reconstruct(x[i:i + batch_size]))
         for i in range(0, len(x), batch_size)
     ])
     clean_mse = np.mean((recon - x) ** 2, axis=tuple(range(1, x.ndim)))

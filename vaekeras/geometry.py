@@ -37,8 +37,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from vaekeras import backend
 from vaekeras import latent
-from vaekeras.latent import split_encoding  # noqa: F401  (public helper)
 
 KINDS = ("mean", "stochastic", "fisher", "output")
 METHODS = ("exact", "lanczos", "auto")
@@ -92,22 +92,33 @@ def _check_k(k, kind, latent_dim):
 # --- Backend-agnostic algebra (keras.ops). ---
 
 
+def row_scales(z_log_var, kind):
+    """Scales c `(B, 2d)` with A = diag(c) [J_mu; J_lv] for `kind`.
+
+    `"mean"` gives (1, 0): the log-variance rows drop out.
+    """
+    ones = ops.ones_like(z_log_var)
+    if kind == "mean":
+        return ops.concatenate([ones, ops.zeros_like(z_log_var)], axis=-1)
+    sigma = ops.exp(0.5 * z_log_var)  # (B, d)
+    if kind == "stochastic":
+        # d sigma / dx = 0.5 * sigma * d log sigma^2 / dx.
+        return ops.concatenate([ones, 0.5 * sigma], axis=-1)
+    return ops.concatenate(
+        [1.0 / sigma, ops.full_like(sigma, math.sqrt(0.5))], axis=-1
+    )
+
+
 def _rows_and_scales(z_log_var, jac, kind):
     """Rows R and per-row scales c with A = diag(c) R, so G = A^T A.
 
     Scaling the small Gram matrix (c_i c_j (R R^T)_ij) instead of the
     (B, r, D) rows saves a pass over the largest tensor.
     """
-    d = z_log_var.shape[-1]
     if kind == "mean":
+        d = z_log_var.shape[-1]
         return jac[:, :d, :], ops.ones_like(z_log_var)
-    sigma = ops.exp(0.5 * z_log_var)  # (B, d)
-    if kind == "stochastic":
-        # d sigma / dx = 0.5 * sigma * d log sigma^2 / dx.
-        scales = [ops.ones_like(sigma), 0.5 * sigma]
-    else:
-        scales = [1.0 / sigma, ops.full_like(sigma, math.sqrt(0.5))]
-    return jac, ops.concatenate(scales, axis=-1)  # (B, 2d, D), (B, 2d)
+    return jac, row_scales(z_log_var, kind)  # (B, 2d, D), (B, 2d)
 
 
 def _spectrum(rows, scales, k, with_vectors=True):
@@ -242,7 +253,7 @@ def resolve_method(method, model, x, kind):
     check_method(method)
     if method != "auto":
         return method
-    if latent.is_symbolic(x) or None in tuple(x.shape):
+    if backend.is_symbolic(x) or None in tuple(x.shape):
         return "exact"  # traced (e.g. an export): sizes unknown
     rows = rank_bound(kind, model.latent_dim(x))
     size = 4 * int(np.prod(tuple(x.shape))) * rows
@@ -261,7 +272,7 @@ def _run(model, x, what, kind="stochastic", k=None, method="exact",
     if what in ("spectrum", "values") and resolve_method(
         method, model, x, kind
     ) == "lanczos":
-        if latent.is_symbolic(x):
+        if backend.is_symbolic(x):
             raise ValueError(
                 "method='lanczos' checks its residuals eagerly and cannot "
                 "run inside a traced function; use method='exact' there."
@@ -289,13 +300,7 @@ def _operator(view, x, kind):
             return ops.concatenate(view.encode(x_), axis=-1)  # (B, 2d)
 
         _, z_log_var = view.encode(x)
-        if kind == "mean":
-            weights = ops.concatenate(
-                [ops.ones_like(z_log_var), ops.zeros_like(z_log_var)], -1
-            )
-        else:
-            _, scales = _rows_and_scales(z_log_var, None, kind)
-            weights = ops.square(scales)  # (B, 2d): A = diag(c) J
+        weights = ops.square(row_scales(z_log_var, kind))  # A = diag(c) J
 
     def matvec(v):
         product = view.metric_product(
@@ -451,8 +456,8 @@ def _matrix_free(model, x, kind, k, iterations, tol):
         values, vectors, residual = model.function(
             fn, ("lanczos", kind, k, m)
         )(x)
-        top = latent.as_numpy(values)[:, :1]
-        relative = latent.as_numpy(residual) / np.maximum(top, 1e-30)
+        top = backend.as_numpy(values)[:, :1]
+        relative = backend.as_numpy(residual) / np.maximum(top, 1e-30)
         relative = np.where(top > 1e-20, relative, 0.0)
         if relative.max() <= tol:
             return values, vectors, residual
@@ -603,132 +608,6 @@ def eigenspectrum_from_function(encode_fn, x, kind="stochastic", k=None):
     loaded SavedModels now.
     """
     return eigenspectrum(encode_fn, x, kind, k)
-
-
-# --- Differentiable estimates, for training penalties. ---
-
-PENALTIES = ("trace", "spectral_radius")
-
-
-def _penalty_map(encoder, kind, decoder, training):
-    """`(f, weights)`: G = J_f^T diag(weights(x)) J_f for the kind."""
-    if kind == "output":
-        if decoder is None:
-            raise ValueError(
-                "kind='output' needs `decoder` (the map from z to pixel "
-                "means)."
-            )
-
-        def f(x):
-            z_mean, _ = encoder(x, training=training)
-            out = decoder(z_mean)
-            return ops.reshape(out, (ops.shape(out)[0], -1))
-
-        return f, None
-
-    def f(x):
-        return ops.concatenate(encoder(x, training=training), axis=-1)
-
-    def weights(x):
-        _, z_log_var = encoder(x, training=training)
-        if kind == "mean":
-            return ops.concatenate(
-                [ops.ones_like(z_log_var), ops.zeros_like(z_log_var)], -1
-            )
-        _, scales = _rows_and_scales(z_log_var, None, kind)
-        return ops.square(scales)
-
-    return f, weights
-
-
-def metric_penalty(
-    encoder, x, kind="fisher", penalty="trace", probes=1,
-    power_iterations=3, seed=None, decoder=None, training=False,
-):
-    """Per-sample estimate of trace(G) or lambda_max(G), differentiable.
-
-    Made to be a training loss: gradients flow to the encoder's (and, for
-    `kind="output"`, the decoder's) weights through the input derivatives
-    (double backprop). Never forms the Jacobian.
-    - `"trace"`: Hutchinson, trace(G) = E_u |A^T u|^2 for Rademacher u in
-      the row space of A (lower variance than Gaussian u); one reverse
-      pass per probe.
-    - `"spectral_radius"`: `power_iterations` steps of power iteration
-      on G v = A^T (A v) with the vector held constant (no gradient),
-      started in G's range, then one differentiable Rayleigh quotient
-      |A v|^2 (one forward-mode pass).
-
-    Args:
-        encoder: a Keras encoder `x -> [z_mean, z_log_var]`.
-        x: images `(B, H, W, C)`.
-        kind: metric kind (`"output"` needs `decoder`).
-        penalty: `"trace"` or `"spectral_radius"`.
-        probes: Hutchinson probes per sample (trace).
-        power_iterations: power steps before the quotient.
-        seed: int or `keras.random.SeedGenerator` for the probes.
-        decoder: `z -> pixel means`, for `kind="output"`.
-        training: forwarded to the encoder.
-
-    Returns:
-        `(B,)` estimates.
-
-    Raises:
-        ValueError: for a bad kind, penalty, probes or power_iterations.
-
-    Example:
-
-    >>> penalty = metric_penalty(model.encoder, images[:32], "fisher")
-    """
-    check_kind(kind)
-    if penalty not in PENALTIES:
-        raise ValueError(
-            "Invalid value received for argument `penalty`: expected one of "
-            f"{PENALTIES}. Received: penalty={penalty!r}"
-        )
-    x = ops.convert_to_tensor(x, "float32")
-    f, weights_fn = _penalty_map(encoder, kind, decoder, training)
-    weights = None if weights_fn is None else weights_fn(x)
-    out = f(x)  # (B, rows)
-    batch = ops.shape(x)[0]
-    if penalty == "trace":
-        if not isinstance(seed, keras.random.SeedGenerator):
-            # An int seed would draw the same probe every time.
-            seed = keras.random.SeedGenerator(seed)
-        total = 0.0
-        for _ in range(probes):
-            u = ops.sign(keras.random.uniform(
-                ops.shape(out), minval=-1.0, maxval=1.0, seed=seed
-            ))
-            if weights is not None:
-                u = u * ops.sqrt(weights)
-            lifted = latent.input_vjp(f, x, u)  # A^T u, (B, H, W, C)
-            total = total + ops.sum(
-                ops.square(ops.reshape(lifted, (batch, -1))), axis=-1
-            )
-        return total / probes
-    # Power iteration, no gradient, started in G's range.
-    start = ops.ones_like(out)
-    if weights is not None:
-        start = start * weights
-    v = ops.stop_gradient(latent.input_vjp(f, x, start))
-
-    def normalise(v):
-        flat = ops.reshape(v, (batch, -1))
-        norms = ops.norm(flat, axis=-1)
-        return v / ops.reshape(
-            ops.maximum(norms, 1e-30), (-1,) + (1,) * (len(x.shape) - 1)
-        )
-
-    v = normalise(v)
-    for _ in range(power_iterations):
-        av = latent.input_jvp(f, x, v)
-        if weights is not None:
-            av = av * weights
-        v = normalise(ops.stop_gradient(latent.input_vjp(f, x, av)))
-    av = latent.input_jvp(f, x, v)  # differentiable Rayleigh quotient
-    if weights is not None:
-        av = av * ops.sqrt(weights)
-    return ops.sum(ops.square(av), axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="vaekeras")

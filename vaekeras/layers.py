@@ -6,24 +6,13 @@ import keras
 import numpy as np
 from keras import ops
 
-from vaekeras import latent
+from vaekeras import backend
+from vaekeras import checks
 
 # Bounds on log sigma^2: exp(-30) and exp(20) stay finite in float32, and a
 # clamped value keeps one bad batch from turning the loss into NaN.
 LOG_VAR_MIN = -30.0
 LOG_VAR_MAX = 20.0
-
-
-def check_positive(name, value):
-    """`value` as a float; a `ValueError` naming it unless finite and > 0."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        not math.isfinite(value) or value <= 0
-    ):
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected a "
-            f"finite number > 0. Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 def clip_log_var(z_log_var):
@@ -70,11 +59,7 @@ class Sampling(keras.layers.Layer):
         z_mean, z_log_var = inputs
         if method == "mode":
             return z_mean
-        if method != "sample":
-            raise ValueError(
-                "Invalid value received for argument `method`: expected "
-                f'"sample" or "mode". Received: method={method!r}'
-            )
+        checks.choice("method", method, ("sample", "mode"))
         eps = keras.random.normal(
             ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
         )
@@ -116,7 +101,7 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
 
     def next(self, ordered=True):
         seed = super().next(ordered=ordered)
-        replica = latent.replica_id()
+        replica = backend.replica_id()
         if replica is None:
             return seed
         offset = ops.cast(replica, seed.dtype) * _REPLICA_SEED_STRIDE
@@ -154,7 +139,7 @@ class BoundedLogVariance(keras.layers.Layer):
 
     def __init__(self, max_std=1.0, **kwargs):
         super().__init__(**kwargs)
-        self.max_std = check_positive("max_std", max_std)
+        self.max_std = checks.positive("max_std", max_std)
 
     def call(self, raw):
         # log(max_std * sigmoid(h)) = log(max_std) - softplus(-h), stable.
@@ -202,7 +187,7 @@ class SpectralNorm(keras.layers.Wrapper):
 
     def __init__(self, layer, power_iterations=1, lipschitz=1.0, **kwargs):
         super().__init__(layer, **kwargs)
-        self.lipschitz = check_positive("lipschitz", lipschitz)
+        self.lipschitz = checks.positive("lipschitz", lipschitz)
         if not isinstance(layer, (
             keras.layers.Dense, keras.layers.Conv2D,
             keras.layers.Conv2DTranspose,
@@ -212,15 +197,9 @@ class SpectralNorm(keras.layers.Wrapper):
                 "Dense, Conv2D or Conv2DTranspose layer. Received: "
                 f"layer={layer!r}"
             )
-        if isinstance(power_iterations, bool) or not isinstance(
-            power_iterations, int
-        ) or power_iterations < 1:
-            raise ValueError(
-                "Invalid value received for argument `power_iterations`: "
-                "expected an integer >= 1. Received: "
-                f"power_iterations={power_iterations!r}"
-            )
-        self.power_iterations = power_iterations
+        self.power_iterations = checks.positive_int(
+            "power_iterations", power_iterations
+        )
 
     def build(self, input_shape):
         super().build(input_shape)

@@ -6,25 +6,21 @@ adds a loss on mixed inputs through the `extra_loss` hook. The loss lives in
 `compute_loss`, so Keras' stock `train_step` trains on every backend.
 """
 
-import math
+import typing
 
 import keras
 import numpy as np
 from keras import ops
 
 from vaekeras import architectures
-from vaekeras import latent
-from vaekeras.latent import check_batch_shape
-from vaekeras.layers import ReplicaSeedGenerator
+from vaekeras import backend
+from vaekeras import checks
 from vaekeras.layers import Sampling
 from vaekeras.layers import clip_log_var
 from vaekeras.layers import load_seed_state
 from vaekeras.layers import save_seed_state
 
 LIKELIHOODS = ("bernoulli", "gaussian")
-# Weight of mixup's latent consistency term; chosen by measurement (README,
-# "Mixup consistency weight").
-DEFAULT_MIXUP_CONSISTENCY = 10.0
 
 
 def kl_divergence(z_mean, z_log_var):
@@ -80,15 +76,16 @@ def check_images(x, image_shape, argument="x"):
     The rank and per-image shape are checked for any tensor; the value range
     only for concrete numpy arrays (symbolic tensors have no values).
     """
-    check_batch_shape(x, image_shape, argument)
-    if isinstance(x, np.ndarray) and x.size:
-        lo, hi = float(np.min(x)), float(np.max(x))
-        if not (0.0 <= lo and hi <= 1.0):
-            raise ValueError(
-                f"Invalid value received for argument `{argument}`: pixel "
-                f"values must lie in [0, 1] (scale uint8 images by 1/255). "
-                f"Received: {argument} with min={lo:g}, max={hi:g}"
-            )
+    checks.batch_shape(x, image_shape, argument)
+    checks.pixel_range(x, argument)
+
+
+class Encoding(typing.NamedTuple):
+    """What the encoder gave for a batch: the posterior and one sample."""
+
+    z_mean: typing.Any  # (B, d)
+    z_log_var: typing.Any  # (B, d)
+    z: typing.Any  # (B, d), drawn by the model's seeded sampler
 
 
 def screen_batch(x):
@@ -102,17 +99,6 @@ def screen_batch(x):
     good = ops.logical_and(ops.greater_equal(x, 0.0), ops.less_equal(x, 1.0))
     bad = ops.sum(1.0 - ops.cast(good, "float32"))
     return ops.where(good, x, 0.0), bad
-
-
-def _check_non_negative(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-        not math.isfinite(value) or value < 0
-    ):
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected a "
-            f"finite number >= 0. Received: {name}={value!r}"
-        )
-    return float(value)
 
 
 @keras.saving.register_keras_serializable(package="vaekeras")
@@ -133,7 +119,9 @@ class VAE(keras.Model):
         likelihood: `"bernoulli"` (default) or `"gaussian"`; see
             `reconstruction_loss`.
         seed: int or None, seed of the posterior sampler.
-        **kwargs: base `keras.Model` arguments.
+        **kwargs: a subclass's `options` (each set as an attribute, after
+            its check; defaults filled in), then base `keras.Model`
+            arguments.
 
     Raises:
         ValueError: for a negative beta or an unknown likelihood.
@@ -155,12 +143,10 @@ class VAE(keras.Model):
         seed=None,
         **kwargs,
     ):
+        declared = {option.name for option in self.options}
+        given = {k: kwargs.pop(k) for k in list(kwargs) if k in declared}
         super().__init__(**kwargs)
-        if likelihood not in LIKELIHOODS:
-            raise ValueError(
-                "Invalid value received for argument `likelihood`: expected "
-                f"one of {LIKELIHOODS}. Received: likelihood={likelihood!r}"
-            )
+        checks.choice("likelihood", likelihood, LIKELIHOODS)
         # === Layers ===
         self.encoder = encoder
         self.decoder = decoder
@@ -174,14 +160,57 @@ class VAE(keras.Model):
         # stops at the first batch that has any.
         self.invalid_inputs_tracker = keras.metrics.Sum(name="invalid_inputs")
         # === Config ===
-        self.beta = _check_non_negative("beta", beta)
+        self.beta = checks.non_negative("beta", beta)
         self.likelihood = likelihood
         self.seed = seed
+        for option in self.options:
+            setattr(self, option.name, option.validate(
+                given.get(option.name, option.default)
+            ))
 
     # A subclass's own `keras.random.SeedGenerator` attributes, by name,
     # and the key each state is saved under: saved with the weights, so a
     # resumed or reloaded model continues the same random stream.
     seed_states = {}
+    # A defense's options (`vaekeras.defenses.options.Option`), declared
+    # once; the beta-VAE has none.
+    options = ()
+    # Whether the constructor takes the training set size (`make`).
+    needs_dataset_size = False
+
+    @classmethod
+    def make(
+        cls, input_shape, latent_dim=16, architecture="mlp",
+        hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
+        conv_filters=architectures.DEFAULT_CONV_FILTERS,
+        dataset_size=None, **kwargs,
+    ):
+        """Builds the encoder and decoder, then a built model of `cls`.
+
+        Args:
+            input_shape: `(H, W, C)`.
+            latent_dim, architecture, hidden_units, conv_filters: see
+                `vaekeras.architectures.build_encoder`.
+            dataset_size: the training set size, passed on to classes
+                whose loss needs it (`needs_dataset_size`).
+            **kwargs: the constructor's other arguments.
+
+        Returns:
+            The model, called once on zeros so that it is built.
+        """
+        layout = dict(
+            latent_dim=latent_dim, architecture=architecture,
+            hidden_units=hidden_units, conv_filters=conv_filters,
+        )
+        if cls.needs_dataset_size:
+            kwargs["dataset_size"] = dataset_size
+        model = cls(
+            architectures.build_encoder(input_shape, **layout),
+            architectures.build_decoder(input_shape, **layout),
+            **kwargs,
+        )
+        model(ops.zeros((1, *tuple(input_shape))))
+        return model
 
     def build(self, input_shape=None):
         # The encoder and decoder arrive built; nothing else has weights.
@@ -233,19 +262,27 @@ class VAE(keras.Model):
         return self.beta * kl
 
     def elbo_terms(self, x, training=False):
-        """Per-sample `(reconstruction_loss, kl_loss, z_mean)`.
+        """Per-sample `(reconstruction_loss, kl_loss, encoding)`.
 
-        Uses one posterior sample per input, drawn by the seeded sampler.
+        Uses one posterior sample per input, drawn by the seeded sampler;
+        `encoding` is an `Encoding` of the batch.
         """
         z_mean, z_log_var = self.encoder(x, training=training)
         z = self.sampler([z_mean, z_log_var])
         logits = self.decoder(z, training=training)
         recon = reconstruction_loss(x, logits, self.likelihood)  # (B,)
         kl = kl_divergence(z_mean, z_log_var)  # (B,)
-        return recon, kl, z_mean
+        return recon, kl, Encoding(z_mean, z_log_var, z)
 
-    def extra_loss(self, x, z_mean, training=False):
-        """Scalar added to the loss by subclasses; 0 for the beta-VAE."""
+    def extra_loss(self, x, encoding, training=False):
+        """Scalar added to the loss by subclasses; 0 for the beta-VAE.
+
+        Args:
+            x: the (screened) batch `(B, H, W, C)`.
+            encoding: the `Encoding` the ELBO used, so a defense never
+                runs the encoder a second time.
+            training: forwarded to the encoder and decoder.
+        """
         return 0.0
 
     def compute_loss(
@@ -253,15 +290,15 @@ class VAE(keras.Model):
     ):
         x, invalid = screen_batch(x)
         self.invalid_inputs_tracker.update_state(invalid)
-        recon, kl, z_mean = self.elbo_terms(x, training=training)
+        recon, kl, encoding = self.elbo_terms(x, training=training)
         recon, kl = ops.mean(recon), ops.mean(kl)
         self.reconstruction_loss_tracker.update_state(recon)
         self.kl_loss_tracker.update_state(kl)
         loss = recon + self.regularizer(kl)
-        loss = loss + self.extra_loss(x, z_mean, training=training)
+        loss = loss + self.extra_loss(x, encoding, training=training)
         if self.losses:
             loss = loss + ops.sum(self.losses)
-        return latent.scale_for_replicas(loss)
+        return backend.scale_for_replicas(loss)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.fit`, after checking the images' shape and range.
@@ -294,6 +331,10 @@ class VAE(keras.Model):
             "beta": self.beta,
             "likelihood": self.likelihood,
             "seed": self.seed,
+            **{
+                option.name: option.spell(getattr(self, option.name))
+                for option in self.options
+            },
         }
 
     @classmethod
@@ -302,163 +343,3 @@ class VAE(keras.Model):
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-@keras.saving.register_keras_serializable(package="vaekeras")
-class MixupVAE(VAE):
-    """Beta-VAE that also trains on convex mixtures of its inputs.
-
-    Per batch it draws one `lam ~ Beta(mixup_alpha, mixup_alpha)` and one
-    random pairing `j(i)` (a shuffled copy of the batch), forms
-    `x_mix = lam * x_i + (1 - lam) * x_j` and adds to the loss, averaged
-    over the batch:
-    - the negative ELBO of `x_mix` (same beta and likelihood), and
-    - `mixup_consistency * ||mu(x_mix) - (lam * mu(x_i) +
-      (1 - lam) * mu(x_j))||^2`, which asks the encoder to be linear
-      between data points (the paper's way to fill the empty latent space).
-    The sum is reported as the metric `mixup_loss`.
-
-    Args:
-        mixup_alpha: Beta distribution parameter, > 0. Defaults to 0.5 as in
-            the paper's code.
-        mixup_consistency: weight of the latent consistency term, >= 0.
-        Other args: as in `VAE`.
-
-    Raises:
-        ValueError: for mixup_alpha <= 0 or a negative consistency weight.
-    """
-
-    def __init__(
-        self,
-        encoder,
-        decoder,
-        beta=1.0,
-        likelihood="bernoulli",
-        mixup_alpha=0.5,
-        mixup_consistency=DEFAULT_MIXUP_CONSISTENCY,
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            encoder, decoder, beta=beta, likelihood=likelihood, seed=seed,
-            **kwargs,
-        )
-        self.mixup_alpha = _check_non_negative("mixup_alpha", mixup_alpha)
-        if self.mixup_alpha == 0:
-            raise ValueError(
-                "Invalid value received for argument `mixup_alpha`: expected "
-                "a number > 0 (use VAE for no mixup). Received: "
-                f"mixup_alpha={mixup_alpha!r}"
-            )
-        self.mixup_consistency = _check_non_negative(
-            "mixup_consistency", mixup_consistency
-        )
-        self.mixup_seed_generator = ReplicaSeedGenerator(
-            None if seed is None else seed + 1
-        )
-        self.mixup_loss_tracker = keras.metrics.Mean(name="mixup_loss")
-
-    # Saved with the weights under this key (see `VAE.seed_states`).
-    seed_states = {"mixup_seed_generator": "mixup_seed_state"}
-
-    def mixup_terms(self, x, z_mean, lam, partner, training=False):
-        """Per-sample `(negative ELBO of x_mix, latent consistency)`.
-
-        Args:
-            x: images `(B, H, W, C)`.
-            z_mean: `mu(x)`, `(B, d)`.
-            lam: scalar mixing weight in [0, 1].
-            partner: int indices `(B,)`, the partner of each sample.
-            training: forwarded to the encoder and decoder.
-        """
-        x_mix = lam * x + (1.0 - lam) * ops.take(x, partner, axis=0)
-        recon, kl, z_mean_mix = self.elbo_terms(x_mix, training=training)
-        z_target = lam * z_mean + (1.0 - lam) * ops.take(
-            z_mean, partner, axis=0
-        )
-        consistency = ops.sum(ops.square(z_mean_mix - z_target), axis=-1)
-        return recon + self.regularizer(kl), consistency
-
-    def extra_loss(self, x, z_mean, training=False):
-        lam = keras.random.beta(
-            (), self.mixup_alpha, self.mixup_alpha,
-            seed=self.mixup_seed_generator,
-        )
-        partner = keras.random.shuffle(
-            ops.arange(ops.shape(x)[0]), seed=self.mixup_seed_generator
-        )
-        nelbo_mix, consistency = self.mixup_terms(
-            x, z_mean, lam, partner, training=training
-        )
-        mixup_loss = ops.mean(nelbo_mix + self.mixup_consistency * consistency)
-        self.mixup_loss_tracker.update_state(mixup_loss)
-        return mixup_loss
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "mixup_alpha": self.mixup_alpha,
-            "mixup_consistency": self.mixup_consistency,
-        }
-
-
-def build_vae(
-    input_shape,
-    latent_dim=16,
-    architecture="mlp",
-    beta=1.0,
-    mixup_alpha=0.0,
-    likelihood="bernoulli",
-    seed=None,
-    hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
-    conv_filters=architectures.DEFAULT_CONV_FILTERS,
-    mixup_consistency=DEFAULT_MIXUP_CONSISTENCY,
-):
-    """Builds a VAE (or a MixupVAE when `mixup_alpha > 0`), ready to compile.
-
-    Weights are initialised from Keras' global seed: call
-    `keras.utils.set_random_seed` first for reproducible weights; `seed`
-    seeds the posterior sampler and the mixup draws.
-
-    Args:
-        input_shape: `(H, W, C)`.
-        latent_dim: latent size d >= 1.
-        architecture: `"mlp"` or `"conv"`.
-        beta: KL weight >= 0.
-        mixup_alpha: 0 (default) for a beta-VAE, > 0 for a MixupVAE.
-        likelihood: `"bernoulli"` or `"gaussian"`.
-        seed: int or None.
-        hidden_units, conv_filters: see `architectures.build_encoder`.
-        mixup_consistency: see `MixupVAE`.
-
-    Returns:
-        A built `VAE` or `MixupVAE`.
-
-    Raises:
-        ValueError: for any invalid argument, naming it.
-
-    Example:
-
-    >>> model = build_vae((28, 28, 1), latent_dim=16, beta=2.0)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    """
-    beta = _check_non_negative("beta", beta)
-    mixup_alpha = _check_non_negative("mixup_alpha", mixup_alpha)
-    kwargs = dict(
-        latent_dim=latent_dim, architecture=architecture,
-        hidden_units=hidden_units, conv_filters=conv_filters,
-    )
-    encoder = architectures.build_encoder(input_shape, **kwargs)
-    decoder = architectures.build_decoder(input_shape, **kwargs)
-    if mixup_alpha > 0:
-        model = MixupVAE(
-            encoder, decoder, beta=beta, likelihood=likelihood,
-            mixup_alpha=mixup_alpha, mixup_consistency=mixup_consistency,
-            seed=seed,
-        )
-    else:
-        model = VAE(
-            encoder, decoder, beta=beta, likelihood=likelihood, seed=seed
-        )
-    model(ops.zeros((1, *tuple(input_shape))))
-    return model

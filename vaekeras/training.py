@@ -11,34 +11,31 @@ that lets a killed run resume where it stopped.
 import dataclasses
 import math
 import os
-import platform
 import time
 
 import keras
 
+from vaekeras import architectures
+from vaekeras import backend
 from vaekeras import callbacks as vaekeras_callbacks
+from vaekeras import checks
 from vaekeras import data
-from vaekeras import defenses
 from vaekeras import distribution
 from vaekeras import export
 from vaekeras import models
 from vaekeras import runs
+from vaekeras.defenses import registry
 
-# Every defense option (`vaekeras.defenses.DEFENSE_OPTIONS`), by name.
-DEFENSE_OPTION_NAMES = tuple(sorted({
-    name for options in defenses.DEFENSE_OPTIONS.values() for name in options
-}))
-# Configuration keys that define a run, each with the value a run folder
-# written before the key existed implies; two runs differing in one of
-# these must never share a folder.
+# Settings that define a run besides the defense's options, each with the
+# value a run folder written before the key existed implies; two runs
+# differing in one of these must never share a folder.
 RUN_KEYS = {
     **dict.fromkeys((
-        "dataset", "architecture", "latent_dim", "beta", "mixup_alpha",
-        "mixup_consistency", "likelihood", "epochs", "batch_size",
-        "learning_rate", "seed", "keras_backend",
+        "dataset", "architecture", "latent_dim", "beta", "likelihood",
+        "epochs", "batch_size", "learning_rate", "seed", "keras_backend",
     )),
     "defense": "none",
-    **dict.fromkeys(DEFENSE_OPTION_NAMES),
+    **dict.fromkeys(registry.OPTIONS),
 }
 
 
@@ -46,21 +43,19 @@ def run_identity(config):
     """What `flags.json` records: the configuration and the Keras backend.
 
     Runs of the same flags on two backends are two different models, so
-    the backend is part of a run's identity. A defense's options are
-    recorded with their defaults filled in, so a run asked for with and
-    without the default spelled out is one run.
+    the backend is part of a run's identity. The defense and its options
+    are recorded resolved (`--mixup_alpha=0.5` is defense "mixup") with
+    their defaults filled in, so a run asked for with and without a
+    default spelled out is one run.
     """
-    if config.defense != "none":
-        config = dataclasses.replace(config)
-        config.resolve_defense()
-    return {**dataclasses.asdict(config), "keras_backend": (
-        keras.backend.backend()
-    )}
+    config = dataclasses.replace(config)
+    config.resolve_defense()
+    return {**dataclasses.asdict(config), "keras_backend": backend.name()}
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything a training run depends on (see `apps/train.py` flags)."""
+class _Settings:
+    """The settings every run has; `TrainConfig` adds the defenses'."""
 
     dataset: str = "mnist_5k"
     data_dir: str | None = None
@@ -68,8 +63,6 @@ class TrainConfig:
     architecture: str = "mlp"
     latent_dim: int = 16
     beta: float = 1.0
-    mixup_alpha: float = 0.0
-    mixup_consistency: float = models.DEFAULT_MIXUP_CONSISTENCY
     likelihood: str = "bernoulli"
     epochs: int = 50
     batch_size: int = 128
@@ -83,22 +76,13 @@ class TrainConfig:
     # Not part of a run's identity either: the same model, on more devices
     # (`vaekeras.distribution`); `batch_size` is the global batch.
     distribution: str = "auto"
-    # A defense (`vaekeras.defenses.DEFENSES`) and its options; None keeps
-    # an option's default, and `train` records the values it used.
+    # A defense (`vaekeras.defenses.DEFENSES`); its options are the fields
+    # `TrainConfig` derives from the registry.
     defense: str = "none"
-    metric_weight: float | None = None
-    metric_kind: str | None = None
-    penalty: str | None = None
-    probes: int | None = None
-    max_std: float | None = None
-    encoder_lipschitz: float | None = None
-    decoder_lipschitz: float | None = None
-    adv_eps: float | None = None
-    adv_norm: str | int | None = None
-    adv_steps: int | None = None
-    adv_weight: float | None = None
-    adv_divergence: str | None = None
-    tc_weight: float | None = None
+
+    def options(self):
+        """Every defense option field, by name (None: the default)."""
+        return {name: getattr(self, name) for name in registry.OPTIONS}
 
     def defense_options(self):
         """The defense's options, checked, defaults filled in.
@@ -107,72 +91,62 @@ class TrainConfig:
             ValueError: for an unknown defense, an option of another one
                 (e.g. `adv_eps` with `defense="none"`), or a bad value.
         """
-        return defenses.check_defense_options(self.defense, {
-            name: getattr(self, name) for name in DEFENSE_OPTION_NAMES
-        })
+        return registry.resolve(self.defense, self.options())[1]
 
     def resolve_defense(self):
-        """Writes the options the defense will use into the config."""
-        for name, value in self.defense_options().items():
-            setattr(self, name, "inf" if value == math.inf else value)
+        """Writes the defense and the options it will use into the config."""
+        defense, options = registry.resolve(self.defense, self.options())
+        self.defense = defense
+        for name, value in options.items():
+            setattr(self, name, registry.OPTIONS[name][1].spell(value))
 
     def default_output_dir(self, root="saved_models"):
         name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
-        if self.mixup_alpha > 0:
-            name += f"_mixup{self.mixup_alpha:g}"
-            if self.mixup_consistency != models.DEFAULT_MIXUP_CONSISTENCY:
-                name += f"_c{self.mixup_consistency:g}"
-        if self.defense != "none":
-            name += f"_{self.defense}"
-            defaults = defenses.DEFENSE_OPTIONS[self.defense]
-            for option, value in self.defense_options().items():
-                if value != defaults[option]:
-                    name += f"_{option}{_short(value)}"
-        backend_name = keras.backend.backend()  # named, as in run_identity
-        if backend_name != "tensorflow":
-            name += f"_{backend_name}"
+        defense, options = registry.resolve(self.defense, self.options())
+        defaults = registry.DEFENSE_OPTIONS[defense]
+        if defense == "mixup":
+            name += f"_mixup{options.pop('mixup_alpha'):g}"
+            if options["mixup_consistency"] != defaults["mixup_consistency"]:
+                name += f"_c{options.pop('mixup_consistency'):g}"
+            options = {}
+        elif defense != "none":
+            name += f"_{defense}"
+        for option, value in options.items():
+            if value != defaults[option]:
+                name += f"_{option}{_short(value)}"
+        if backend.name() != backend.DEFAULT:  # as in run_identity
+            name += f"_{backend.name()}"
         return os.path.join(root, name)
 
     def validate(self):
         """Raises a `ValueError` naming the first invalid field."""
-        for name in (
-            "beta", "mixup_alpha", "mixup_consistency", "learning_rate"
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(
-                value
-            ) or value < 0 or (name == "learning_rate" and value == 0):
-                bound = "> 0" if name == "learning_rate" else ">= 0"
-                raise ValueError(
-                    f"Invalid value received for argument `{name}`: expected "
-                    f"a finite number {bound}. Received: {name}={value!r}"
-                )
+        checks.non_negative("beta", self.beta)
+        checks.positive("learning_rate", self.learning_rate)
         for name in ("latent_dim", "epochs", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Invalid value received for argument `{name}`: expected "
-                    f"an integer >= 1. Received: {name}={value!r}"
-                )
-        if self.architecture not in ("mlp", "conv"):
-            raise ValueError(
-                "Invalid value received for argument `architecture`: expected "
-                f"'mlp' or 'conv'. Received: architecture={self.architecture!r}"
-            )
+            checks.positive_int(name, getattr(self, name))
+        checks.choice(
+            "architecture", self.architecture, architectures.ARCHITECTURES
+        )
+        checks.choice("likelihood", self.likelihood, models.LIKELIHOODS)
+        checks.choice(
+            "distribution", self.distribution, distribution.DISTRIBUTIONS
+        )
         self.defense_options()
-        distribution.check_distribution(self.distribution)
-        if self.defense != "none" and self.mixup_alpha > 0:
-            raise ValueError(
-                "Invalid value received for argument `mixup_alpha`: mixup "
-                f"cannot be combined with defense={self.defense!r}. "
-                f"Received: mixup_alpha={self.mixup_alpha!r}"
-            )
-        if self.likelihood not in models.LIKELIHOODS:
-            raise ValueError(
-                "Invalid value received for argument `likelihood`: expected "
-                f"one of {models.LIKELIHOODS}. Received: "
-                f"likelihood={self.likelihood!r}"
-            )
+
+
+TrainConfig = dataclasses.make_dataclass(
+    "TrainConfig",
+    [
+        (name, option.type | None, dataclasses.field(default=None))
+        for name, (_, option) in registry.OPTIONS.items()
+    ],
+    bases=(_Settings,),
+    namespace={"__module__": __name__, "__doc__": (
+        "Everything a training run depends on (see `apps/train.py`).\n\n"
+        "The settings of `_Settings`, then one field per defense option "
+        "(`vaekeras.defenses.registry.OPTIONS`), None for its default."
+    )},
+)
 
 
 def _short(value):
@@ -192,19 +166,7 @@ def environment():
             versions[package] = md.version(package)
         except md.PackageNotFoundError:
             pass
-    try:
-        import tensorflow as tf
-
-        devices = [d.name for d in tf.config.list_logical_devices()]
-    except ImportError:  # pragma: no cover - TF is a dependency
-        devices = []
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "keras_backend": keras.backend.backend(),
-        "packages": versions,
-        "tensorflow_devices": devices,
-    }
+    return {**backend.environment(), "packages": versions}
 
 
 class _StopOnNaN(keras.callbacks.TerminateOnNaN):
@@ -284,7 +246,7 @@ def likely_causes(config):
         )
     if config.beta > 1e3:
         causes.append(f"--beta={config.beta:g}")
-    if config.mixup_alpha > 0 and config.mixup_consistency > 1e3:
+    if (config.mixup_consistency or 0) > 1e3:
         causes.append(f"--mixup_consistency={config.mixup_consistency:g}")
     return causes or [
         f"--learning_rate={config.learning_rate:g} (try a smaller one)"
@@ -389,8 +351,7 @@ def train(config):
     config.validate()
     if config.output_dir is None:
         config.output_dir = config.default_output_dir()
-    if config.defense != "none":
-        config.resolve_defense()
+    config.resolve_defense()
     plan = distribution.plan_distribution(config.distribution)
     multiple = plan.batch_multiple()
     train_ds = data.load_dataset(
@@ -438,29 +399,17 @@ def _train_in(config, train_ds, test_images, plan):
 def _train_in_scope(config, train_ds, test_images, plan):
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
-    if config.defense == "none":
-        model = models.build_vae(
-            tuple(test_images.shape[1:]),
-            latent_dim=config.latent_dim,
-            architecture=config.architecture,
-            beta=config.beta,
-            mixup_alpha=config.mixup_alpha,
-            mixup_consistency=config.mixup_consistency,
-            likelihood=config.likelihood,
-            seed=config.seed,
-        )
-    else:
-        model = defenses.build_defended_vae(
-            tuple(test_images.shape[1:]),
-            config.defense,
-            latent_dim=config.latent_dim,
-            architecture=config.architecture,
-            beta=config.beta,
-            likelihood=config.likelihood,
-            seed=config.seed,
-            dataset_size=train_ds.num_examples,
-            **config.defense_options(),
-        )
+    model = registry.build_defended_vae(
+        tuple(test_images.shape[1:]),
+        config.defense,
+        latent_dim=config.latent_dim,
+        architecture=config.architecture,
+        beta=config.beta,
+        likelihood=config.likelihood,
+        seed=config.seed,
+        dataset_size=getattr(train_ds, "num_examples", None),
+        **config.defense_options(),
+    )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     nan_guard = _StopOnNaN()
     input_guard = _StopOnBadInput()

@@ -20,9 +20,9 @@ import numpy as np
 
 from vaekeras import attacks
 from vaekeras import data
+from vaekeras import defenses
 from vaekeras import distribution
 from vaekeras import geometry
-from vaekeras import models
 from vaekeras import runs
 from vaekeras import scores
 
@@ -138,7 +138,7 @@ class BetaHyperModel(kt.HyperModel):
         keras.utils.set_random_seed(self.seed)
         # build_vae calls the model on a batch, so KerasTuner can reload
         # the best trial's weights into a freshly built model.
-        model = models.build_vae(
+        model = defenses.build_vae(
             self.input_shape, latent_dim=self.latent_dim,
             architecture=self.architecture, beta=beta, mixup_alpha=alpha,
             likelihood=self.likelihood, seed=self.seed,

@@ -134,7 +134,6 @@ def test_app_choice_flags_match_the_library():
     import types
 
     from vaekeras import attacks
-    from vaekeras import defenses
     from vaekeras import distribution
     from vaekeras import geometry
     from vaekeras import report
@@ -159,11 +158,8 @@ def test_app_choice_flags_match_the_library():
     assert app("report").STUDIES == list(report.STUDIES)
     assert app("tune").TUNERS == list(tuning.TUNERS)
     assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
-    assert app("train").DEFENSES == list(defenses.DEFENSES)
     for name in ("train", "tune", "report"):
         assert app(name).DISTRIBUTIONS == list(distribution.DISTRIBUTIONS)
-    assert app("train").KINDS == list(geometry.KINDS)
-    assert app("train").PENALTIES == list(geometry.PENALTIES)
 
 
 def test_attack_app_measures_damage_through_mcmc(run_dir):

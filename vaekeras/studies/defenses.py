@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from vaekeras import backend
 from vaekeras import curves
 from vaekeras import defenses
 from vaekeras import latent
@@ -135,7 +136,7 @@ def measure(entry, x, x_attack, config):
     model = entry["model"]
     adapter = latent.LatentModel.of(model)
     recon = np.concatenate([
-        latent.as_numpy(adapter.reconstruct(x[i:i + 256]))
+        backend.as_numpy(adapter.reconstruct(x[i:i + 256]))
         for i in range(0, len(x), 256)
     ])
     defense = defenses.MCMCReconstruction(

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from vaekeras import attacks
+from vaekeras import backend
 from vaekeras import latent
 from vaekeras import scores
 from vaekeras import training
@@ -111,7 +112,7 @@ def authors_matrix_radius(model, x, batch_size=256):
     out = []
     for start in range(0, len(x), batch_size):
         _, z_log_var, jac = (
-            latent.as_numpy(t)
+            backend.as_numpy(t)
             for t in adapter.jacobian(x[start:start + batch_size])
         )
         d = z_log_var.shape[-1]
@@ -138,7 +139,7 @@ def analyse(model, x, x_attack, config):
             eigenvalues[:, :10], axis=0
         ).tolist()
     recon = np.concatenate([
-        latent.as_numpy(latent.LatentModel.of(model).reconstruct(
+        backend.as_numpy(latent.LatentModel.of(model).reconstruct(
             x[i:i + 256]
         ))
         for i in range(0, len(x), 256)
@@ -504,8 +505,8 @@ def _adversarial_grid(entries, x, config, out):
         x_adv = attacks.EigenAttack(model, eps=eps).generate(x)
         rows = [
             ("clean", x), (f"eigen eps={eps:g}", x_adv),
-            ("recon", latent.as_numpy(adapter.reconstruct(x))),
-            ("recon adv", latent.as_numpy(adapter.reconstruct(x_adv))),
+            ("recon", backend.as_numpy(adapter.reconstruct(x))),
+            ("recon adv", backend.as_numpy(adapter.reconstruct(x_adv))),
         ]
         for r, (title, images) in enumerate(rows):
             for c in range(len(x)):

@@ -1,0 +1,156 @@
+"""The layering README's Architecture section draws, checked on the AST.
+
+Two rules, read from every module's syntax tree (imports anywhere in a
+module, calls, comparisons), so no spelling or indirection passes them:
+- only `backend` and `export` import tensorflow, jax or torch, ask
+  Keras which backend runs, or compare against a backend's name (`data`
+  may import TensorFlow for `tf.data` and tfds);
+- a module imports only modules of its own layer or of lower ones.
+"""
+
+import ast
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE = os.path.join(ROOT, "vaekeras")
+BACKEND_MODULES = {"backend", "export"}
+FRAMEWORKS = {"tensorflow", "jax", "jaxlib", "torch"}
+BACKEND_NAMES = {"tensorflow", "jax", "torch"}
+# Lowest first; the package itself (`vaekeras`) registers every model and
+# so sits with the defenses.
+LAYERS = (
+    {"checks", "backend"},
+    {"layers", "architectures", "models"},
+    {"latent", "geometry", "scores"},
+    {"attacks", "purification", "curves", "callbacks"},
+    {"defenses", "vaekeras"},
+    {"data", "distribution", "export", "runs"},
+    {"training", "evaluation", "tuning", "cli"},
+    {"studies", "reporting", "report"},
+)
+
+
+def layer_of(module):
+    for index, names in enumerate(LAYERS):
+        if module in names:
+            return index
+    raise AssertionError(f"module {module!r} is in no layer of LAYERS")
+
+
+def modules():
+    """`(top-level name, path)` of every module of the package."""
+    for folder, _, files in os.walk(PACKAGE):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                relative = os.path.relpath(path, PACKAGE)
+                top = relative.split(os.sep)[0].removesuffix(".py")
+                yield ("vaekeras" if top == "__init__" else top), path
+
+
+def imports(tree):
+    """`(top-level package, vaekeras module or None)` of every import."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                yield parts[0], parts[1] if len(parts) > 1 else None
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            parts = node.module.split(".")
+            if parts == ["vaekeras"]:
+                for alias in node.names:
+                    yield "vaekeras", alias.name
+            else:
+                yield parts[0], parts[1] if len(parts) > 1 else None
+
+
+def backend_branches(tree):
+    """Lines that ask Keras for the backend or compare with its name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "backend" and (
+            isinstance(node.value, ast.Attribute)
+            and node.value.attr == "backend"
+        ):
+            yield node.lineno  # keras.backend.backend
+        if isinstance(node, ast.Compare):
+            for operand in [node.left, *node.comparators]:
+                if isinstance(operand, ast.Constant) and (
+                    operand.value in BACKEND_NAMES
+                ):
+                    yield node.lineno
+
+
+def framework_users(sources):
+    found = []
+    for name, path, tree in sources:
+        if name in BACKEND_MODULES:
+            continue
+        for package, _ in imports(tree):
+            allowed = name == "data" and package in (
+                "tensorflow", "tensorflow_datasets"
+            )
+            if package in FRAMEWORKS and not allowed:
+                found.append(f"{path}: imports {package}")
+        for line in sorted(set(backend_branches(tree))):
+            found.append(f"{path}:{line}: branches on the backend")
+    return found
+
+
+def upward_imports(sources):
+    found = []
+    for name, path, tree in sources:
+        for package, module in imports(tree):
+            if package != "vaekeras" or module is None:
+                continue
+            if module == name:
+                continue
+            if layer_of(module) > layer_of(name):
+                found.append(f"{path}: imports the higher {module!r}")
+    return found
+
+
+@pytest.fixture(scope="module")
+def sources():
+    found = []
+    for name, path in modules():
+        with open(path) as f:
+            found.append((name, path, ast.parse(f.read())))
+    return found
+
+
+def test_only_backend_and_export_touch_a_framework(sources):
+    assert framework_users(sources) == []
+
+
+def test_no_module_imports_a_higher_layer(sources):
+    assert upward_imports(sources) == []
+
+
+def test_models_and_layers_never_import_the_adapter(sources):
+    for name, path, tree in sources:
+        if name in ("models", "layers", "architectures"):
+            assert ("vaekeras", "latent") not in set(imports(tree)), path
+
+
+def test_the_checks_catch_what_they_are_for():
+    # A module that branches through a variable, imports TensorFlow inside
+    # a function and reaches up a layer: each rule must see it.
+    tree = ast.parse(
+        "import keras\n"
+        "from vaekeras import training\n"
+        "def f():\n"
+        "    import tensorflow as tf\n"
+        "    name = keras.backend.backend()\n"
+        "    return name == 'jax'\n"
+    )
+    sources = [("geometry", "geometry.py", tree)]
+    assert framework_users(sources) == [
+        "geometry.py: imports tensorflow",
+        "geometry.py:5: branches on the backend",
+        "geometry.py:6: branches on the backend",
+    ]
+    assert upward_imports(sources) == [
+        "geometry.py: imports the higher 'training'"
+    ]
