@@ -2,7 +2,7 @@
 
 Trains (or reuses) the preset's models, measures robustness scores, clean
 reconstruction error and attack damage, and writes report.md, report.json
-and PNG figures into --output_dir. The logic is in `vaekeras.report`.
+and PNG figures into --output_dir. The logic is in `vaekeras.studies`.
 
 Example:
     python apps/report.py --study=paper --dataset=mnist_5k \
@@ -82,10 +82,10 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     from vaekeras import cli
-    from vaekeras import report
+    from vaekeras import studies
 
     def build():
-        config = report.ReportConfig(
+        config = studies.ReportConfig(
             study=_STUDY.value,
             run_dirs=tuple(_RUN_DIRS.value),
             dataset=_DATASET.value,
@@ -104,7 +104,7 @@ def main(argv):
             distribution=_DISTRIBUTION.value,
             verbose=_VERBOSE.value,
         )
-        return report.run_report(config)
+        return studies.run_report(config)
 
     cli.run_cli(build)
 

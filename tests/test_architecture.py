@@ -21,14 +21,14 @@ BACKEND_NAMES = {"tensorflow", "jax", "torch"}
 # Lowest first; the package itself (`vaekeras`) registers every model and
 # so sits with the defenses.
 LAYERS = (
-    {"checks", "backend"},
+    {"checks", "backend", "reporting"},
     {"layers", "architectures", "models"},
     {"latent", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
     {"defenses", "vaekeras"},
     {"data", "distribution", "export", "runs"},
     {"training", "evaluation", "tuning", "cli"},
-    {"studies", "reporting", "report"},
+    {"studies"},
 )
 
 

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from vaekeras import reporting
+from vaekeras.studies import base
 
 
 def test_authors_matrix_of_a_linear_encoder(rng):
@@ -43,10 +44,10 @@ def test_paper_full_grid_is_the_authors():
 
 
 def test_unknown_study_names_itself():
-    from vaekeras.studies import study_module
+    from vaekeras.studies import get_study
 
     with pytest.raises(ValueError, match="study='ablation'"):
-        study_module("ablation")
+        get_study("ablation")
 
 
 def test_mix_note_names_the_differing_settings():
@@ -59,7 +60,7 @@ def test_mix_note_names_the_differing_settings():
 
 
 def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
-    from vaekeras import report
+    from vaekeras import studies
     from vaekeras import training
     from vaekeras.studies import defenses as study
 
@@ -72,7 +73,7 @@ def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
         return real_train(config)
 
     monkeypatch.setattr(training, "train", train)
-    result = report.run_report(report.ReportConfig(
+    result = studies.run_report(studies.ReportConfig(
         study="defenses", quick=True, dataset="digits", verbose=0,
         output_dir=str(tmp_path),
     ))
@@ -93,11 +94,11 @@ def test_a_defended_run_is_recognised_as_finished(tmp_path):
     )
     training.train(config)
     # The options were left at None; flags.json holds the defaults used.
-    assert reporting.finished(config)
+    assert base.finished(config)
     explicit = training.TrainConfig(**{
         **config.__dict__, "tc_weight": 5.0,
     })
-    assert reporting.finished(explicit)
-    assert not reporting.finished(training.TrainConfig(**{
+    assert base.finished(explicit)
+    assert not base.finished(training.TrainConfig(**{
         **config.__dict__, "tc_weight": 2.0,
     }))

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from helpers import to_numpy
 
+from vaekeras import reporting
 from vaekeras import runs
 from vaekeras import tuning
 
@@ -330,7 +331,7 @@ def test_sweep_figure_labels_every_axis_and_ticks_never_overlap(
          "val_spectral_radius": 5.0 / b}
         for a in (0.0, 0.5) for b in np.geomspace(low, high, count)
     ]
-    fig = tuning.sweep_figure(rows)
+    fig = reporting.sweep_figure(rows)
     try:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()

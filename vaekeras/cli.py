@@ -2,26 +2,17 @@
 
 import sys
 
+from vaekeras import checks
+
 
 def parse_float_list(name, values):
     """Floats from a list of strings (an absl list flag), or a clear error."""
-    try:
-        parsed = [float(v) for v in values]
-    except (TypeError, ValueError):
-        parsed = None
-    if not parsed:
-        raise ValueError(
-            f"Invalid value received for argument `{name}`: expected a "
-            f"comma-separated list of numbers. Received: {name}={values!r}"
-        )
-    return parsed
+    return checks.float_list(name, values)
 
 
 def parse_norm(value):
     """2 or np.inf from an enum flag value `"2"` or `"inf"`."""
-    from vaekeras import attacks
-
-    return attacks.check_norm(value)
+    return checks.norm(value)
 
 
 def run_cli(fn, *args, **kwargs):

@@ -19,6 +19,7 @@ from vaekeras import backend
 from vaekeras import data
 from vaekeras import defenses
 from vaekeras import latent
+from vaekeras import reporting
 from vaekeras import runs
 from vaekeras import scores
 
@@ -32,61 +33,6 @@ def pick_targets(labels, seed=0):
         others = order[labels[order] != label]
         targets[i] = others[i % len(others)] if len(others) else i
     return targets
-
-
-def save_attack_grid(
-    model, x, x_adv, path, n=8, figure_title=None, defense=None
-):
-    """PNG rows: clean, adversarial, reconstruction of each.
-
-    With a `defense` (see `vaekeras.attacks.evaluate_attack`) the
-    reconstructions are the defended ones.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x, x_adv = x[:n], x_adv[:n]
-    reconstruct = latent.LatentModel.of(model).reconstruct
-    if defense is not None:
-        reconstruct = defense.reconstruct
-
-    def recon(images):
-        return backend.as_numpy(reconstruct(images)).reshape(images.shape)
-
-    defended = " (MCMC)" if defense is not None else ""
-    rows = [
-        ("clean", x), ("adversarial", x_adv),
-        ("recon. clean" + defended, recon(x)),
-        ("recon. adv." + defended, recon(x_adv)),
-    ]
-    fig, axes = plt.subplots(len(rows), len(x), figsize=(len(x), 4.4))
-    axes = np.asarray(axes).reshape(len(rows), len(x))
-    for r, (title, images) in enumerate(rows):
-        for c in range(len(x)):
-            axes[r, c].imshow(
-                images[c].squeeze(), cmap="gray", vmin=0, vmax=1
-            )
-            axes[r, c].axis("off")
-        axes[r, 0].set_title(title, fontsize=7, loc="left")
-    if figure_title:
-        fig.suptitle(figure_title, fontsize=9)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
-
-
-def format_table(rows, columns):
-    """Plain-text table of dict rows."""
-    widths = [max(len(c), 8) for c in columns]
-    lines = [" ".join(f"{c:>{w}s}" for c, w in zip(columns, widths))]
-    for row in rows:
-        lines.append(" ".join(
-            f"{row[c]:{w}.4g}" if isinstance(row[c], float)
-            else f"{row[c]!s:>{w}}"
-            for c, w in zip(columns, widths)
-        ))
-    return "\n".join(lines)
 
 
 def table_columns(norm):
@@ -258,13 +204,21 @@ def attack_run(
     out_dir = os.path.join(run_dir, "attacks")
     os.makedirs(out_dir, exist_ok=True)
     name = result_name(attack, norm, kind, mcmc_steps)
-    save_attack_grid(
-        model, x, x_adv, os.path.join(out_dir, f"{name}.png"),
-        figure_title=f"{attack} attack, norm {summary['norm']}, eps "
+    shown, shown_adv = x[:8], x_adv[:8]
+    reconstruct = latent.LatentModel.of(model).reconstruct_numpy
+    if defense is not None:
+        def reconstruct(images):
+            return backend.as_numpy(defense.reconstruct(images)).reshape(
+                images.shape
+            )
+    reporting.save_attack_grid(
+        shown, shown_adv, reconstruct(shown), reconstruct(shown_adv),
+        os.path.join(out_dir, f"{name}.png"),
+        title=f"{attack} attack, norm {summary['norm']}, eps "
         f"{eps_list[-1]:g}"
         + (f", {kind} metric" if attack == "eigen" else "")
         + (f", {mcmc_steps} MCMC steps" if mcmc_steps else ""),
-        defense=defense,
+        defended=defense is not None,
     )
     runs.write_json(os.path.join(out_dir, f"{name}.json"), summary)
     if verbose:
@@ -273,7 +227,7 @@ def attack_run(
             + (f", damage through {mcmc_steps} MCMC steps" if mcmc_steps
                else "")
         )
-        print(format_table(results, table_columns(norm)))
+        print(reporting.format_table(results, table_columns(norm)))
         print(f"Wrote {os.path.join(out_dir, name)}.json and .png")
     return summary
 
@@ -350,10 +304,7 @@ def evaluate_saved_model(
             f"images of shape {x.shape[1:]}, the SavedModel takes {expected}."
         )
     start = time.time()
-    recon = np.concatenate([
-        backend.as_numpy(adapter.reconstruct(x[i:i + batch_size]))
-        for i in range(0, len(x), batch_size)
-    ])
+    recon = adapter.reconstruct_numpy(x, batch_size)
     clean_mse = np.mean((recon - x) ** 2, axis=tuple(range(1, x.ndim)))
     if verbose:
         print(f"Pullback metric ({kind}) on {len(x)} test examples")
@@ -419,7 +370,7 @@ def evaluate_saved_model(
                 f"{name:28s} mean {summary['mean']:.4g} "
                 f"median {summary['median']:.4g}"
             )
-        print(format_table(
+        print(reporting.format_table(
             attack_rows, ("attack", "defense") + table_columns(norm)
         ))
         if certificate and "median_radius" in certificate:

@@ -32,6 +32,7 @@ import contextlib
 import inspect
 
 import keras
+import numpy as np
 from keras import ops
 
 from vaekeras import backend
@@ -236,6 +237,21 @@ class LatentModel:
         """`decode(z_mean(x))`, deterministic."""
         self.require_decoder()
         return self.function(_reconstruct, "reconstruct")(x)
+
+    def reconstruct_numpy(self, x, batch_size=256):
+        """`reconstruct` of any number of images, in batches, as numpy.
+
+        Returns:
+            float32 array of the shape of `x`.
+        """
+        x = np.asarray(x, "float32")
+        parts = [
+            backend.as_numpy(self.reconstruct(x[i:i + batch_size]))
+            for i in range(0, len(x), batch_size)
+        ]
+        if not parts:
+            return np.zeros_like(x)
+        return np.concatenate(parts).reshape(x.shape)
 
     def jacobian(self, x):
         """`(z_mean, z_log_var, jac)`; `jac` `(B, 2d, D)`, reverse mode."""

@@ -23,6 +23,7 @@ from vaekeras import data
 from vaekeras import distribution
 from vaekeras import export
 from vaekeras import models
+from vaekeras import reporting
 from vaekeras import runs
 from vaekeras.defenses import registry
 
@@ -253,79 +254,8 @@ def likely_causes(config):
     ]
 
 
-def save_reconstructions(model, images, path, n=10):
-    """Saves a PNG: originals (top row) over deterministic reconstructions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    images = images[:n]
-    recon = keras.ops.convert_to_numpy(model.reconstruct(images))
-    fig, axes = plt.subplots(2, n, figsize=(n, 2.2))
-    for i in range(n):
-        for row, batch in enumerate((images, recon)):
-            axes[row, i].imshow(batch[i].squeeze(), cmap="gray", vmin=0, vmax=1)
-            axes[row, i].axis("off")
-    fig.suptitle("test images (top) and reconstructions (bottom)", fontsize=8)
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
-
-
 # Held-out test images the geometry monitor watches every epoch.
 MONITOR_IMAGES = 64
-
-
-def save_training_curves(history, monitor, path, first_epoch=1):
-    """Saves a PNG: losses per epoch, and the monitored geometry beside.
-
-    Args:
-        history: `History.history` (dict of per-epoch lists).
-        monitor: a `GeometryMonitor` (or None: the loss panel alone).
-        path: PNG path.
-        first_epoch: the epoch of the history's first entry (a resumed run
-            starts after its backup).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import ticker
-
-    panels = 2 if monitor is not None and monitor.history["epoch"] else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6),
-                             squeeze=False)
-    ax = axes[0, 0]
-    for key, label in (("loss", "train"), ("val_loss", "test split")):
-        values = history.get(key, [])
-        epochs = range(first_epoch, first_epoch + len(values))
-        ax.plot(epochs, values, marker=".", label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (negative ELBO, beta-weighted)")
-    ax.set_title("Loss")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    if panels == 2:
-        ax = axes[0, 1]
-        epochs = monitor.history["epoch"]
-        ax.plot(epochs, monitor.history["geometry_spectral_radius"],
-                marker=".", color="tab:red")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("median spectral radius", color="tab:red")
-        twin = ax.twinx()
-        twin.plot(epochs, monitor.history["geometry_entropy"], marker=".",
-                  color="tab:blue")
-        twin.set_ylabel("mean von Neumann entropy", color="tab:blue")
-        ax.set_title(
-            f"Encoder geometry ({monitor.kind} metric, "
-            f"{len(monitor.x_val)} test images)", fontsize=10,
-        )
-        ax.grid(alpha=0.3)
-    for ax in axes[0]:
-        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def train(config):
@@ -500,11 +430,13 @@ def _train_in_scope(config, train_ds, test_images, plan):
     export.export_if_supported(
         model, os.path.join(out, runs.EXPORT), verbose=config.verbose
     )
-    save_reconstructions(
-        model, test_images, os.path.join(out, "reconstructions.png")
+    shown = test_images[:10]
+    reporting.save_reconstructions(
+        shown, keras.ops.convert_to_numpy(model.reconstruct(shown)),
+        os.path.join(out, "reconstructions.png"),
     )
-    save_training_curves(
-        history.history, monitor, os.path.join(out, "training.png"),
+    reporting.save_training_curves(
+        history.history, os.path.join(out, "training.png"), monitor,
         first_epoch=(resumed_at or 0) + 1,
     )
     runs.write_json(os.path.join(out, runs.METRICS), metrics)

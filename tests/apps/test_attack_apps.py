@@ -136,7 +136,7 @@ def test_app_choice_flags_match_the_library():
     from vaekeras import attacks
     from vaekeras import distribution
     from vaekeras import geometry
-    from vaekeras import report
+    from vaekeras import studies
     from vaekeras import tuning
 
     def app(name):
@@ -155,7 +155,7 @@ def test_app_choice_flags_match_the_library():
     assert app("attack").ATTACK_NAMES == list(attacks.ATTACK_NAMES)
     assert app("attack").KINDS == list(geometry.KINDS)
     assert app("evaluate").KINDS == list(geometry.KINDS)
-    assert app("report").STUDIES == list(report.STUDIES)
+    assert app("report").STUDIES == list(studies.STUDIES)
     assert app("tune").TUNERS == list(tuning.TUNERS)
     assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
     for name in ("train", "tune", "report"):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from app_helpers import run_app
 
-from vaekeras import report
 from vaekeras import runs
+from vaekeras import studies
 from vaekeras import training
 
 pytestmark = pytest.mark.usefixtures("tf_only")
@@ -30,16 +30,16 @@ def _numbers(value):
 def test_spearman_known_answers_and_needs_three_betas():
     betas = [0.01, 0.1, 1.0, 4.0, 8.0]
     # One swapped pair of ranks: rho = 1 - 6 * 2 / (5 * 24) = -0.9 reversed.
-    rho, p = report.spearman(betas, [3.0, 2.5, 2.7, 0.4, 0.1])
+    rho, p = studies.spearman(betas, [3.0, 2.5, 2.7, 0.4, 0.1])
     assert rho == pytest.approx(-0.9, abs=1e-12)
     # |rho| >= 0.9: the 2 exact orderings and the 8 with one swapped pair.
     assert p == pytest.approx(10 / 120)
-    rho, p = report.spearman(betas, [5.0, 4.0, 3.0, 2.0, 1.0])
+    rho, p = studies.spearman(betas, [5.0, 4.0, 3.0, 2.0, 1.0])
     # Exact for small n: 2 of the 5! orderings have |rho| = 1.
     assert rho == pytest.approx(-1.0) and p == pytest.approx(2 / 120)
-    rho, p = report.spearman([0.1, 1.0, 8.0], [3.0, 2.0, 1.0])
+    rho, p = studies.spearman([0.1, 1.0, 8.0], [3.0, 2.0, 1.0])
     assert rho == pytest.approx(-1.0) and p == pytest.approx(1 / 3)
-    assert report.spearman([1.0, 2.0, 2.0], [1.0, 2.0, 3.0]) is None
+    assert studies.spearman([1.0, 2.0, 2.0], [1.0, 2.0, 3.0]) is None
 
 
 def test_report_on_two_runs_writes_everything(run_dir, tmp_path):
@@ -77,8 +77,8 @@ def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
     from vaekeras.studies import paper
 
     monkeypatch.setattr(paper, "BETAS", (0.5, 1.0, 8.0))
-    config = report.ReportConfig(output_dir=str(tmp_path), **TINY)
-    first = report.run_report(config)
+    config = studies.ReportConfig(output_dir=str(tmp_path), **TINY)
+    first = studies.run_report(config)
     assert len(first["models"]) == 4  # three betas and the mixup model
     assert first["spearman_with_beta"]["median_spectral_radius"] is not None
     # Claim 1's verdict is what all its own numbers say. With 3 betas no
@@ -91,7 +91,7 @@ def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
     monkeypatch.setattr(
         training, "train", lambda *a, **k: calls.append(a) or {}
     )
-    second = report.run_report(config)
+    second = studies.run_report(config)
     assert calls == []
     assert [m["median_spectral_radius"] for m in second["models"]] == [
         m["median_spectral_radius"] for m in first["models"]
@@ -100,11 +100,11 @@ def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
 
 def test_bad_report_input(tmp_path):
     with pytest.raises(ValueError, match="study='ablation'"):
-        report.run_report(report.ReportConfig(
+        studies.run_report(studies.ReportConfig(
             study="ablation", output_dir=str(tmp_path)
         ))
     with pytest.raises(FileNotFoundError, match="neither a model.keras"):
-        report.run_report(report.ReportConfig(
+        studies.run_report(studies.ReportConfig(
             run_dirs=(str(tmp_path),), output_dir=str(tmp_path / "r")
         ))
     result = run_app(
@@ -155,11 +155,11 @@ def test_defenses_study_reuses_its_models(tmp_path, monkeypatch):
     from vaekeras.studies import defenses as study
 
     monkeypatch.setattr(study, "QUICK_NAMES", ("beta=1", "tc weight=8"))
-    config = report.ReportConfig(
+    config = studies.ReportConfig(
         study="defenses", quick=True, dataset="digits", verbose=0,
         output_dir=str(tmp_path),
     )
-    first = report.run_report(config)
+    first = studies.run_report(config)
     assert [m["name"] for m in first["models"][::2]] == [
         "beta=1", "tc weight=8"
     ]
@@ -167,7 +167,7 @@ def test_defenses_study_reuses_its_models(tmp_path, monkeypatch):
     monkeypatch.setattr(
         training, "train", lambda *a, **k: calls.append(a) or {}
     )
-    second = report.run_report(config)
+    second = studies.run_report(config)
     assert calls == []
     assert [m["worst_area"] for m in second["models"]] == [
         m["worst_area"] for m in first["models"]

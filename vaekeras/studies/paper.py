@@ -20,11 +20,11 @@ from vaekeras import backend
 from vaekeras import latent
 from vaekeras import scores
 from vaekeras import training
-from vaekeras.reporting import fmt as _fmt
 from vaekeras.reporting import mix_note
-from vaekeras.reporting import quartiles as _quartiles
-from vaekeras.reporting import save_figure as _save
-from vaekeras.reporting import spearman
+from vaekeras.reporting import paper as paper_report
+from vaekeras.studies.base import Study
+from vaekeras.studies.base import quartiles as _quartiles
+from vaekeras.studies.base import spearman
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 # The authors' grid: 50 betas log-spaced on [0.01, 10] (index 33 is 1.05).
@@ -138,12 +138,7 @@ def analyse(model, x, x_attack, config):
         result["spectrum_median"][kind] = np.median(
             eigenvalues[:, :10], axis=0
         ).tolist()
-    recon = np.concatenate([
-        backend.as_numpy(latent.LatentModel.of(model).reconstruct(
-            x[i:i + 256]
-        ))
-        for i in range(0, len(x), 256)
-    ])
+    recon = latent.LatentModel.of(model).reconstruct_numpy(x)
     result["clean_mse"] = _quartiles(
         np.mean((recon - x) ** 2, axis=(1, 2, 3))
     )
@@ -387,275 +382,59 @@ def _claims(report, plain, middle):
     return claims
 
 
-def figures(entries, x_attack, config):
-    """Writes the PNG figures; returns their file names."""
-    import matplotlib
+def adversarial_grid_rows(entries, x, eps):
+    """Image rows of the adversarial grid: clean, eigen-attacked, recons.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out = config.output_dir
-    names = {}
+    The smallest, a middle and the largest beta and every mixup model
+    (or the first four models when none is a beta-VAE).
+    """
     plain = sorted(
         (e for e in entries if e["beta"] is not None and not e["mixup_alpha"]),
         key=lambda e: e["beta"],
     )
+    middle = len(plain) // 2
+    chosen = plain[:1] + plain[middle:middle + 1] + plain[-1:]
     mixed = [e for e in entries if e["mixup_alpha"]]
+    chosen = list({id(e): e for e in chosen}.values()) + mixed
+    rows = []
+    for entry in chosen or entries[:4]:
+        adapter = latent.LatentModel.of(entry["model"])
+        x_adv = attacks.EigenAttack(entry["model"], eps=eps).generate(x)
+        rows += [
+            (f"{entry['name']}: clean", x),
+            (f"{entry['name']}: eigen eps={eps:g}", x_adv),
+            (f"{entry['name']}: recon", adapter.reconstruct_numpy(x)),
+            (f"{entry['name']}: recon adv", adapter.reconstruct_numpy(x_adv)),
+        ]
+    return rows
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
-    panels = (
-        ("spectral_radius", "spectral radius"),
-        ("von_neumann_entropy_max", "entropy (max-normalised)"),
-        ("von_neumann_entropy_trace", "entropy (trace-normalised)"),
-    )
-    for ax, (key, title) in zip(axes, panels):
-        if plain:
-            b = [e["beta"] for e in plain]
-            s = [e["analysis"]["scores"]["stochastic"][key] for e in plain]
-            ax.plot(b, [v["median"] for v in s], marker="o", label="beta-VAE")
-            ax.fill_between(
-                b, [v["q25"] for v in s], [v["q75"] for v in s], alpha=0.25
-            )
-        for e in mixed:
-            v = e["analysis"]["scores"]["stochastic"][key]
-            ax.errorbar(
-                [e["beta"]], [v["median"]],
-                yerr=[[v["median"] - v["q25"]], [v["q75"] - v["median"]]],
-                marker="s", color="C3", label="mixup",
-            )
-        ax.set_xscale("log")
-        if key == "spectral_radius":
-            ax.set_yscale("log")
-        ax.set_xlabel("beta")
-        ax.set_ylabel(title)
-        ax.set_title(f"{title}: median, IQR", fontsize=10)
-        ax.legend(fontsize=7)
-    names["scores_vs_beta"] = _save(fig, out, "scores_vs_beta.png")
 
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
-    # Many models (the 50-beta grid): colour by beta, not a legend.
-    betas = [e["beta"] for e in entries if e["beta"]]
-    shade = None
-    if len(entries) > 12 and betas:
-        from matplotlib import colors
+class PaperStudy(Study):
+    """Khan & Storkey's claims on a grid of beta-VAEs (`paper`), or on
+    the authors' own grid of 50 betas (`paper_full`)."""
 
-        shade = colors.LogNorm(min(betas), max(betas))
-    for ax, attack in zip(axes, ("eigen", "pgd", "random")):
-        for e in entries:
-            rows = e["analysis"]["attacks"][attack]
-            # Damage, as the report defines it: what the attack adds to the
-            # clean reconstruction error.
-            style = {"label": e["name"]}
-            if shade is not None and e["beta"]:
-                style = {"color": plt.cm.viridis(shade(e["beta"])),
-                         "linewidth": 0.8}
-            ax.plot(
-                [r["eps"] for r in rows],
-                [r["reconstruction_mse"] - r["clean_reconstruction_mse"]
-                 for r in rows],
-                marker=".", linestyle="--" if e["mixup_alpha"] else "-",
-                **style,
-            )
-        ax.set_title(f"{attack} attack", fontsize=10)
-        ax.set_xlabel("L2 eps")
-    axes[0].set_ylabel("damage: MSE(adv) - MSE(clean)")
-    if shade is None:
-        axes[-1].legend(fontsize=7)
-    else:
-        bar = fig.colorbar(
-            plt.cm.ScalarMappable(norm=shade, cmap="viridis"), ax=axes[-1]
+    def __init__(self, full=False):
+        self.name = "paper_full" if full else "paper"
+
+    def configure(self, config):
+        return configure(config)
+
+    def runs(self, config):
+        return runs(config)
+
+    def analysis_valid(self, cached, config):
+        return analysis_valid(cached, config)
+
+    def measure(self, entry, x, x_attack, config):
+        return measure(entry, x, x_attack, config)
+
+    def summarise(self, entries, config, dataset):
+        return summarise(entries, config, dataset)
+
+    def render(self, report, entries, x_attack, config):
+        eps = config.eps[len(config.eps) // 2]
+        rows = adversarial_grid_rows(entries, x_attack[:6], eps)
+        report["figures"] = paper_report.figures(
+            entries, rows, config.output_dir
         )
-        bar.set_label("beta")
-    names["attack_damage"] = _save(fig, out, "attack_damage.png")
-
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    chosen = plain[:1] + plain[len(plain) // 2:len(plain) // 2 + 1] + plain[-1:]
-    for e in list({id(e): e for e in chosen}.values()) + mixed:
-        spectrum = e["analysis"]["spectrum_median"]["stochastic"]
-        ax.plot(range(1, len(spectrum) + 1), spectrum, marker="o",
-                label=e["name"])
-    ax.set_yscale("log")
-    ax.set_xlabel("eigenvalue index")
-    ax.set_ylabel("median eigenvalue")
-    ax.set_title("median top-10 eigenvalues (stochastic)", fontsize=10)
-    ax.legend(fontsize=7)
-    names["spectra"] = _save(fig, out, "spectra.png")
-
-    # The smallest, a middle and the largest beta, and every mixup model.
-    grid_entries = list({id(e): e for e in chosen}.values()) + mixed
-    if not grid_entries:
-        grid_entries = entries[:4]
-    names["adversarial_grid"] = _adversarial_grid(
-        grid_entries, x_attack[:6], config, out
-    )
-    return names
-
-
-def _adversarial_grid(entries, x, config, out):
-    import matplotlib.pyplot as plt
-
-    eps = config.eps[len(config.eps) // 2]
-    fig, axes = plt.subplots(
-        4 * len(entries), len(x), figsize=(len(x) * 0.9, 4 * len(entries))
-    )
-    axes = np.asarray(axes).reshape(4 * len(entries), len(x))
-    for b, entry in enumerate(entries):
-        model = entry["model"]
-        adapter = latent.LatentModel.of(model)
-        x_adv = attacks.EigenAttack(model, eps=eps).generate(x)
-        rows = [
-            ("clean", x), (f"eigen eps={eps:g}", x_adv),
-            ("recon", backend.as_numpy(adapter.reconstruct(x))),
-            ("recon adv", backend.as_numpy(adapter.reconstruct(x_adv))),
-        ]
-        for r, (title, images) in enumerate(rows):
-            for c in range(len(x)):
-                ax = axes[4 * b + r, c]
-                ax.imshow(np.reshape(images[c], x.shape[1:3]), cmap="gray",
-                          vmin=0, vmax=1)
-                ax.axis("off")
-            axes[4 * b + r, 0].set_title(
-                f"{entry['name']}: {title}", fontsize=6, loc="left"
-            )
-    return _save(fig, out, "adversarial_grid.png")
-
-
-def markdown(report):
-    """The report as Markdown."""
-    cfg = report["config"]
-    eps = cfg["eps"]
-    middle = eps[len(eps) // 2]
-    lines = [
-        "# vaekeras robustness report",
-        "",
-        f"Data: `{report['dataset']}` test split "
-        f"({cfg['num_examples']} points for the scores, "
-        f"{cfg['attack_examples']} for the attacks). "
-        + (
-            f"Study `{cfg['study']}`: {cfg['architecture']} VAEs, latent "
-            f"{cfg['latent_dim']}, {cfg['epochs']} epochs each, seed "
-            f"{cfg['seed']}. " if not cfg["run_dirs"] else
-            f"Runs: {', '.join(cfg['run_dirs'])}. "
-        )
-        + f"Attacks: L2 eps {', '.join(f'{e:g}' for e in eps)}, PGD "
-        f"{cfg['pgd_iter']} iterations. Wall time {report['seconds']} s.",
-        "",
-    ]
-    if report.get("mix_note"):
-        lines += [f"**Note.** {report['mix_note']}", ""]
-    lines += [
-        "## Claims",
-        "",
-    ]
-    for claim in report["claims"]:
-        verdict = {True: "supported", False: "not supported",
-                   None: "not tested"}[claim["supported"]]
-        lines.append(f"- **{claim['claim']}** {verdict}. {claim['evidence']}")
-    lines += [
-        "",
-        "## Models",
-        "",
-        "Scores use the stochastic metric unless marked fisher; MSE is per "
-        "pixel, of the reconstruction of x_adv against the clean x.",
-        "",
-        "| model | beta | median radius | mean entropy (max) | mean entropy "
-        "(trace) | fisher median radius | output median radius | "
-        "clean MSE | "
-        + " | ".join(f"{a} MSE eps {middle:g}" for a in ("eigen", "pgd",
-                                                          "random"))
-        + " | MSE along u1..u5 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in report["models"]:
-        lines.append(
-            f"| {r['name']} | {_fmt(r['beta'])} | "
-            f"{_fmt(r['median_spectral_radius'])} | "
-            f"{_fmt(r['mean_entropy_max'])} | {_fmt(r['mean_entropy_trace'])}"
-            f" | {_fmt(r['fisher_median_spectral_radius'])} | "
-            f"{_fmt(r['output_median_spectral_radius'])} | "
-            f"{_fmt(r['clean_mse'])} | "
-            + " | ".join(_fmt(r[f"{a}_mse_eps{middle:g}"])
-                         for a in ("eigen", "pgd", "random"))
-            + " | " + ", ".join(f"{v:.3f}" for v in r["eigen_direction_mse"])
-            + " |"
-        )
-    lines += ["", "## Attack damage (latent KL / reconstruction MSE)", ""]
-    lines.append("| model | " + " | ".join(
-        f"{a} eps {e:g}" for a in ("eigen", "pgd", "random") for e in eps
-    ) + " |")
-    lines.append("|---|" + "---:|" * (3 * len(eps)))
-    for r in report["models"]:
-        lines.append(f"| {r['name']} | " + " | ".join(
-            f"{r[f'{a}_kl_eps{e:g}']:.3g} / {r[f'{a}_mse_eps{e:g}']:.4f}"
-            for a in ("eigen", "pgd", "random") for e in eps
-        ) + " |")
-    lines += ["", "## Spearman correlation with beta (beta-VAEs only)", ""]
-    if report["spearman_note"]:
-        lines.append(report["spearman_note"])
-    else:
-        lines += [
-            "| quantity | rho | p-value | authors |", "|---|---:|---:|---:|"
-        ]
-        authors = {
-            "median_spectral_radius": "-0.969",
-            "mean_entropy_max": "-0.967",
-        }
-        for key, value in report["spearman_with_beta"].items():
-            lines.append(
-                f"| {key} | {value['rho']:.3f} | {value['p']:.2g} | "
-                f"{authors.get(key, '')} |"
-            )
-    if report.get("authors_comparison"):
-        lines += [
-            "", "## Absolute median spectral radii beside the authors'", "",
-            "G's median spectral radius of each metric kind, and of the "
-            "authors' d x d matrix J_mu J_mu^T + J_sigma J_sigma^T.", "",
-            "| beta | stochastic | fisher | output | authors' matrix | "
-            "authors |",
-            "|---:|---:|---:|---:|---:|---:|",
-        ]
-        for label, row in report["authors_comparison"].items():
-            lines.append(
-                f"| {row['beta']:g} (theirs {label}) | "
-                f"{_fmt(row['stochastic'])} | {_fmt(row['fisher'])} | "
-                f"{_fmt(row['output'])} | {_fmt(row['authors_matrix'])} | "
-                f"{row['authors']:g} |"
-            )
-    lines += ["", "## Mixup", ""]
-    mix = report["mixup"]
-    if mix is None:
-        lines.append("No mixup model and beta = 1 model to compare.")
-    else:
-        lines += [
-            "| model | median radius | mean entropy (trace) | clean MSE | "
-            f"eigen MSE eps {middle:g} | eigen damage eps {middle:g} | "
-            f"pgd MSE eps {middle:g} |",
-            "|---|---:|---:|---:|---:|---:|---:|",
-        ]
-        for label in ("mixup", "beta1", "equal_robustness"):
-            m = mix[label]
-            lines.append(
-                f"| {m['name']} ({label}) | {_fmt(m['median_spectral_radius'])}"
-                f" | {_fmt(m['mean_entropy_trace'])} | {_fmt(m['clean_mse'])} "
-                f"| {_fmt(m[f'eigen_mse_eps{middle:g}'])} | "
-                f"{_fmt(m[f'eigen_excess_mse_eps{middle:g}'])} | "
-                f"{_fmt(m[f'pgd_mse_eps{middle:g}'])} |"
-            )
-    lines += [
-        "",
-        "## The authors' stored MNIST figures",
-        "",
-        "Median spectral radius 4.09 (beta 0.01), 1.02 (beta 1.05), 0.07 "
-        "(beta 10); Spearman with beta -0.969 (median spectral radius), "
-        "-0.967 (mean entropy); MSE at step 10 along u1..u5: 0.474 ... 0.390 "
-        "(beta 0.01), 0.146 ... 0.030 (1.05), 0.064 flat (10); clean MSE "
-        "0.014 (0.01), 0.064 (10). Their setting (full MNIST, their "
-        "architecture, steps scaled by the eigenvalue) differs from this "
-        "one: compare trends and signs, not absolute values.",
-        "",
-        "## Figures",
-        "",
-    ]
-    for name in report.get("figures", {}).values():
-        lines.append(f"![{name}]({name})")
-    return "\n".join(lines) + "\n"
+        return report["figures"], paper_report.markdown(report, AUTHORS)

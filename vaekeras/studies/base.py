@@ -1,12 +1,12 @@
-"""What every study shares: train-or-reuse, cached measurement, output.
+"""What every study shares: its settings, its steps, and running it.
 
-A study (`vaekeras.studies`) is a small module that declares which runs
-to train (`runs(config)`) and what to measure on each (`measure`), and
-turns the measurements into a report (`summarise`, `figures`,
-`markdown`). `run_study` does the rest once for all of them: it trains
-each run or reuses a finished one, measures each model once (cached under
-`<output_dir>/analysis/`, so an interrupted study resumes), and writes
-`report.json`, `report.md` and the figures.
+A study is a `Study`: it declares which runs to train (`runs`), what to
+measure on each model (`measure`, cached under `<output_dir>/analysis/`
+so an interrupted study resumes), what the measurements say
+(`summarise`, its claims included) and how it is drawn and written
+(`render`, through `vaekeras.reporting`). `run_study` does the rest once
+for all of them: it trains each run or reuses a finished one, measures,
+and writes `report.json`, `report.md` and the figures.
 """
 
 import dataclasses
@@ -20,12 +20,67 @@ from vaekeras import data
 from vaekeras import distribution
 from vaekeras import runs
 from vaekeras import training
+from vaekeras.reporting import MIX_KEYS
+from vaekeras.reporting import slug
 
-# Settings that make models incomparable when they differ within a report.
-MIX_KEYS = (
-    "dataset", "architecture", "latent_dim", "epochs", "likelihood",
-    "keras_backend",
-)
+
+@dataclasses.dataclass
+class ReportConfig:
+    """Everything `run_report` depends on (see `apps/report.py`)."""
+
+    study: str | None = "paper"
+    run_dirs: tuple = ()
+    dataset: str = "mnist_5k"
+    data_dir: str | None = None
+    output_dir: str = "reports/paper"
+    epochs: int | None = None  # None: the study's default
+    latent_dim: int = 16
+    architecture: str = "mlp"
+    seed: int = 0
+    num_examples: int = 1000
+    attack_examples: int | None = None  # None: the study's default
+    eps: tuple = (0.5, 1.0, 2.0)
+    pgd_iter: int | None = None  # None: the study's default
+    quick: bool = False
+    mcmc_steps: int = 20
+    distribution: str = "auto"  # training and measurement; see distribution
+    verbose: int = 1
+
+
+class Study:
+    """One study: its runs, measurements, claims and rendering.
+
+    Subclasses set `name` and override `runs`, `measure`, `summarise` and
+    `render`; `configure` fills the study's defaults into a config.
+    """
+
+    name = None
+
+    def configure(self, config):
+        """`config` with the study's defaults filled in."""
+        return config
+
+    def runs(self, config):
+        """The runs to train or reuse: `(name, TrainConfig)` pairs."""
+        raise NotImplementedError
+
+    def analysis_valid(self, cached, config):
+        """Whether a cached measurement still answers this config."""
+        return True
+
+    def measure(self, entry, x, x_attack, config):
+        """Every number the report needs for one model (JSON-able)."""
+        raise NotImplementedError
+
+    def summarise(self, entries, config, dataset):
+        """The report's dict: rows, claims and their verdicts."""
+        raise NotImplementedError
+
+    def render(self, report, entries, x_attack, config):
+        """`(figure file names, Markdown text)` of the report."""
+        raise NotImplementedError
+
+
 # Up to this many points the Spearman p-value is exact.
 EXACT_SPEARMAN_MAX_N = 8
 
@@ -67,30 +122,6 @@ def quartiles(values):
         "mean": float(np.mean(values)), "median": float(q50),
         "q25": float(q25), "q75": float(q75), "std": float(np.std(values)),
     }
-
-
-def slug(name):
-    """A file-name-safe version of a model's name."""
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in name)
-
-
-def fmt(value, digits=4):
-    """A table cell: `-` for None, `digits` significant digits."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def save_figure(fig, out, name):
-    """Saves and closes a matplotlib figure; returns its file name."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, name), dpi=110)
-    plt.close(fig)
-    return name
 
 
 def finished(train_config):
@@ -170,24 +201,6 @@ def train_or_reuse(specs, verbose=1):
     return entries
 
 
-def mix_note(entries):
-    """Says which settings differ between the models, or None."""
-    differing = []
-    for key in MIX_KEYS:
-        values = {
-            str(e["settings"][key]) for e in entries
-            if e.get("settings", {}).get(key) is not None
-        }
-        if len(values) > 1:
-            differing.append(f"{key} ({', '.join(sorted(values))})")
-    if not differing:
-        return None
-    return (
-        "These models differ in " + "; ".join(differing) + ": differences "
-        "between them are not due to the settings compared alone."
-    )
-
-
 def _measure_cached(study, config, entry, x, x_attack):
     """The entry's measurements: from its cache when still valid."""
     cache = os.path.join(
@@ -211,11 +224,8 @@ def run_study(study, config, entries=None):
     """Trains or reuses, measures, summarises and writes one study.
 
     Args:
-        study: a study module (`vaekeras.studies`): `runs(config)`,
-            `measure(entry, x, x_attack, config)`, `analysis_valid(cached)`,
-            `summarise(entries, config, dataset)`, `figures(entries,
-            x_attack, config)` and `markdown(report)`.
-        config: the `vaekeras.report.ReportConfig`.
+        study: a `Study`.
+        config: a `ReportConfig`, already through `study.configure`.
         entries: models to report on instead of the study's runs (see
             `load_entry`).
 
@@ -247,10 +257,9 @@ def run_study(study, config, entries=None):
                 print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
-    report["figures"] = study.figures(entries, x_attack, config)
     report["failed"] = failed
+    report["figures"], text = study.render(report, entries, x_attack, config)
     runs.write_json(os.path.join(config.output_dir, "report.json"), report)
-    text = study.markdown(report)
     if failed:
         text += "\n## Runs that failed to train\n\n" + "".join(
             f"- {f['name']}: {f['status']}\n" for f in failed

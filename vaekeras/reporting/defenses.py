@@ -1,0 +1,168 @@
+"""The defenses study's figures and Markdown report."""
+
+from vaekeras.reporting.common import fmt
+from vaekeras.reporting.common import pyplot
+from vaekeras.reporting.common import save_figure
+
+FAMILIES = ("beta-VAE", "mixup", "geometry", "lipschitz", "adversarial", "tc")
+MARKERS = dict(zip(FAMILIES, ("o", "s", "^", "D", "v", "P")))
+
+
+def label(row):
+    """A row's model, with " + MCMC" when measured through the defense."""
+    return row["name"] + (" + MCMC" if row["mcmc"] else "")
+
+
+def figures(report, entries, out):
+    """The Pareto plot and the damage-vs-eps curves; their file names.
+
+    Args:
+        report: what `vaekeras.studies.defenses` summarised (its `models`
+            rows).
+        entries: the models, each with `name`, `family` and `analysis`.
+        out: the report folder.
+    """
+    plt = pyplot()
+    report_rows = report["models"]
+    names = {}
+    fig, ax = plt.subplots(figsize=(9, 5))
+    colors = {f: f"C{i}" for i, f in enumerate(FAMILIES)}
+    for fam in FAMILIES:
+        for mcmc in (False, True):
+            pts = [r for r in report_rows
+                   if r["family"] == fam and r["mcmc"] == mcmc]
+            if not pts:
+                continue
+            ax.scatter(
+                [r["clean_mse"] for r in pts], [r["worst_area"] for r in pts],
+                marker=MARKERS[fam], s=45,
+                facecolors="none" if mcmc else colors[fam],
+                edgecolors=colors[fam],
+                label=fam + (" + MCMC" if mcmc else ""),
+            )
+    frontier = sorted(
+        (r for r in report_rows if r["on_frontier"]),
+        key=lambda r: r["clean_mse"],
+    )
+    if frontier:
+        xs = [r["clean_mse"] for r in frontier]
+        ys = [r["worst_area"] for r in frontier]
+        ax.step(xs, ys, where="post", color="k", linewidth=1,
+                label="Pareto frontier")
+        for i, r in enumerate(frontier):
+            # Alternate above and below: neighbours on a step often share
+            # a height.
+            ax.annotate(label(r), (r["clean_mse"], r["worst_area"]),
+                        fontsize=6, xytext=(4, 4 if i % 2 == 0 else -10),
+                        textcoords="offset points")
+    ax.set_xscale("log")
+    if all(r["worst_area"] > 0 for r in report_rows):
+        ax.set_yscale("log")
+    ax.set_xlabel("clean reconstruction MSE (per pixel)")
+    ax.set_ylabel("worst attack's area under damage (L2 grid)")
+    ax.set_title("Robustness against reconstruction error "
+                 "(lower left is better)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    names["frontier"] = save_figure(fig, out, "frontier.png")
+
+    attacks_l2 = [
+        key for key in (entries[0]["analysis"]["curves"] if entries else {})
+        if key.endswith("_l2")
+    ]
+    fig, axes = plt.subplots(
+        1, max(len(attacks_l2), 1), figsize=(4 * max(len(attacks_l2), 1), 3.6),
+        sharey=True, squeeze=False,
+    )
+    for ax, key in zip(axes[0], attacks_l2):
+        for entry in entries:
+            c = entry["analysis"]["curves"][key]
+            fam = entry["family"]
+            ax.plot(c["eps"], c["reconstruction_damage"],
+                    marker=MARKERS[fam], markersize=3, color=colors[fam],
+                    linewidth=1, alpha=0.8, label=entry["name"])
+        ax.set_xscale("log")
+        ax.set_title(key.replace("_l2", "").replace("_", " ") + " (L2)",
+                     fontsize=10)
+        ax.set_xlabel("L2 eps")
+        ax.grid(alpha=0.3, which="both")
+    axes[0, 0].set_ylabel("damage: MSE(adv) - MSE(clean)")
+    axes[0, -1].legend(fontsize=6, loc="upper left",
+                       bbox_to_anchor=(1.02, 1.0))
+    names["damage_curves"] = save_figure(fig, out, "damage_curves.png")
+    return names
+
+
+def markdown(report):
+    """The defenses study's report as Markdown."""
+    cfg = report["config"]
+    grids = report["grids"]
+    attack_keys = [
+        k for k in (report["models"][0]["area"] if report["models"] else {})
+    ]
+    lines = [
+        "# vaekeras defenses report",
+        "",
+        f"Data: `{report['dataset']}` test split ({cfg['num_examples']} "
+        f"points for clean error and spectral radius, "
+        f"{cfg['attack_examples']} for the attacks). {cfg['architecture']} "
+        f"VAEs, latent {cfg['latent_dim']}, {cfg['epochs']} "
+        f"epoch{'s' if cfg['epochs'] != 1 else ''} each, "
+        f"seed {cfg['seed']}. L2 grid "
+        f"{', '.join(f'{e:g}' for e in grids.get('l2', []))}; Linf grid "
+        f"{', '.join(f'{e:g}' for e in grids.get('linf', []))}; PGD "
+        f"{cfg['pgd_iter']} iterations; MCMC {cfg['mcmc_steps']} HMC steps. "
+        f"Wall time {report['seconds']} s.",
+        "",
+        "Area under damage: the mean over log eps of MSE(adv) - MSE(clean) "
+        "(`vaekeras.curves.area_under_damage`); the worst attack's area over "
+        "the L2 grid is the robustness axis of the frontier (lower is more "
+        "robust). With MCMC, clean error and damage are measured through "
+        "the test-time defense (the attacks see the plain model).",
+        "",
+    ]
+    if report.get("mix_note"):
+        lines += [f"**Note.** {report['mix_note']}", ""]
+    lines += ["## Frontier", "", report["verdict"], ""]
+    mix = report.get("mixup")
+    if mix:
+        lines += [
+            "## Mixup (the paper's claim 3)", "",
+            f"**{'Supported' if mix['supported'] else 'Not supported'}.** "
+            + mix["summary"], "",
+            "| mixup variant | clean MSE | worst area | best beta-VAE at most "
+            "as clean (clean MSE, worst area) |",
+            "|---|---:|---:|---|",
+        ]
+        for v in mix["variants"]:
+            b = v["best_beta_at_most_this_clean_mse"]
+            lines.append(
+                f"| {v['name']} | {v['clean_mse']:.4f} | "
+                f"{v['worst_area']:.4f} | "
+                + ("none" if b is None else
+                   f"{b['name']} ({b['clean_mse']:.4f}, "
+                   f"{b['worst_area']:.4f})") + " |"
+            )
+        lines.append("")
+    lines += [
+        "## Models", "",
+        "| model | family | MCMC | clean MSE | "
+        + " | ".join(f"area {k}" for k in attack_keys)
+        + " | median radius (fisher) | certified radius (r = 1) | "
+        "s / epoch | frontier |",
+        "|---|---|---|---:|" + "---:|" * len(attack_keys) + "---:|---:|---:|"
+        "---|",
+    ]
+    for r in report["models"]:
+        lines.append(
+            f"| {r['name']} | {r['family']} | {'yes' if r['mcmc'] else ''} | "
+            f"{r['clean_mse']:.4f} | "
+            + " | ".join(fmt(r["area"][k]) for k in attack_keys)
+            + f" | {fmt(r['median_spectral_radius'])} | "
+            f"{fmt(r['certified_radius'])} | {fmt(r['epoch_seconds'], 3)} | "
+            f"{'**yes**' if r['on_frontier'] else ''} |"
+        )
+    lines += ["", "## Figures", ""]
+    for name in report.get("figures", {}).values():
+        lines.append(f"![{name}]({name})")
+    return "\n".join(lines) + "\n"

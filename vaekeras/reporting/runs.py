@@ -1,0 +1,132 @@
+"""Figures of one run, one attack and one sweep."""
+
+import math
+
+from vaekeras.reporting.common import image_rows
+from vaekeras.reporting.common import pyplot
+
+
+def save_reconstructions(images, reconstructions, path):
+    """Saves a PNG: test images (top row) over their reconstructions."""
+    return image_rows(
+        [("test images", images), ("reconstructions", reconstructions)],
+        path, column_width=1.0, dpi=80,
+    )
+
+
+def save_attack_grid(x, x_adv, recon, recon_adv, path, title=None,
+                     defended=False):
+    """PNG rows: clean, adversarial, and the reconstruction of each.
+
+    `defended` labels the reconstructions as made through a test-time
+    defense.
+    """
+    through = " (MCMC)" if defended else ""
+    return image_rows([
+        ("clean", x), ("adversarial", x_adv),
+        ("recon. clean" + through, recon), ("recon. adv." + through, recon_adv),
+    ], path, title)
+
+
+def save_training_curves(history, path, monitor=None, first_epoch=1):
+    """Saves a PNG: losses per epoch, and the monitored geometry beside.
+
+    Args:
+        history: `History.history` (dict of per-epoch lists).
+        path: PNG path.
+        monitor: a `GeometryMonitor` (or None: the loss panel alone).
+        first_epoch: the epoch of the history's first entry (a resumed run
+            starts after its backup).
+    """
+    from matplotlib import ticker
+
+    plt = pyplot()
+    panels = 2 if monitor is not None and monitor.history["epoch"] else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6),
+                             squeeze=False)
+    ax = axes[0, 0]
+    for key, label in (("loss", "train"), ("val_loss", "test split")):
+        values = history.get(key, [])
+        epochs = range(first_epoch, first_epoch + len(values))
+        ax.plot(epochs, values, marker=".", label=label)
+    ax.set_xlabel("epoch")
+    # The model's whole training objective (a defense's or mixup's terms
+    # included), not only the negative ELBO.
+    ax.set_ylabel("training loss")
+    ax.set_title("Loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if panels == 2:
+        ax = axes[0, 1]
+        epochs = monitor.history["epoch"]
+        ax.plot(epochs, monitor.history["geometry_spectral_radius"],
+                marker=".", color="tab:red")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("median spectral radius", color="tab:red")
+        twin = ax.twinx()
+        twin.plot(epochs, monitor.history["geometry_entropy"], marker=".",
+                  color="tab:blue")
+        twin.set_ylabel("mean von Neumann entropy", color="tab:blue")
+        ax.set_title(
+            f"Encoder geometry ({monitor.kind} metric, "
+            f"{len(monitor.x_val)} test images)", fontsize=10,
+        )
+        ax.grid(alpha=0.3)
+    for ax in axes[0]:
+        ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_sweep(rows, path):
+    """Reconstruction loss and spectral radius against beta, per alpha."""
+    plt = pyplot()
+    fig = sweep_figure(rows)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep_figure(rows):
+    """The figure of `plot_sweep`, open (the caller closes it)."""
+    from matplotlib import ticker
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    metrics = {
+        "val_reconstruction_loss": "reconstruction loss (validation)",
+        "val_spectral_radius": "median spectral radius (validation)",
+    }
+    betas = []
+    for alpha in sorted({r["mixup_alpha"] for r in rows}):
+        chosen = sorted(
+            (r for r in rows if r["mixup_alpha"] == alpha
+             and r.get("val_reconstruction_loss") is not None),
+            key=lambda r: r["beta"],
+        )
+        for ax, metric in zip(axes, metrics):
+            points = [(r["beta"], r[metric]) for r in chosen if metric in r]
+            if points:
+                xs, ys = zip(*points)
+                betas.extend(xs)
+                ax.plot(xs, ys, marker="o", label=f"mixup alpha={alpha:g}")
+    decades = (
+        math.log10(max(betas) / min(betas)) if betas and min(betas) > 0
+        else 0.0
+    )
+    # 1-2-5 ticks over a few decades, one per decade beyond: labels that
+    # never overlap, written as plain numbers.
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    for ax, label in zip(axes, metrics.values()):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("beta")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:  # nothing to show if all failed
+            ax.legend(fontsize=8)
+    fig.suptitle("Sweep: validation scores against beta")
+    fig.tight_layout()
+    return fig
