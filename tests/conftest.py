@@ -9,20 +9,20 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-
-def pytest_addoption(parser):
-    parser.addoption(
-        "--runslow", action="store_true", help="also run tests marked slow"
-    )
+# Whole files of subprocesses, devices, sweeps and studies: marked slow,
+# so `python -m pytest -m "not slow"` is the quick loop while
+# `python -m pytest` runs everything.
+SLOW_FILES = (
+    "apps/", "test_backends.py", "test_distribution.py", "test_readme.py",
+    "test_tuning.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--runslow"):
-        return
-    skip = pytest.mark.skip(reason="slow: pass --runslow to run")
     for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+        path = item.nodeid.split("::")[0]
+        if path.startswith(tuple(f"tests/{f}" for f in SLOW_FILES)):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

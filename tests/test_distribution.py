@@ -114,13 +114,24 @@ def test_every_defense_trains_data_parallel(backend, tmp_path):
         assert multi == pytest.approx(single, rel=tolerance), defense
 
 
-def test_plans_on_one_device():
+def test_plans_on_the_devices_there_are():
+    from vaekeras import backend
+
     assert distribution.plan_distribution("none").name == "none"
-    # No accelerators here: auto means none.
+    accelerators, every = backend.devices()
     plan = distribution.plan_distribution("auto")
-    assert plan.name == "none" and plan.num_replicas == 1
-    with pytest.raises(ValueError, match="at least two devices"):
-        distribution.plan_distribution("data_parallel")
+    if len(accelerators) >= 2:  # auto spreads over every accelerator
+        assert plan.name == "data_parallel"
+        assert plan.devices == accelerators
+    else:
+        assert plan.name == "none" and plan.num_replicas == 1
+    if len(every) < 2:
+        with pytest.raises(ValueError, match="at least two devices"):
+            distribution.plan_distribution("data_parallel")
+    else:
+        assert distribution.plan_distribution("data_parallel").devices == (
+            every if len(accelerators) < 2 else accelerators
+        )
     with pytest.raises(ValueError, match="distribution='mirror'"):
         distribution.plan_distribution("mirror")
 

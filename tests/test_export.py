@@ -48,6 +48,7 @@ def exported(tmp_path_factory):
     return model, path
 
 
+@pytest.mark.slow
 def test_saved_model_serves_same_numbers_without_vaekeras(
     exported, digits, tmp_path
 ):

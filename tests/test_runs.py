@@ -42,6 +42,7 @@ def _hold_lock(path, ready, release):
         release.wait(30)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_and_a_killed_ones_lock_is_free(tmp_path):
     path = str(tmp_path / "run")
     ctx = multiprocessing.get_context("spawn")

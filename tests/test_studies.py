@@ -59,6 +59,7 @@ def test_mix_note_names_the_differing_settings():
     assert reporting.mix_note(entries[:1]) is None
 
 
+@pytest.mark.slow
 def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
     from vaekeras import studies
     from vaekeras import training

@@ -245,14 +245,21 @@ def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
         args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 300
-    try:
-        # Kill it as soon as its first trial is complete.
-        while time.time() < deadline and first.poll() is None and not any(
-            # Atomic writes: a trial file is never seen half-written.
-            runs.read_json(f)["status"] == "COMPLETED"
+
+    def statuses():
+        # Atomic writes: a trial file is never seen half-written.
+        return [
+            runs.read_json(f)["status"]
             for f in glob.glob(str(tmp_path / "p" / "trial_*" / "trial.json"))
+        ]
+
+    try:
+        # Kill it during its second trial: one complete, one running.
+        while time.time() < deadline and first.poll() is None and not (
+            "COMPLETED" in statuses() and "RUNNING" in statuses()
         ):
             time.sleep(0.05)
+        assert first.poll() is None, "the sweep ended before it was killed"
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -262,8 +269,8 @@ def test_a_killed_sweep_finishes_on_the_next_run(tmp_path):
     betas = sorted(t["beta"] for t in written["trials"])
     assert betas == [0.5, 1.0, 2.0], written["trials"]
     assert {t["status"] for t in written["trials"]} == {"COMPLETED"}
-    if "re-running trial(s)" in again.stdout:  # killed during trial 2
-        assert "0001 ({'beta': 1.0})" in again.stdout
+    assert "re-running trial(s)" in again.stdout
+    assert "0001 ({'beta': 1.0})" in again.stdout
 
 
 def test_a_dead_worker_does_not_hang_a_distributed_sweep(tmp_path):
