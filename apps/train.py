@@ -63,6 +63,8 @@ def define_defense_flags():
     `--mixup_alpha` alone trains a mixup VAE; unset options keep the
     library's defaults, and an option of another defense is an error.
     """
+    if "defense" in flags.FLAGS:  # defined already (a second call)
+        return
     from vaekeras.defenses import registry
 
     flags.DEFINE_enum(

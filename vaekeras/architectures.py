@@ -9,6 +9,7 @@ import math
 
 import keras
 
+from vaekeras import checks
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
 from vaekeras.layers import SpectralNorm
@@ -19,18 +20,8 @@ DEFAULT_CONV_FILTERS = (32, 64)
 
 
 def _check_args(input_shape, latent_dim, architecture):
-    if architecture not in ARCHITECTURES:
-        raise ValueError(
-            "Invalid value received for argument `architecture`: expected "
-            f"one of {ARCHITECTURES}. Received: architecture={architecture!r}"
-        )
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or (
-        latent_dim < 1
-    ):
-        raise ValueError(
-            "Invalid value received for argument `latent_dim`: expected an "
-            f"integer >= 1. Received: latent_dim={latent_dim!r}"
-        )
+    checks.choice("architecture", architecture, ARCHITECTURES)
+    checks.positive_int("latent_dim", latent_dim)
     input_shape = tuple(input_shape)
     if len(input_shape) != 3 or not all(
         isinstance(n, int) and n > 0 for n in input_shape

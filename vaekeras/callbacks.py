@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from vaekeras import backend
+from vaekeras import checks
 from vaekeras import geometry
 from vaekeras import scores
 
@@ -47,13 +48,9 @@ class GeometryMonitor(keras.callbacks.Callback):
                 "non-empty batch of images (N, H, W, C). Received: "
                 f"x_val.shape={x_val.shape}"
             )
-        geometry.check_kind(kind)
-        geometry.check_method(method)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise ValueError(
-                "Invalid value received for argument `every`: expected an "
-                f"integer >= 1. Received: every={every!r}"
-            )
+        checks.choice("kind", kind, geometry.KINDS)
+        checks.choice("method", method, geometry.METHODS)
+        checks.positive_int("every", every)
         self.x_val = x_val
         self.kind = kind
         self.every = every

@@ -54,6 +54,15 @@ def positive_int(name, value):
     return int(value)
 
 
+def non_negative_int(name, value):
+    """`value` as an int >= 0."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or (
+        value < 0
+    ):
+        raise invalid(name, "an integer >= 0", value)
+    return int(value)
+
+
 def probability(name, value):
     """`value` as a float in the open interval (0, 1)."""
     if not _real(value) or not 0 < value < 1:

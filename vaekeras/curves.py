@@ -143,11 +143,7 @@ def area_under_damage(curve, key="reconstruction_damage"):
     ...                   "latent_kl")
     2.0
     """
-    if key not in curve:
-        raise ValueError(
-            "Invalid value received for argument `key`: expected one of "
-            f"{DAMAGES}. Received: key={key!r}"
-        )
+    checks.choice("key", key, [k for k in DAMAGES if k in curve])
     eps = np.log(np.asarray(check_eps_grid(curve["eps"], "curve['eps']")))
     damage = np.asarray(curve[key], dtype="float64")
     if len(eps) == 1:

@@ -18,6 +18,8 @@ import importlib.resources
 
 import numpy as np
 
+from vaekeras import checks
+
 OFFLINE_DATASETS = ("mnist_5k", "digits")
 TFDS_EXAMPLES = ("mnist", "fashion_mnist", "kmnist", "emnist")
 SPLITS = ("train", "test")
@@ -68,11 +70,7 @@ def _digits():
 
 
 def _check_split(split):
-    if split not in SPLITS:
-        raise ValueError(
-            f"Invalid value received for argument `split`: expected one of "
-            f"{SPLITS}. Received: split={split!r}"
-        )
+    checks.choice("split", split, SPLITS)
 
 
 def _tfds_missing_message(name, data_dir, error):
@@ -248,11 +246,7 @@ def load_dataset(
     >>> next(iter(ds)).shape
     TensorShape([32, 28, 28, 1])
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(
-            f"Invalid value received for argument `batch_size`: expected a "
-            f"positive integer. Received: batch_size={batch_size!r}"
-        )
+    checks.positive_int("batch_size", batch_size)
     import tensorflow as tf
 
     images, _ = load_arrays(name, split, data_dir, download, shard)

@@ -16,6 +16,7 @@ import numpy as np
 
 from vaekeras import attacks
 from vaekeras import backend
+from vaekeras import checks
 from vaekeras import data
 from vaekeras import defenses
 from vaekeras import latent
@@ -63,15 +64,8 @@ def result_name(attack, norm, kind="stochastic", mcmc_steps=0):
 
 
 def check_mcmc_steps(mcmc_steps):
-    """Raises a `ValueError` unless `mcmc_steps` is an integer >= 0."""
-    if isinstance(mcmc_steps, bool) or not isinstance(mcmc_steps, int) or (
-        mcmc_steps < 0
-    ):
-        raise ValueError(
-            "Invalid value received for argument `mcmc_steps`: expected an "
-            f"integer >= 0 (0 = no MCMC). Received: mcmc_steps={mcmc_steps!r}"
-        )
-    return mcmc_steps
+    """`mcmc_steps`, an integer >= 0 (0 = no MCMC), or a `ValueError`."""
+    return checks.non_negative_int("mcmc_steps", mcmc_steps)
 
 
 def mcmc_defense(model, mcmc_steps, seed=0, likelihood=None):
@@ -149,17 +143,9 @@ def attack_run(
         ValueError, FileNotFoundError: for bad arguments or a run folder
             without a model; nothing is written then.
     """
-    if attack not in attacks.ATTACK_NAMES:
-        raise ValueError(
-            "Invalid value received for argument `attack`: expected one of "
-            f"{attacks.ATTACK_NAMES}. Received: attack={attack!r}"
-        )
-    eps_list, _ = attacks.check_eps(list(eps))
-    if not isinstance(num_examples, int) or num_examples < 1:
-        raise ValueError(
-            "Invalid value received for argument `num_examples`: expected an "
-            f"integer >= 1. Received: num_examples={num_examples!r}"
-        )
+    checks.choice("attack", attack, attacks.ATTACK_NAMES)
+    eps_list, _ = checks.budgets(list(eps))
+    checks.positive_int("num_examples", num_examples)
     check_mcmc_steps(mcmc_steps)
     model, flags = runs.load_run(run_dir)
     defense = mcmc_defense(model, mcmc_steps, seed)
@@ -181,14 +167,17 @@ def attack_run(
     )
     x_adv = x_advs[-1]
     if attack == "targeted":
-        mean, log_var = made.latent.encode(targets)
+        target = made.latent.encode(targets)
+
+        def distance(images):
+            """Mean symmetric KL of q(z|images) to the targets' posteriors."""
+            return float(np.mean(backend.as_numpy(attacks.symmetric_kl(
+                *made.latent.encode(images), *target
+            ))))
+
         for row, adv in zip(results, x_advs):
-            row["target_distance_before"] = float(np.mean(
-                backend.as_numpy(made.distance(x, mean, log_var))
-            ))
-            row["target_distance_after"] = float(np.mean(
-                backend.as_numpy(made.distance(adv, mean, log_var))
-            ))
+            row["target_distance_before"] = distance(x)
+            row["target_distance_after"] = distance(adv)
     summary = {
         "run_dir": run_dir,
         "attack": attack,

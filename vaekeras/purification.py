@@ -194,7 +194,8 @@ class MCMCReconstruction:
             ("mcmc_chain", self.leapfrog_steps, self.likelihood),
         )
         # Batch first (B, steps, ...), so that a distribution plan splits
-        # the chains by example; drawn steps first, as before. The draws
+        # the chains by example; drawn steps first, so that one seed gives
+        # the same chains on one device and on many. The draws
         # meet the encoding only inside the compiled chain (under JAX data
         # parallelism they live on the whole mesh, the encoding on one
         # device).

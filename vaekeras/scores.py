@@ -15,6 +15,8 @@ optimal attack exploits. Terms with lambda_i = 0 contribute 0 (0 log 0 = 0).
 
 import numpy as np
 
+from vaekeras import checks
+
 ENTROPY_NORMALIZATIONS = ("max", "trace")
 SCORE_NAMES = (
     "spectral_radius",
@@ -74,12 +76,7 @@ def robustness_scores(
     if isinstance(entropy_normalization, str):
         entropy_normalization = (entropy_normalization,)
     for norm in entropy_normalization:
-        if norm not in ENTROPY_NORMALIZATIONS:
-            raise ValueError(
-                "Invalid value received for argument `entropy_normalization`"
-                f": expected entries of {ENTROPY_NORMALIZATIONS}. Received: "
-                f"entropy_normalization={norm!r}"
-            )
+        checks.choice("entropy_normalization", norm, ENTROPY_NORMALIZATIONS)
     if tol is None:
         tol = values.shape[1] * float(np.finfo(np.float32).eps)
     values = -np.sort(-np.maximum(values, 0.0), axis=1)  # descending

@@ -80,6 +80,9 @@ def test_train_library_with_flagsaver_and_overwrite(tmp_path):
     os.makedirs(out)
     with open(os.path.join(out, "flags.json"), "w") as f:
         json.dump({"beta": 9.0}, f)
+    # The app defines its defense flags only when a command line needs
+    # them; a script that sets them through flagsaver defines them first.
+    train_app.define_defense_flags()
     flags.FLAGS.mark_as_parsed()
     settings = dict(
         dataset="digits", epochs=1, mixup_alpha=0.5, output_dir=out,

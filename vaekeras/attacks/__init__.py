@@ -28,6 +28,7 @@ from vaekeras.attacks.budget import check_eps
 from vaekeras.attacks.budget import check_norm
 from vaekeras.attacks.budget import fit_to_budget
 from vaekeras.attacks.budget import gaussian_kl
+from vaekeras.attacks.budget import symmetric_kl
 from vaekeras.attacks.damage import damage_curve
 from vaekeras.attacks.damage import evaluate_attack
 from vaekeras.attacks.damage import ssim
@@ -45,6 +46,6 @@ __all__ = [
     "ATTACK_NAMES", "EigenAttack", "LatentPGD", "NAMED_EIGEN_ATTACKS",
     "NORMS", "OBJECTIVES", "RandomAttack", "TargetedLatentAttack",
     "check_eps", "check_norm", "damage_curve", "evaluate_attack",
-    "fit_to_budget", "gaussian_kl", "make_attack", "ssim",
+    "fit_to_budget", "gaussian_kl", "make_attack", "ssim", "symmetric_kl",
     "worst_case_inputs",
 ]

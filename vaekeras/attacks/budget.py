@@ -21,6 +21,13 @@ NORMS = checks.NORMS
 _FIT_ROUNDS = 6
 
 
+def symmetric_kl(mean_a, log_var_a, mean_b, log_var_b):
+    """KL(a || b) + KL(b || a) of diagonal Gaussians, per sample."""
+    return gaussian_kl(mean_a, log_var_a, mean_b, log_var_b) + gaussian_kl(
+        mean_b, log_var_b, mean_a, log_var_a
+    )
+
+
 def check_eps(eps):
     """`(list of floats, was_scalar)` or a `ValueError` naming `eps`."""
     return checks.budgets(eps)

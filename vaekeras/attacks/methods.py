@@ -423,13 +423,6 @@ class TargetedLatentAttack(_EncoderAttack):
             )
         return x_target
 
-    def distance(self, x_adv, target_mean, target_log_var):
-        """Symmetric KL between q(z|x_adv) and the target posterior."""
-        mean, log_var = self.latent.encode(x_adv)
-        return budget.gaussian_kl(
-            mean, log_var, target_mean, target_log_var
-        ) + budget.gaussian_kl(target_mean, target_log_var, mean, log_var)
-
     def _generate(self, x, x_target, eps, eps_t):
         step = self.eps_step or 2.5 * eps / self.max_iter
         target_mean, target_log_var = self.latent.encode(x_target)

@@ -31,9 +31,7 @@ def attack_objective(view, name, x_adv, args):
     if name == "kl":
         return ball.gaussian_kl(mean, log_var, *args)
     x, target_mean, target_log_var, reg = args  # "targeted"
-    distance = ball.gaussian_kl(
-        mean, log_var, target_mean, target_log_var
-    ) + ball.gaussian_kl(target_mean, target_log_var, mean, log_var)
+    distance = ball.symmetric_kl(mean, log_var, target_mean, target_log_var)
     # Smoothed at 0, where the gradient of the norm is undefined.
     penalty = ops.sqrt(
         ops.sum(ops.square(ball.flat(x_adv - x)), axis=-1) + 1e-12

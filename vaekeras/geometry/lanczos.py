@@ -11,6 +11,7 @@ import numpy as np
 from keras import ops
 
 from vaekeras import backend
+from vaekeras import checks
 from vaekeras import latent
 from vaekeras.geometry.algebra import NotConvergedError
 from vaekeras.geometry.algebra import _check_k
@@ -177,11 +178,7 @@ def _matrix_free(model, x, kind, k, iterations, tol):
     schedule = _iteration_schedule(
         iterations, k, rank_bound(kind, latent_dim), size
     )
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(
-            "Invalid value received for argument `tol`: expected a positive "
-            f"number. Received: tol={tol!r}"
-        )
+    checks.positive("tol", tol)
     for m in schedule:
         fn = functools.partial(
             _lanczos_in_view, kind=kind, k=k, iterations=m
