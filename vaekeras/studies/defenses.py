@@ -65,22 +65,6 @@ DEFAULT_PGD_ITER = 20
 FRONTIER_NORM = "l2"
 
 
-def configure(config):
-    """The study's defaults, and the smoke version's small settings."""
-    if config.epochs is None:
-        config.epochs = 1 if config.quick else DEFAULT_EPOCHS
-    if config.attack_examples is None:
-        config.attack_examples = DEFAULT_ATTACK_EXAMPLES
-    if config.pgd_iter is None:
-        config.pgd_iter = DEFAULT_PGD_ITER
-    if config.quick:
-        config.num_examples = min(config.num_examples, 40)
-        config.attack_examples = min(config.attack_examples, 12)
-        config.pgd_iter = min(config.pgd_iter, 3)
-        config.mcmc_steps = min(config.mcmc_steps, 2)
-    return config
-
-
 def _grids(config):
     if config.quick:
         return {"l2": (0.1, 0.5, 2.0), "linf": (0.01, 0.05)}
@@ -95,25 +79,6 @@ def _attacks(config, norm):
     return curves.CURVE_ATTACKS
 
 
-def runs(config):
-    """The study's runs: `(name, TrainConfig)` pairs."""
-    out = []
-    for _, name, overrides in MODELS:
-        if config.quick and name not in QUICK_NAMES:
-            continue
-        folder = name.replace("=", "").replace(" ", "_")
-        out.append((name, training.TrainConfig(
-            dataset=config.dataset, data_dir=config.data_dir,
-            architecture=config.architecture, latent_dim=config.latent_dim,
-            epochs=config.epochs, seed=config.seed, verbose=0,
-            distribution=config.distribution,
-            monitor_geometry=False,
-            output_dir=os.path.join(config.output_dir, "runs", folder),
-            **overrides,
-        )))
-    return out
-
-
 def family(name):
     """The family of a model of this study, by its name."""
     for fam, model_name, _ in MODELS:
@@ -122,124 +87,11 @@ def family(name):
     return "beta-VAE"
 
 
-def analysis_valid(cached, config):
-    return cached.get("mcmc_steps") == config.mcmc_steps and (
-        cached.get("grids") == {k: list(v) for k, v in _grids(config).items()}
-    )
-
-
-def measure(entry, x, x_attack, config):
-    """Clean error, curves with and without MCMC, radius, certificate."""
-    model = entry["model"]
-    adapter = latent.LatentModel.of(model)
-    recon = adapter.reconstruct_numpy(x)
-    defense = defenses.MCMCReconstruction(
-        model, steps=config.mcmc_steps, seed=config.seed
-    )
-    geometry = scores.evaluate_geometry(model, x, kind="fisher", verbose=0)
-    result = {
-        "clean_mse": float(np.mean((recon - x) ** 2)),
-        "median_spectral_radius": float(
-            np.median(geometry["spectral_radius"])
-        ),
-        "grids": {k: list(v) for k, v in _grids(config).items()},
-        "mcmc_steps": config.mcmc_steps,
-        "curves": {},
-        "mcmc_curves": {},
-    }
-    try:
-        radius = defenses.certified_radius(model, x_attack, CERTIFY_R)
-        result["certified_radius"] = float(np.median(radius))
-    except ValueError:  # a layer no bound covers (not in this study)
-        result["certified_radius"] = None
-    for norm_name, grid in _grids(config).items():
-        norm = 2 if norm_name == "l2" else np.inf
-        for attack in _attacks(config, norm_name):
-            key = f"{attack}_{norm_name}"
-            curve = curves.robustness_curve(
-                model, x_attack, attack, grid, norm=norm,
-                pgd_iter=config.pgd_iter, seed=config.seed,
-            )
-            x_advs = curve.pop("x_advs")
-            defended = curves.robustness_curve(
-                model, x_attack, attack, grid, norm=norm, defense=defense,
-                x_advs=x_advs,
-            )
-            defended.pop("x_advs")
-            for store, c in ((result["curves"], curve),
-                             (result["mcmc_curves"], defended)):
-                c["area"] = {
-                    k: curves.area_under_damage(c, k) for k in curves.DAMAGES
-                }
-                store[key] = c
-    result["mcmc_clean_mse"] = float(np.mean([
-        c["clean_mse"] for c in result["mcmc_curves"].values()
-    ]))
-    return result
-
-
 def _worst_area(curve_set):
     return max(
         c["area"]["reconstruction_damage"]
         for key, c in curve_set.items() if key.endswith(FRONTIER_NORM)
     )
-
-
-def summarise(entries, config, dataset):
-    """Rows per model (and per model with MCMC), the frontier, the words."""
-    rows = []
-    for entry in entries:
-        a = entry["analysis"]
-        epochs = entry.get("epochs_run") or config.epochs
-        seconds = entry.get("train_seconds")
-        base = {
-            "name": entry["name"],
-            "family": family(entry["name"]),
-            "median_spectral_radius": a["median_spectral_radius"],
-            "certified_radius": a["certified_radius"],
-            "epoch_seconds": (
-                None if seconds is None else seconds / max(epochs, 1)
-            ),
-        }
-        for mcmc, curve_set, clean in (
-            (False, a["curves"], a["clean_mse"]),
-            (True, a["mcmc_curves"], a["mcmc_clean_mse"]),
-        ):
-            rows.append({
-                **base,
-                "mcmc": mcmc,
-                "clean_mse": clean,
-                "area": {
-                    key: c["area"]["reconstruction_damage"]
-                    for key, c in curve_set.items()
-                },
-                "area_latent_kl": {
-                    key: c["area"]["latent_kl"]
-                    for key, c in curve_set.items()
-                },
-                "worst_area": _worst_area(curve_set),
-            })
-    frontier = curves.pareto_frontier(
-        [(r["clean_mse"], r["worst_area"]) for r in rows]
-    )
-    for i, row in enumerate(rows):
-        row["on_frontier"] = i in frontier
-    report = {
-        "study": "defenses",
-        "dataset": dataset,
-        "config": dataclasses.asdict(config),
-        "grids": entries[0]["analysis"]["grids"] if entries else {},
-        "models": rows,
-        "frontier": [
-            {k: rows[i][k] for k in ("name", "family", "mcmc", "clean_mse",
-                                     "worst_area")}
-            for i in frontier
-        ],
-        "mix_note": mix_note(entries),
-    }
-    report["verdict"] = _verdict(rows, frontier)
-    report["mixup"] = _mixup_verdict(rows)
-    return report
 
 
 def _verdict(rows, frontier):
@@ -311,19 +163,149 @@ class DefensesStudy(Study):
     name = "defenses"
 
     def configure(self, config):
-        return configure(config)
+        """The study's defaults, and the smoke version's small settings."""
+        if config.epochs is None:
+            config.epochs = 1 if config.quick else DEFAULT_EPOCHS
+        if config.attack_examples is None:
+            config.attack_examples = DEFAULT_ATTACK_EXAMPLES
+        if config.pgd_iter is None:
+            config.pgd_iter = DEFAULT_PGD_ITER
+        if config.quick:
+            config.num_examples = min(config.num_examples, 40)
+            config.attack_examples = min(config.attack_examples, 12)
+            config.pgd_iter = min(config.pgd_iter, 3)
+            config.mcmc_steps = min(config.mcmc_steps, 2)
+        return config
 
     def runs(self, config):
-        return runs(config)
+        """The study's runs: `(name, TrainConfig)` pairs."""
+        out = []
+        for _, name, overrides in MODELS:
+            if config.quick and name not in QUICK_NAMES:
+                continue
+            folder = name.replace("=", "").replace(" ", "_")
+            out.append((name, training.TrainConfig(
+                dataset=config.dataset, data_dir=config.data_dir,
+                architecture=config.architecture, latent_dim=config.latent_dim,
+                epochs=config.epochs, seed=config.seed, verbose=0,
+                distribution=config.distribution,
+                monitor_geometry=False,
+                output_dir=os.path.join(config.output_dir, "runs", folder),
+                **overrides,
+            )))
+        return out
 
     def analysis_valid(self, cached, config):
-        return analysis_valid(cached, config)
+        grids = {k: list(v) for k, v in _grids(config).items()}
+        return cached.get("mcmc_steps") == config.mcmc_steps and (
+            cached.get("grids") == grids
+        )
 
     def measure(self, entry, x, x_attack, config):
-        return measure(entry, x, x_attack, config)
+        """Clean error, curves with and without MCMC, radius, certificate."""
+        model = entry["model"]
+        adapter = latent.LatentModel.of(model)
+        recon = adapter.reconstruct_numpy(x)
+        defense = defenses.MCMCReconstruction(
+            model, steps=config.mcmc_steps, seed=config.seed
+        )
+        geometry = scores.evaluate_geometry(model, x, kind="fisher", verbose=0)
+        result = {
+            "clean_mse": float(np.mean((recon - x) ** 2)),
+            "median_spectral_radius": float(
+                np.median(geometry["spectral_radius"])
+            ),
+            "grids": {k: list(v) for k, v in _grids(config).items()},
+            "mcmc_steps": config.mcmc_steps,
+            "curves": {},
+            "mcmc_curves": {},
+        }
+        try:
+            radius = defenses.certified_radius(model, x_attack, CERTIFY_R)
+            result["certified_radius"] = float(np.median(radius))
+        except ValueError:  # a layer no bound covers (not in this study)
+            result["certified_radius"] = None
+        for norm_name, grid in _grids(config).items():
+            norm = 2 if norm_name == "l2" else np.inf
+            for attack in _attacks(config, norm_name):
+                key = f"{attack}_{norm_name}"
+                curve = curves.robustness_curve(
+                    model, x_attack, attack, grid, norm=norm,
+                    pgd_iter=config.pgd_iter, seed=config.seed,
+                )
+                x_advs = curve.pop("x_advs")
+                defended = curves.robustness_curve(
+                    model, x_attack, attack, grid, norm=norm, defense=defense,
+                    x_advs=x_advs,
+                )
+                defended.pop("x_advs")
+                for store, c in ((result["curves"], curve),
+                                 (result["mcmc_curves"], defended)):
+                    c["area"] = {
+                        k: curves.area_under_damage(c, k)
+                        for k in curves.DAMAGES
+                    }
+                    store[key] = c
+        result["mcmc_clean_mse"] = float(np.mean([
+            c["clean_mse"] for c in result["mcmc_curves"].values()
+        ]))
+        return result
 
     def summarise(self, entries, config, dataset):
-        return summarise(entries, config, dataset)
+        """Rows per model (and per model with MCMC), the frontier, the words."""
+        rows = []
+        for entry in entries:
+            a = entry["analysis"]
+            epochs = entry.get("epochs_run") or config.epochs
+            seconds = entry.get("train_seconds")
+            base = {
+                "name": entry["name"],
+                "family": family(entry["name"]),
+                "median_spectral_radius": a["median_spectral_radius"],
+                "certified_radius": a["certified_radius"],
+                "epoch_seconds": (
+                    None if seconds is None else seconds / max(epochs, 1)
+                ),
+            }
+            for mcmc, curve_set, clean in (
+                (False, a["curves"], a["clean_mse"]),
+                (True, a["mcmc_curves"], a["mcmc_clean_mse"]),
+            ):
+                rows.append({
+                    **base,
+                    "mcmc": mcmc,
+                    "clean_mse": clean,
+                    "area": {
+                        key: c["area"]["reconstruction_damage"]
+                        for key, c in curve_set.items()
+                    },
+                    "area_latent_kl": {
+                        key: c["area"]["latent_kl"]
+                        for key, c in curve_set.items()
+                    },
+                    "worst_area": _worst_area(curve_set),
+                })
+        frontier = curves.pareto_frontier(
+            [(r["clean_mse"], r["worst_area"]) for r in rows]
+        )
+        for i, row in enumerate(rows):
+            row["on_frontier"] = i in frontier
+        report = {
+            "study": "defenses",
+            "dataset": dataset,
+            "config": dataclasses.asdict(config),
+            "grids": entries[0]["analysis"]["grids"] if entries else {},
+            "models": rows,
+            "frontier": [
+                {k: rows[i][k] for k in ("name", "family", "mcmc", "clean_mse",
+                                         "worst_area")}
+                for i in frontier
+            ],
+            "mix_note": mix_note(entries),
+        }
+        report["verdict"] = _verdict(rows, frontier)
+        report["mixup"] = _mixup_verdict(rows)
+        return report
 
     def render(self, report, entries, x_attack, config):
         for entry in entries:

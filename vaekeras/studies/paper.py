@@ -46,55 +46,6 @@ AUTHORS = {
 }
 
 
-def configure(config):
-    """The study's defaults: 50 epochs, 500 attacked points, PGD-50."""
-    if config.epochs is None:
-        config.epochs = 50
-    if config.attack_examples is None:
-        config.attack_examples = 500
-    if config.pgd_iter is None:
-        config.pgd_iter = 50
-    return config
-
-
-def runs(config):
-    """The study's runs: `(name, TrainConfig)` pairs."""
-    if config.study == "paper_full":
-        grid = [(f"beta={beta:g}", beta, 0.0) for beta in FULL_BETAS]
-    else:
-        grid = [(f"beta={beta:g}", beta, 0.0) for beta in BETAS] + [
-            (f"mixup beta=1 alpha={MIXUP_ALPHA:g}", 1.0, MIXUP_ALPHA)
-        ]
-    out = []
-    for name, beta, alpha in grid:
-        folder = f"beta{beta:g}" + (f"_mixup{alpha:g}" if alpha else "")
-        out.append((name, training.TrainConfig(
-            dataset=config.dataset, data_dir=config.data_dir,
-            architecture=config.architecture, latent_dim=config.latent_dim,
-            beta=beta, mixup_alpha=alpha, epochs=config.epochs,
-            seed=config.seed, verbose=0, distribution=config.distribution,
-            output_dir=os.path.join(config.output_dir, "runs", folder),
-        )))
-    return out
-
-
-def analysis_valid(cached, config):
-    """An analysis from before a metric kind was added is made again."""
-    if config.study == "paper_full" and "authors_matrix" not in cached:
-        return False
-    return set(KINDS) <= set(cached.get("scores", {}))
-
-
-def measure(entry, x, x_attack, config):
-    """Every number the report needs for one model."""
-    result = analyse(entry["model"], x, x_attack, config)
-    if config.study == "paper_full":
-        result["authors_matrix"] = _quartiles(
-            authors_matrix_radius(entry["model"], x)
-        )
-    return result
-
-
 def authors_matrix_radius(model, x, batch_size=256):
     """Top eigenvalue of J_mu J_mu^T + J_sigma J_sigma^T, per point.
 
@@ -159,90 +110,6 @@ def analyse(model, x, x_attack, config):
         for k in range(1, 6)
     ]}
     return result
-
-
-def summarise(entries, config, dataset):
-    """Tables, correlations, the mixup comparison and the claims."""
-    rows = []
-    for entry in entries:
-        a = entry["analysis"]
-        stochastic = a["scores"]["stochastic"]
-        fisher = a["scores"]["fisher"]
-        rows.append({
-            "name": entry["name"],
-            "beta": entry["beta"],
-            "mixup_alpha": entry["mixup_alpha"] or 0.0,
-            "median_spectral_radius": stochastic["spectral_radius"]["median"],
-            "mean_entropy_max": stochastic["von_neumann_entropy_max"]["mean"],
-            "mean_entropy_trace": stochastic[
-                "von_neumann_entropy_trace"
-            ]["mean"],
-            "fisher_median_spectral_radius": fisher[
-                "spectral_radius"
-            ]["median"],
-            # Pullback through the reconstruction map (geometry's "output").
-            "output_median_spectral_radius": a["scores"]["output"][
-                "spectral_radius"
-            ]["median"],
-            "clean_mse": a["clean_mse"]["mean"],
-            **{
-                f"{name}_mse_eps{row['eps']:g}": row["reconstruction_mse"]
-                for name, rows_ in a["attacks"].items() for row in rows_
-            },
-            **{
-                f"{name}_kl_eps{row['eps']:g}": row["latent_kl"]
-                for name, rows_ in a["attacks"].items() for row in rows_
-            },
-            # What the attack adds to the clean reconstruction error.
-            **{
-                f"{name}_excess_mse_eps{row['eps']:g}": (
-                    row["reconstruction_mse"] - row["clean_reconstruction_mse"]
-                )
-                for name, rows_ in a["attacks"].items() for row in rows_
-            },
-            "eigen_direction_mse": a["eigen_directions"]["reconstruction_mse"],
-        })
-        if "authors_matrix" in a:
-            rows[-1]["authors_matrix_median_radius"] = a["authors_matrix"][
-                "median"
-            ]
-    plain = [r for r in rows if r["beta"] is not None and not r["mixup_alpha"]]
-    betas = [r["beta"] for r in plain]
-    middle = config.eps[len(config.eps) // 2]
-    correlated = (
-        "median_spectral_radius", "mean_entropy_max", "mean_entropy_trace",
-        "fisher_median_spectral_radius", "output_median_spectral_radius",
-        "clean_mse", f"eigen_excess_mse_eps{middle:g}",
-        f"eigen_kl_eps{middle:g}",
-    )
-    if plain and all("authors_matrix_median_radius" in r for r in plain):
-        correlated += ("authors_matrix_median_radius",)
-    correlations = {}
-    for key in correlated:
-        result = spearman(betas, [r[key] for r in plain])
-        correlations[key] = (
-            {"rho": result[0], "p": result[1]} if result else None
-        )
-    report = {
-        "dataset": dataset,
-        "config": {
-            k: v for k, v in dataclasses.asdict(config).items()
-        },
-        "models": rows,
-        "spearman_with_beta": correlations,
-        "spearman_note": (
-            None if len(set(betas)) >= 3 else
-            f"Spearman correlations need at least three distinct betas; "
-            f"this report has {len(set(betas))}."
-        ),
-        "authors": AUTHORS,
-    }
-    if config.study == "paper_full" and not config.run_dirs:
-        report["authors_comparison"] = _authors_comparison(plain)
-    report["mix_note"] = mix_note(entries)
-    report["mixup"] = _mixup_comparison(rows, plain, middle)
-    report["claims"] = _claims(report, plain, middle)
-    return report
 
 
 def _authors_comparison(plain):
@@ -410,26 +277,153 @@ def adversarial_grid_rows(entries, x, eps):
 
 
 class PaperStudy(Study):
-    """Khan & Storkey's claims on a grid of beta-VAEs (`paper`), or on
-    the authors' own grid of 50 betas (`paper_full`)."""
+    """Khan & Storkey's claims, on a grid of beta-VAEs and a mixup VAE.
+
+    Args:
+        full: the authors' own grid of 50 betas (`paper_full`) instead of
+            eight betas and a mixup VAE (`paper`).
+    """
 
     def __init__(self, full=False):
         self.name = "paper_full" if full else "paper"
 
     def configure(self, config):
-        return configure(config)
+        """The study's defaults: 50 epochs, 500 attacked points, PGD-50."""
+        if config.epochs is None:
+            config.epochs = 50
+        if config.attack_examples is None:
+            config.attack_examples = 500
+        if config.pgd_iter is None:
+            config.pgd_iter = 50
+        return config
 
     def runs(self, config):
-        return runs(config)
+        """The study's runs: `(name, TrainConfig)` pairs."""
+        if config.study == "paper_full":
+            grid = [(f"beta={beta:g}", beta, 0.0) for beta in FULL_BETAS]
+        else:
+            grid = [(f"beta={beta:g}", beta, 0.0) for beta in BETAS] + [
+                (f"mixup beta=1 alpha={MIXUP_ALPHA:g}", 1.0, MIXUP_ALPHA)
+            ]
+        out = []
+        for name, beta, alpha in grid:
+            folder = f"beta{beta:g}" + (f"_mixup{alpha:g}" if alpha else "")
+            out.append((name, training.TrainConfig(
+                dataset=config.dataset, data_dir=config.data_dir,
+                architecture=config.architecture, latent_dim=config.latent_dim,
+                beta=beta, mixup_alpha=alpha, epochs=config.epochs,
+                seed=config.seed, verbose=0, distribution=config.distribution,
+                output_dir=os.path.join(config.output_dir, "runs", folder),
+            )))
+        return out
 
     def analysis_valid(self, cached, config):
-        return analysis_valid(cached, config)
+        """An analysis from before a metric kind was added is made again."""
+        if config.study == "paper_full" and "authors_matrix" not in cached:
+            return False
+        return set(KINDS) <= set(cached.get("scores", {}))
 
     def measure(self, entry, x, x_attack, config):
-        return measure(entry, x, x_attack, config)
+        """Every number the report needs for one model."""
+        result = analyse(entry["model"], x, x_attack, config)
+        if config.study == "paper_full":
+            result["authors_matrix"] = _quartiles(
+                authors_matrix_radius(entry["model"], x)
+            )
+        return result
 
     def summarise(self, entries, config, dataset):
-        return summarise(entries, config, dataset)
+        """Tables, correlations, the mixup comparison and the claims."""
+        rows = []
+        for entry in entries:
+            a = entry["analysis"]
+            stochastic = a["scores"]["stochastic"]
+            fisher = a["scores"]["fisher"]
+            rows.append({
+                "name": entry["name"],
+                "beta": entry["beta"],
+                "mixup_alpha": entry["mixup_alpha"] or 0.0,
+                "median_spectral_radius": stochastic["spectral_radius"][
+                    "median"
+                ],
+                "mean_entropy_max": stochastic["von_neumann_entropy_max"][
+                    "mean"
+                ],
+                "mean_entropy_trace": stochastic[
+                    "von_neumann_entropy_trace"
+                ]["mean"],
+                "fisher_median_spectral_radius": fisher[
+                    "spectral_radius"
+                ]["median"],
+                # Pullback through the reconstruction map (geometry's "output").
+                "output_median_spectral_radius": a["scores"]["output"][
+                    "spectral_radius"
+                ]["median"],
+                "clean_mse": a["clean_mse"]["mean"],
+                **{
+                    f"{name}_mse_eps{row['eps']:g}": row["reconstruction_mse"]
+                    for name, rows_ in a["attacks"].items() for row in rows_
+                },
+                **{
+                    f"{name}_kl_eps{row['eps']:g}": row["latent_kl"]
+                    for name, rows_ in a["attacks"].items() for row in rows_
+                },
+                # What the attack adds to the clean reconstruction error.
+                **{
+                    f"{name}_excess_mse_eps{row['eps']:g}": (
+                        row["reconstruction_mse"]
+                        - row["clean_reconstruction_mse"]
+                    )
+                    for name, rows_ in a["attacks"].items() for row in rows_
+                },
+                "eigen_direction_mse": a["eigen_directions"][
+                    "reconstruction_mse"
+                ],
+            })
+            if "authors_matrix" in a:
+                rows[-1]["authors_matrix_median_radius"] = a["authors_matrix"][
+                    "median"
+                ]
+        plain = [
+            r for r in rows
+            if r["beta"] is not None and not r["mixup_alpha"]
+        ]
+        betas = [r["beta"] for r in plain]
+        middle = config.eps[len(config.eps) // 2]
+        correlated = (
+            "median_spectral_radius", "mean_entropy_max", "mean_entropy_trace",
+            "fisher_median_spectral_radius", "output_median_spectral_radius",
+            "clean_mse", f"eigen_excess_mse_eps{middle:g}",
+            f"eigen_kl_eps{middle:g}",
+        )
+        if plain and all("authors_matrix_median_radius" in r for r in plain):
+            correlated += ("authors_matrix_median_radius",)
+        correlations = {}
+        for key in correlated:
+            result = spearman(betas, [r[key] for r in plain])
+            correlations[key] = (
+                {"rho": result[0], "p": result[1]} if result else None
+            )
+        report = {
+            "dataset": dataset,
+            "config": {
+                k: v for k, v in dataclasses.asdict(config).items()
+            },
+            "models": rows,
+            "spearman_with_beta": correlations,
+            "spearman_note": (
+                None if len(set(betas)) >= 3 else
+                f"Spearman correlations need at least three distinct betas; "
+                f"this report has {len(set(betas))}."
+            ),
+            "authors": AUTHORS,
+        }
+        if config.study == "paper_full" and not config.run_dirs:
+            report["authors_comparison"] = _authors_comparison(plain)
+        report["mix_note"] = mix_note(entries)
+        report["mixup"] = _mixup_comparison(rows, plain, middle)
+        report["claims"] = _claims(report, plain, middle)
+        return report
 
     def render(self, report, entries, x_attack, config):
         eps = config.eps[len(config.eps) // 2]
