@@ -88,3 +88,23 @@ def test_export_refuses_a_folder_that_is_not_a_saved_model(tf_only, tmp_path):
     with pytest.raises(ValueError, match="not a SavedModel folder"):
         export.export_saved_model(model, str(tmp_path))
     assert (tmp_path / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_mode_a_plain_write_would(
+    tf_only, tmp_path, umask
+):
+    from vaekeras import export
+
+    model = build_vae((4, 4, 1), latent_dim=2, hidden_units=(4,))
+    previous = os.umask(umask)
+    try:
+        runs.write_json(tmp_path / "a.json", {"x": 1})
+        runs.write_text(tmp_path / "a.md", "x")
+        runs.save_model(model, str(tmp_path / "model.keras"))
+        export.export_saved_model(model, str(tmp_path / "export"))
+    finally:
+        os.umask(previous)
+    for name in ("a.json", "a.md", "model.keras"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "export").stat().st_mode & 0o777 == 0o777 & ~umask

@@ -14,9 +14,10 @@ A process that never imports vaekeras loads it with
 
 import os
 import shutil
-import tempfile
 
 import keras
+
+from vaekeras import runs
 
 ENDPOINTS = ("encode", "decode", "reconstruct", "metric_eigenvalues")
 
@@ -119,7 +120,7 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         )
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    staging = runs.temporary_folder(parent, ".export-")
     try:
         archive.write_out(staging, verbose=False)
         if os.path.exists(path):

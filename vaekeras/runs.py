@@ -41,11 +41,35 @@ def _to_builtin(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def temporary_file(folder, suffix=""):
+    """`(fd, path)` of a new `.tmp-*` file in `folder`, mode as a plain write.
+
+    `tempfile.mkstemp` makes files private (0600); renamed into place they
+    would stay so, unreadable by another user or a serving container.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=folder)
+    os.chmod(tmp, 0o666 & ~_umask())
+    return fd, tmp
+
+
+def temporary_folder(folder, prefix):
+    """A new folder in `folder`, mode as `os.makedirs` would give it."""
+    path = tempfile.mkdtemp(prefix=prefix, dir=folder)
+    os.chmod(path, 0o777 & ~_umask())
+    return path
+
+
 def write_json(path, payload):
     """Writes JSON through a temporary file and a rename: never partial."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    fd, tmp = temporary_file(folder, ".json")
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(
@@ -61,10 +85,14 @@ def write_text(path, text):
     """Writes a text file through a temporary file and a rename."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    fd, tmp = temporary_file(folder)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def read_json(path, default=None):
@@ -244,7 +272,7 @@ def save_model(model, path):
     `prepare`), never a truncated `path`.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".keras", dir=folder)
+    fd, tmp = temporary_file(folder, ".keras")
     os.close(fd)
     try:
         model.save(tmp)
