@@ -15,8 +15,17 @@ def parse_norm(value):
     return checks.norm(value)
 
 
+# The exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells use.
+INTERRUPTED = 130
+
+
 def run_cli(fn, *args, **kwargs):
-    """Runs `fn`; bad input exits with status 2 and a one-line message."""
+    """Runs `fn`; bad input exits with status 2 and a one-line message.
+
+    Ctrl-C exits with status 130 and one line instead of a traceback:
+    what finished (epochs, runs, measurements, trials) is kept, so the
+    same command goes on from there.
+    """
     from vaekeras.runs import FolderInUse
 
     try:
@@ -26,3 +35,10 @@ def run_cli(fn, *args, **kwargs):
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: run the same command again to go on from where "
+            "it stopped (finished epochs, runs and measurements are kept).",
+            file=sys.stderr,
+        )
+        sys.exit(INTERRUPTED)

@@ -17,6 +17,7 @@ import keras
 
 from vaekeras import architectures
 from vaekeras import backend
+from vaekeras import backup
 from vaekeras import callbacks as vaekeras_callbacks
 from vaekeras import checks
 from vaekeras import data
@@ -346,7 +347,7 @@ def _train_in_scope(config, train_ds, test_images, plan):
     monitor = None
     callbacks = [
         _DataEpoch(train_ds),
-        keras.callbacks.BackupAndRestore(os.path.join(out, "backup")),
+        backup.AtomicBackupAndRestore(os.path.join(out, "backup")),
     ]
     if config.monitor_geometry:
         # Before TensorBoard, which then logs what the monitor adds.
@@ -359,11 +360,11 @@ def _train_in_scope(config, train_ds, test_images, plan):
         input_guard,
         nan_guard,
     ]
-    backup = runs.read_json(os.path.join(
+    done = runs.read_json(os.path.join(
         out, "backup", "training_metadata.json"
     ))
     # Keras records the number of epochs done.
-    resumed_at = None if backup is None else int(backup["epoch"])
+    resumed_at = None if done is None else int(done["epoch"])
     if resumed_at is not None and config.verbose:
         print(
             f"Resuming {out!r} from its backup: epochs 1-{resumed_at} are "
