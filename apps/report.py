@@ -74,6 +74,10 @@ _DISTRIBUTION = flags.DEFINE_enum(
     "Training and measurement on every local accelerator (auto: when there "
     "are two or more).",
 )
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False,
+    "Replace a report folder that holds another study or setting.",
+)
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
 
 
@@ -102,6 +106,7 @@ def main(argv):
             quick=_QUICK.value,
             mcmc_steps=_MCMC_STEPS.value,
             distribution=_DISTRIBUTION.value,
+            overwrite=_OVERWRITE.value,
             verbose=_VERBOSE.value,
         )
         return studies.run_report(config)

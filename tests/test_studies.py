@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -103,3 +105,30 @@ def test_a_defended_run_is_recognised_as_finished(tmp_path):
     assert not base.finished(training.TrainConfig(**{
         **config.__dict__, "tc_weight": 2.0,
     }))
+
+
+def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
+    import dataclasses
+
+    from vaekeras import runs
+    from vaekeras import studies
+
+    first = studies.ReportConfig(
+        study="defenses", dataset="mnist_5k", output_dir=str(tmp_path)
+    )
+    base.claim_folder(first)
+    base.claim_folder(first)  # the same report: resumed, not refused
+    other = dataclasses.replace(first, dataset="digits")
+    with pytest.raises(ValueError, match=(
+        "dataset='mnist_5k' there, 'digits' here.*--overwrite"
+    )):
+        base.claim_folder(other)
+    base.claim_folder(dataclasses.replace(other, overwrite=True))
+    assert runs.read_json(tmp_path / "study.json")["dataset"] == "digits"
+    # Each data set's runs have folders of their own.
+    study = studies.get_study("defenses")
+    for dataset in ("mnist_5k", "digits"):
+        config = study.configure(dataclasses.replace(first, dataset=dataset))
+        for _, train_config in study.runs(config):
+            parts = os.path.relpath(train_config.output_dir, tmp_path)
+            assert parts.split(os.sep)[:2] == ["runs", dataset]

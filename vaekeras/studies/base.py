@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from vaekeras import backend
 from vaekeras import data
 from vaekeras import distribution
 from vaekeras import runs
@@ -44,6 +45,8 @@ class ReportConfig:
     quick: bool = False
     mcmc_steps: int = 20
     distribution: str = "auto"  # training and measurement; see distribution
+    # Replace a report folder that holds another study's configuration.
+    overwrite: bool = False
     verbose: int = 1
 
 
@@ -220,6 +223,43 @@ def _measure_cached(study, config, entry, x, x_attack):
     return analysis
 
 
+# What a report folder's `study.json` records: two reports that differ in
+# one of these never share a folder (their runs and reports would mix).
+STUDY_KEYS = (
+    "study", "run_dirs", "dataset", "architecture", "latent_dim", "epochs",
+    "seed", "quick",
+)
+
+
+def claim_folder(config):
+    """Writes `study.json` into the report folder, or refuses another's.
+
+    Raises:
+        ValueError: when the folder holds a report of another study or
+            setting (naming them) and `config.overwrite` is False.
+    """
+    identity = {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in dataclasses.asdict(config).items()
+        if key in STUDY_KEYS
+    }
+    identity["keras_backend"] = backend.name()
+    path = os.path.join(config.output_dir, "study.json")
+    held = runs.read_json(path)
+    if held is not None and held != identity and not config.overwrite:
+        differences = ", ".join(
+            f"{key}={held.get(key)!r} there, {identity[key]!r} here"
+            for key in identity if held.get(key) != identity[key]
+        )
+        raise ValueError(
+            "Invalid value received for argument `output_dir`: "
+            f"{config.output_dir!r} holds another report ({differences}). "
+            "Pass --overwrite to replace it, or choose another "
+            f"--output_dir. Received: output_dir={config.output_dir!r}"
+        )
+    runs.write_json(path, identity)
+
+
 def run_study(study, config, entries=None):
     """Trains or reuses, measures, summarises and writes one study.
 
@@ -233,6 +273,7 @@ def run_study(study, config, entries=None):
         The dict written to `report.json`.
     """
     start = time.time()
+    claim_folder(config)
     if entries is None:
         entries = train_or_reuse(study.runs(config), config.verbose)
     failed = [

@@ -190,7 +190,9 @@ class DefensesStudy(Study):
                 epochs=config.epochs, seed=config.seed, verbose=0,
                 distribution=config.distribution,
                 monitor_geometry=False,
-                output_dir=os.path.join(config.output_dir, "runs", folder),
+                output_dir=os.path.join(
+                    config.output_dir, "runs", config.dataset, folder
+                ),
                 **overrides,
             )))
         return out

@@ -313,7 +313,9 @@ class PaperStudy(Study):
                 architecture=config.architecture, latent_dim=config.latent_dim,
                 beta=beta, mixup_alpha=alpha, epochs=config.epochs,
                 seed=config.seed, verbose=0, distribution=config.distribution,
-                output_dir=os.path.join(config.output_dir, "runs", folder),
+                output_dir=os.path.join(
+                    config.output_dir, "runs", config.dataset, folder
+                ),
             )))
         return out
 
