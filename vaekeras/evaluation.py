@@ -147,6 +147,7 @@ def attack_run(
     eps_list, _ = checks.budgets(list(eps))
     checks.positive_int("num_examples", num_examples)
     check_mcmc_steps(mcmc_steps)
+    run_dir = runs.run_folder_of(run_dir)
     model, flags = runs.load_run(run_dir)
     defense = mcmc_defense(model, mcmc_steps, seed)
     images, labels = data.load_arrays(
@@ -275,6 +276,13 @@ def evaluate_saved_model(
 
     eps_list, _ = attacks.check_eps(list(eps))
     check_mcmc_steps(mcmc_steps)
+    saved_model = runs.saved_model_of(saved_model)
+    if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+        raise FileNotFoundError(
+            "Invalid value received for argument `saved_model`: no "
+            "SavedModel (saved_model.pb) there nor in its export/. "
+            f"Received: saved_model={saved_model!r}"
+        )
     loaded = export.load_exported(saved_model)
     export.check_endpoints(
         loaded, saved_model, required=("encode", "decode", "reconstruct")

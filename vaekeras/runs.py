@@ -294,6 +294,28 @@ def remove_stale_temporaries(path):
             shutil.rmtree(full)
 
 
+def run_folder_of(path):
+    """The run folder of `path`: itself, or the run around its `export/`."""
+    path = os.fspath(path)
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.basename(os.path.normpath(path)) == EXPORT and (
+        os.path.exists(os.path.join(parent, MODEL))
+    ):
+        return parent
+    return path
+
+
+def saved_model_of(path):
+    """The SavedModel folder of `path`: itself, or a run folder's export/."""
+    path = os.fspath(path)
+    inner = os.path.join(path, EXPORT)
+    if not os.path.exists(os.path.join(path, "saved_model.pb")) and (
+        os.path.exists(os.path.join(inner, "saved_model.pb"))
+    ):
+        return inner
+    return path
+
+
 def load_run(run_dir):
     """`(model, flags)` of a run folder with a `model.keras`.
 

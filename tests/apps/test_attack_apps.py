@@ -242,3 +242,19 @@ def test_train_app_rejects_bad_defense_flags(defense_refusals, args, message):
     assert result.returncode != 0
     assert message in result.stderr, result.stderr[-2000:]
     assert not out.exists()
+
+
+def test_attack_and_evaluate_take_a_run_folder_or_its_export(run_dir, tmp_path):
+    attacked = run_app(
+        "attack.py", f"--run_dir={run_dir}/export", "--attack=random",
+        "--eps=1", "--num_examples=5",
+    )
+    assert attacked.returncode == 0, attacked.stderr[-3000:]
+    assert os.path.exists(os.path.join(run_dir, "attacks"))
+    out = str(tmp_path / "evaluation.json")
+    evaluated = run_app(
+        "evaluate.py", f"--saved_model={run_dir}", "--num_examples=10",
+        "--eps=0.5", "--pgd_iter=2", f"--output={out}",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert runs.read_json(out)["num_examples"] == 10
