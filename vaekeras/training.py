@@ -103,7 +103,15 @@ class _Settings:
             setattr(self, name, registry.OPTIONS[name][1].spell(value))
 
     def default_output_dir(self, root="saved_models"):
-        name = f"{self.dataset}_{self.architecture}_beta{self.beta:g}"
+        """`root/<dataset>_<arch>[_latent<d>]_beta<beta>[_<defense>...]`.
+
+        Every setting that defines the model and differs from its default
+        is in the name, so a second configuration gets its own folder.
+        """
+        name = f"{self.dataset}_{self.architecture}"
+        if self.latent_dim != _Settings.latent_dim:
+            name += f"_latent{self.latent_dim}"
+        name += f"_beta{self.beta:g}"
         defense, options = registry.resolve(self.defense, self.options())
         defaults = registry.DEFENSE_OPTIONS[defense]
         if defense == "mixup":
@@ -445,9 +453,15 @@ def _train_in_scope(config, train_ds, test_images, plan):
         **environment(), "distribution": plan.describe(),
     })
     if config.verbose:
+        # Every loss term the model reports (a defense's or mixup's too),
+        # so the parts add up to the loss.
+        terms = ", ".join(
+            f"{name.removesuffix('_loss').replace('_', ' ')} {value:.2f}"
+            for name, value in metrics["test"].items()
+            if name not in ("loss", "invalid_inputs")
+        )
         print(
-            f"Saved {out}: test loss {metrics['test']['loss']:.2f}, "
-            f"reconstruction {metrics['test']['reconstruction_loss']:.2f}, "
-            f"KL {metrics['test']['kl_loss']:.2f}"
+            f"Saved {out}: test loss {metrics['test']['loss']:.2f} "
+            f"({terms})"
         )
     return {"output_dir": out, "metrics": metrics, "model": model}

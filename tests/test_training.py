@@ -1,0 +1,45 @@
+"""TrainConfig's derived parts: folder names, defense fields, summary."""
+
+import os
+
+import pytest
+
+from vaekeras import training
+from vaekeras.defenses import registry
+
+
+def test_default_folders_name_every_setting_that_differs():
+    names = [
+        os.path.basename(training.TrainConfig(**kwargs).default_output_dir())
+        for kwargs in (
+            {}, {"latent_dim": 8}, {"beta": 2, "mixup_alpha": 0.5},
+            {"defense": "adversarial", "adv_eps": 0.5},
+        )
+    ]
+    assert names == [
+        "mnist_5k_mlp_beta1", "mnist_5k_mlp_latent8_beta1",
+        "mnist_5k_mlp_beta2_mixup0.5",
+        "mnist_5k_mlp_beta1_adversarial_adv_eps0.5",
+    ]
+
+
+def test_every_defense_option_is_a_config_field():
+    fields = set(training.TrainConfig.__dataclass_fields__)
+    assert set(registry.OPTIONS) <= fields
+    with pytest.raises(ValueError, match=(
+        "`adv_eps`: it is an option of defense='adversarial', not of "
+        "defense='tc'"
+    )):
+        training.TrainConfig(defense="tc", adv_eps=1.0).validate()
+
+
+def test_the_summary_line_adds_up_to_the_loss(tmp_path, capsys):
+    result = training.train(training.TrainConfig(
+        dataset="digits", epochs=1, latent_dim=2, mixup_alpha=0.5,
+        output_dir=str(tmp_path / "run"), verbose=1, monitor_geometry=False,
+    ))
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    test = result["metrics"]["test"]
+    assert f"test loss {test['loss']:.2f}" in line
+    assert f"mixup {test['mixup_loss']:.2f}" in line
+    assert f"reconstruction {test['reconstruction_loss']:.2f}" in line
