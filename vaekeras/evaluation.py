@@ -166,7 +166,6 @@ def attack_run(
     results, x_advs = attacks.damage_curve(
         made, model, x, x_target, defense=defense
     )
-    x_adv = x_advs[-1]
     if attack == "targeted":
         target = made.latent.encode(targets)
 
@@ -194,7 +193,6 @@ def attack_run(
     out_dir = os.path.join(run_dir, "attacks")
     os.makedirs(out_dir, exist_ok=True)
     name = result_name(attack, norm, kind, mcmc_steps)
-    shown, shown_adv = x[:8], x_adv[:8]
     reconstruct = latent.LatentModel.of(model).reconstruct_numpy
     if defense is not None:
         def reconstruct(images):
@@ -202,10 +200,11 @@ def attack_run(
                 images.shape
             )
     reporting.save_attack_grid(
-        shown, shown_adv, reconstruct(shown), reconstruct(shown_adv),
-        os.path.join(out_dir, f"{name}.png"),
-        title=f"{attack} attack, norm {summary['norm']}, eps "
-        f"{eps_list[-1]:g}"
+        x[:8], reconstruct, [(eps, adv[:8]) for eps, adv in zip(
+            eps_list, x_advs
+        )], os.path.join(out_dir, f"{name}.png"),
+        targets=None if x_target is None else x_target[:8],
+        title=f"{attack} attack, norm {summary['norm']}"
         + (f", {kind} metric" if attack == "eigen" else "")
         + (f", {mcmc_steps} MCMC steps" if mcmc_steps else ""),
         defended=defense is not None,

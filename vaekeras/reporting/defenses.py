@@ -25,7 +25,7 @@ def figures(report, entries, out):
     plt = pyplot()
     report_rows = report["models"]
     names = {}
-    fig, ax = plt.subplots(figsize=(9, 5))
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     colors = {f: f"C{i}" for i, f in enumerate(FAMILIES)}
     for fam in FAMILIES:
         for mcmc in (False, True):
@@ -49,12 +49,16 @@ def figures(report, entries, out):
         ys = [r["worst_area"] for r in frontier]
         ax.step(xs, ys, where="post", color="k", linewidth=1,
                 label="Pareto frontier")
+        # Labels in a column beside the plot, in the frontier's order,
+        # each with a leader line: neighbours on the frontier often sit
+        # closer than a label's height.
         for i, r in enumerate(frontier):
-            # Alternate above and below: neighbours on a step often share
-            # a height.
-            ax.annotate(label(r), (r["clean_mse"], r["worst_area"]),
-                        fontsize=6, xytext=(4, 4 if i % 2 == 0 else -10),
-                        textcoords="offset points")
+            ax.annotate(
+                f"{i + 1}. {label(r)}", (r["clean_mse"], r["worst_area"]),
+                xytext=(1.03, 0.02 + 0.96 * i / max(len(frontier), 1)),
+                textcoords="axes fraction", fontsize=7, va="bottom",
+                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
+            )
     ax.set_xscale("log")
     if all(r["worst_area"] > 0 for r in report_rows):
         ax.set_yscale("log")
@@ -63,31 +67,35 @@ def figures(report, entries, out):
     ax.set_title("Robustness against reconstruction error "
                  "(lower left is better)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax.legend(fontsize=7, loc="lower left")
     names["frontier"] = save_figure(fig, out, "frontier.png")
 
     attacks_l2 = [
         key for key in (entries[0]["analysis"]["curves"] if entries else {})
         if key.endswith("_l2")
     ]
+    panels = max(len(attacks_l2), 1)
     fig, axes = plt.subplots(
-        1, max(len(attacks_l2), 1), figsize=(4 * max(len(attacks_l2), 1), 3.6),
-        sharey=True, squeeze=False,
+        1, panels, figsize=(4 * panels + 2.5, 4.2), sharey=True,
+        squeeze=False,
     )
+    # One colour per model (a family's models share its marker), so any
+    # single model can be followed across the panels.
+    palette = plt.get_cmap("tab20")
     for ax, key in zip(axes[0], attacks_l2):
-        for entry in entries:
+        for i, entry in enumerate(entries):
             c = entry["analysis"]["curves"][key]
-            fam = entry["family"]
             ax.plot(c["eps"], c["reconstruction_damage"],
-                    marker=MARKERS[fam], markersize=3, color=colors[fam],
-                    linewidth=1, alpha=0.8, label=entry["name"])
+                    marker=MARKERS[entry["family"]], markersize=4,
+                    color=palette(i % 20), linewidth=1.2,
+                    label=entry["name"])
         ax.set_xscale("log")
         ax.set_title(key.replace("_l2", "").replace("_", " ") + " (L2)",
                      fontsize=10)
         ax.set_xlabel("L2 eps")
         ax.grid(alpha=0.3, which="both")
     axes[0, 0].set_ylabel("damage: MSE(adv) - MSE(clean)")
-    axes[0, -1].legend(fontsize=6, loc="upper left",
+    axes[0, -1].legend(fontsize=8, loc="upper left",
                        bbox_to_anchor=(1.02, 1.0))
     names["damage_curves"] = save_figure(fig, out, "damage_curves.png")
     return names

@@ -14,18 +14,34 @@ def save_reconstructions(images, reconstructions, path):
     )
 
 
-def save_attack_grid(x, x_adv, recon, recon_adv, path, title=None,
-                     defended=False):
-    """PNG rows: clean, adversarial, and the reconstruction of each.
+def save_attack_grid(x, reconstruct, adversarial, path, targets=None,
+                     title=None, defended=False):
+    """PNG rows: clean images, then each budget's attack, with recons.
 
-    `defended` labels the reconstructions as made through a test-time
-    defense.
+    Args:
+        x: clean images `(n, H, W, C)`.
+        reconstruct: images -> reconstructions (numpy).
+        adversarial: `(eps, x_adv)` pairs, one per budget.
+        path: the PNG.
+        targets: a targeted attack's target images, shown with their
+            reconstructions.
+        title: over the grid.
+        defended: label the reconstructions as made through a test-time
+            defense.
     """
     through = " (MCMC)" if defended else ""
-    return image_rows([
-        ("clean", x), ("adversarial", x_adv),
-        ("recon. clean" + through, recon), ("recon. adv." + through, recon_adv),
-    ], path, title)
+    rows = [("clean", x), ("recon. clean" + through, reconstruct(x))]
+    if targets is not None:
+        rows += [
+            ("target", targets),
+            ("recon. target" + through, reconstruct(targets)),
+        ]
+    for eps, x_adv in adversarial:
+        rows += [
+            (f"adversarial, eps {eps:g}", x_adv),
+            (f"recon. adv., eps {eps:g}" + through, reconstruct(x_adv)),
+        ]
+    return image_rows(rows, path, title)
 
 
 def save_training_curves(history, path, monitor=None, first_epoch=1):
