@@ -204,13 +204,26 @@ class VAE(keras.Model):
         )
         if cls.needs_dataset_size:
             kwargs["dataset_size"] = dataset_size
-        model = cls(
-            architectures.build_encoder(input_shape, **layout),
-            architectures.build_decoder(input_shape, **layout),
-            **kwargs,
-        )
+        encoder, decoder = cls.networks(input_shape, layout, kwargs)
+        model = cls(encoder, decoder, **kwargs)
         model(ops.zeros((1, *tuple(input_shape))))
         return model
+
+    @classmethod
+    def networks(cls, input_shape, layout, kwargs):
+        """`(encoder, decoder)` for `make`; a subclass may build others.
+
+        Args:
+            input_shape: `(H, W, C)`.
+            layout: `latent_dim`, `architecture`, `hidden_units`,
+                `conv_filters`.
+            kwargs: the constructor's arguments (a subclass may read its
+                options there, and fill in their defaults).
+        """
+        return (
+            architectures.build_encoder(input_shape, **layout),
+            architectures.build_decoder(input_shape, **layout),
+        )
 
     def build(self, input_shape=None):
         # The encoder and decoder arrive built; nothing else has weights.

@@ -6,7 +6,6 @@ autoencoders" (AISTATS 2022). The certificate itself is in
 """
 
 import keras
-from keras import ops
 
 from vaekeras import architectures
 from vaekeras import checks
@@ -86,34 +85,23 @@ class LipschitzVAE(VAE):
         self.max_std = head.max_std
 
     @classmethod
-    def make(
-        cls, input_shape, latent_dim=16, architecture="mlp",
-        hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
-        conv_filters=architectures.DEFAULT_CONV_FILTERS,
-        dataset_size=None, **kwargs,
-    ):
-        values = {
-            option.name: option.validate(
+    def networks(cls, input_shape, layout, kwargs):
+        # The options shape the networks: spectrally normalised layers
+        # within the budgets, a bounded std head.
+        for option in cls.options:
+            kwargs[option.name] = option.validate(
                 kwargs.get(option.name, option.default)
-            ) for option in cls.options
-        }
-        kwargs.update(values)
-        common = dict(
-            latent_dim=latent_dim, architecture=architecture,
-            hidden_units=hidden_units, conv_filters=conv_filters,
-            spectral_norm=True,
-        )
+            )
+        common = dict(layout, spectral_norm=True)
         encoder = architectures.build_encoder(
-            input_shape, max_std=values["max_std"],
-            output_lipschitz=values["encoder_lipschitz"], **common,
+            input_shape, max_std=kwargs["max_std"],
+            output_lipschitz=kwargs["encoder_lipschitz"], **common,
         )
         decoder = architectures.build_decoder(
-            input_shape, output_lipschitz=values["decoder_lipschitz"],
+            input_shape, output_lipschitz=kwargs["decoder_lipschitz"],
             **common,
         )
-        model = cls(encoder, decoder, **kwargs)
-        model(ops.zeros((1, *tuple(input_shape))))
-        return model
+        return encoder, decoder
 
 
 def build_lipschitz_vae(input_shape, **kwargs):
