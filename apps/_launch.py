@@ -47,6 +47,43 @@ def import_tensorflow_quietly():
             sys.stderr.flush()
 
 
+def check_positive_numbers(name):
+    """Refuses a list flag unless every entry is a number > 0, at parsing.
+
+    At parsing, so a bad value stops the app before TensorFlow loads.
+    """
+    def check(values):
+        try:
+            parsed = [float(v) for v in values]
+        except (TypeError, ValueError):
+            parsed = None
+        if not parsed or not all(v > 0 for v in parsed):
+            shown = values if parsed is None else parsed
+            raise flags.ValidationError(
+                f"Invalid value received for argument `{name}`: expected a "
+                f"comma-separated list of numbers > 0. Received: "
+                f"{name}={shown!r}"
+            )
+        return True
+
+    flags.register_validator(name, check)
+
+
+def check_existing_paths(name):
+    """Refuses a path flag (or list flag) naming nothing, at parsing."""
+    def check(value):
+        paths = [value] if isinstance(value, str) else list(value or [])
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise flags.ValidationError(
+                f"Invalid value received for argument `{name}`: no such "
+                f"file or folder {missing[0]!r}. Received: {name}={value!r}"
+            )
+        return True
+
+    flags.register_validator(name, check)
+
+
 def run(main, define_late_flags=None):
     """Runs `main` through `app.run`; a help request exits with status 0.
 

@@ -46,6 +46,10 @@ _MCMC_STEPS = flags.DEFINE_integer(
 )
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
 
+# Checked at parsing, before TensorFlow loads.
+_launch.check_positive_numbers("eps")
+_launch.check_existing_paths("run_dir")
+
 
 def main(argv):
     if len(argv) > 1:

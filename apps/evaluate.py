@@ -46,6 +46,10 @@ _OUTPUT = flags.DEFINE_string(
     "output", None, "JSON path; default evaluation.json beside the model."
 )
 
+# Checked at parsing, before TensorFlow loads.
+_launch.check_positive_numbers("eps")
+_launch.check_existing_paths("saved_model")
+
 
 def main(argv):
     if len(argv) > 1:

@@ -324,3 +324,23 @@ def test_torch_threads_wait_passively_unless_told_otherwise():
         env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, timeout=120,
     )
     assert out.stdout.strip() == "ACTIVE", out.stderr[-2000:]
+
+
+@pytest.mark.parametrize("app, args", [
+    ("attack.py", ["--run_dir=/no/such/run"]),
+    ("attack.py", ["--run_dir=/tmp", "--eps=0.5,0"]),
+    ("evaluate.py", ["--saved_model=/no/such/export"]),
+    ("report.py", ["--eps=nan"]),
+    ("report.py", ["--run_dirs=/no/such/run"]),
+])
+def test_bad_values_and_missing_paths_stop_before_tensorflow(app, args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", os.path.join(ROOT, "apps", app),
+         *args],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 1
+    name = args[-1].split("=")[0].lstrip("-")
+    assert f"Invalid value received for argument `{name}`" in result.stderr
+    assert " tensorflow" not in result.stderr
