@@ -132,3 +132,24 @@ def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
         for _, train_config in study.runs(config):
             parts = os.path.relpath(train_config.output_dir, tmp_path)
             assert parts.split(os.sep)[:2] == ["runs", dataset]
+
+
+def test_a_smoke_report_says_its_verdicts_mean_nothing():
+    from vaekeras.reporting import defenses as defenses_report
+
+    report = {
+        "config": {
+            "num_examples": 40, "attack_examples": 12, "architecture": "mlp",
+            "latent_dim": 16, "epochs": 1, "seed": 0, "pgd_iter": 3,
+            "mcmc_steps": 2, "quick": True,
+        },
+        "dataset": "digits", "grids": {"l2": [0.1], "linf": [0.01]},
+        "models": [], "seconds": 1.0, "verdict": "No models.",
+        "mixup": None,
+    }
+    text = defenses_report.markdown(report)
+    assert "**Smoke run (`--quick`).** Models of 1 epoch measured on 12" in (
+        text
+    )
+    report["config"]["quick"] = False
+    assert "Smoke run" not in defenses_report.markdown(report)

@@ -129,6 +129,15 @@ def markdown(report):
         "the test-time defense (the attacks see the plain model).",
         "",
     ]
+    if cfg.get("quick"):
+        lines += [
+            "**Smoke run (`--quick`).** Models of "
+            f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''} "
+            f"measured on {cfg['attack_examples']} points: it checks that "
+            "the study runs end to end; its numbers and verdicts say "
+            "nothing about the defenses.",
+            "",
+        ]
     if report.get("mix_note"):
         lines += [f"**Note.** {report['mix_note']}", ""]
     lines += ["## Frontier", "", report["verdict"], ""]
