@@ -46,5 +46,8 @@ def test_readme_python_snippets_run_as_written(tmp_path):
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    assert (tmp_path / "beta2.keras").exists()
+    # Everything the snippets write goes under saved_models/ (ignored by
+    # git), nothing into the folder they run in.
+    assert (tmp_path / "saved_models/beta2/model.keras").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_models"]
     assert (tmp_path / "saved_models/beta2/export/saved_model.pb").exists()
