@@ -110,6 +110,18 @@ def run(main, define_late_flags=None):
             import_tensorflow_quietly()
             define_late_flags()
 
+    if not asked_for_help:
+        # Parsed here first, so a bad flag exits with 2 like every other
+        # bad input (absl's own parse exits with 1).
+        try:
+            flags.FLAGS(sys.argv)
+        except flags.Error as error:
+            sys.stderr.write(
+                f"FATAL Flags parsing error: {error}\n"
+                "Pass --helpshort or --helpfull to see help on flags.\n"
+            )
+            sys.exit(2)
+
     def main_after_tensorflow(argv):
         import_tensorflow_quietly()
         return main(argv)

@@ -303,7 +303,7 @@ def test_help_exits_zero_and_flags_are_checked_before_tensorflow(app):
          bad],
         capture_output=True, text=True, env=env, timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # as every other bad input
     assert bad[2:].split("=")[0] in result.stderr
     assert " tensorflow" not in result.stderr
     assert " keras" not in result.stderr
@@ -340,7 +340,7 @@ def test_bad_values_and_missing_paths_stop_before_tensorflow(app, args):
          *args],
         capture_output=True, text=True, env=env, timeout=60,
     )
-    assert result.returncode == 1
+    assert result.returncode == 2  # as every other bad input
     name = args[-1].split("=")[0].lstrip("-")
     assert f"Invalid value received for argument `{name}`" in result.stderr
     assert " tensorflow" not in result.stderr
