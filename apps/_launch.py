@@ -84,6 +84,41 @@ def check_existing_paths(name):
     flags.register_validator(name, check)
 
 
+# vaekeras' offline data sets (`vaekeras.data.OFFLINE_DATASETS`; a test
+# checks they agree).
+OFFLINE_DATASETS = ("mnist_5k", "digits")
+
+
+def check_dataset_name(name="dataset"):
+    """Refuses a data set name that is neither offline nor in tfds.
+
+    tensorflow-datasets lists its builders without importing TensorFlow
+    (about a second), so a typo stops before TensorFlow loads, with the
+    nearest names.
+    """
+    def check(value):
+        if value is None or value in OFFLINE_DATASETS:
+            return True
+        import difflib
+
+        import tensorflow_datasets as tfds
+
+        known = (*OFFLINE_DATASETS, *tfds.list_builders(
+            with_community_datasets=False
+        ))
+        if value in known:
+            return True
+        near = difflib.get_close_matches(value, known, n=3)
+        hint = f" Did you mean {', '.join(near)}?" if near else ""
+        raise flags.ValidationError(
+            f"Invalid value received for argument `{name}`: not an offline "
+            f"data set {OFFLINE_DATASETS} nor a tensorflow-datasets name."
+            f"{hint} Received: {name}={value!r}"
+        )
+
+    flags.register_validator(name, check)
+
+
 def run(main, define_late_flags=None):
     """Runs `main` through `app.run`; a help request exits with status 0.
 

@@ -47,6 +47,7 @@ _OUTPUT = flags.DEFINE_string(
 )
 
 # Checked at parsing, before TensorFlow loads.
+_launch.check_dataset_name()
 _launch.check_positive_numbers("eps")
 _launch.check_existing_paths("saved_model")
 

@@ -81,6 +81,7 @@ _OVERWRITE = flags.DEFINE_bool(
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
 
 # Checked at parsing, before TensorFlow loads.
+_launch.check_dataset_name()
 _launch.check_positive_numbers("eps")
 _launch.check_existing_paths("run_dirs")
 

@@ -109,6 +109,9 @@ def defense_settings():
         for name in ("defense", *registry.OPTIONS)
     }
 
+# Checked at parsing, before TensorFlow loads.
+_launch.check_dataset_name()
+
 
 def main(argv):
     if len(argv) > 1:

@@ -72,6 +72,9 @@ _DISTRIBUTION = flags.DEFINE_enum(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity.")
 
+# Checked at parsing, before TensorFlow loads.
+_launch.check_dataset_name()
+
 
 def main(argv):
     if len(argv) > 1:
