@@ -1,9 +1,11 @@
-"""The beta-VAE and the mixup VAE.
+"""The beta-VAE, the base of every model vaekeras trains.
 
-One base class, `VAE`, owns the encoder, decoder and the negative ELBO; the
-KL term is weighted by `beta` (beta = 1 is the plain VAE). `MixupVAE` only
-adds a loss on mixed inputs through the `extra_loss` hook. The loss lives in
-`compute_loss`, so Keras' stock `train_step` trains on every backend.
+`VAE` owns the encoder, decoder and the negative ELBO; the KL term is
+weighted by `beta` (beta = 1 is the plain VAE). The defenses
+(`vaekeras.defenses`, mixup among them) subclass it, declare their options
+(`options`) and add a loss term through the `extra_loss` hook. The loss
+lives in `compute_loss`, so Keras' stock `train_step` trains on every
+backend.
 """
 
 import typing
