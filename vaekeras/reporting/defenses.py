@@ -49,13 +49,14 @@ def figures(report, entries, out):
         ys = [r["worst_area"] for r in frontier]
         ax.step(xs, ys, where="post", color="k", linewidth=1,
                 label="Pareto frontier")
-        # Labels in a column beside the plot, in the frontier's order,
-        # each with a leader line: neighbours on the frontier often sit
+        # Labels in a column beside the plot, top to bottom in the
+        # frontier's order (its damage falls as its clean error grows, so
+        # leader lines do not cross): neighbours on the frontier often sit
         # closer than a label's height.
         for i, r in enumerate(frontier):
             ax.annotate(
                 f"{i + 1}. {label(r)}", (r["clean_mse"], r["worst_area"]),
-                xytext=(1.03, 0.02 + 0.96 * i / max(len(frontier), 1)),
+                xytext=(1.03, 0.96 - 0.94 * i / max(len(frontier), 1)),
                 textcoords="axes fraction", fontsize=7, va="bottom",
                 arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
             )
@@ -67,7 +68,8 @@ def figures(report, entries, out):
     ax.set_title("Robustness against reconstruction error "
                  "(lower left is better)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="lower left")
+    # Upper right: the region no good model is in.
+    ax.legend(fontsize=7, loc="upper right")
     names["frontier"] = save_figure(fig, out, "frontier.png")
 
     attacks_l2 = [
@@ -80,14 +82,18 @@ def figures(report, entries, out):
         squeeze=False,
     )
     # One colour per model (a family's models share its marker), so any
-    # single model can be followed across the panels.
+    # single model can be followed across the panels: tab20's ten dark
+    # hues first, then their light twins.
     palette = plt.get_cmap("tab20")
+
+    def distinct(i):
+        return (2 * i) % 20 + (i // 10) % 2
     for ax, key in zip(axes[0], attacks_l2):
         for i, entry in enumerate(entries):
             c = entry["analysis"]["curves"][key]
             ax.plot(c["eps"], c["reconstruction_damage"],
                     marker=MARKERS[entry["family"]], markersize=4,
-                    color=palette(i % 20), linewidth=1.2,
+                    color=palette(distinct(i)), linewidth=1.2,
                     label=entry["name"])
         ax.set_xscale("log")
         ax.set_title(key.replace("_l2", "").replace("_", " ") + " (L2)",
