@@ -30,7 +30,11 @@ OPTIONS = {
     option.name: (defense, option)
     for defense, cls in DEFENSE_CLASSES.items() for option in cls.options
 }
-assert len(OPTIONS) == sum(len(c.options) for c in DEFENSE_CLASSES.values())
+if len(OPTIONS) != sum(len(c.options) for c in DEFENSE_CLASSES.values()):
+    raise ImportError(
+        "Two defenses declare an option of the same name: option names must "
+        "be unique (each is a flag and a TrainConfig field)."
+    )
 # Each defense's options and their defaults.
 DEFENSE_OPTIONS = {
     defense: {option.name: option.default for option in cls.options}
