@@ -116,6 +116,36 @@ def test_missing_tfds_data_fails_with_instructions_and_no_download(
         data.load_arrays("mnist", "train", data_dir=str(tmp_path))
 
 
+def test_download_without_network_fails_at_once_naming_the_flag(
+    tmp_path, monkeypatch
+):
+    import tensorflow_datasets as tfds
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("tried to download")
+
+    monkeypatch.setattr(
+        tfds.core.DatasetBuilder, "download_and_prepare", no_download
+    )
+    # `.invalid` never resolves (RFC 6761): the machine has no route to it.
+    monkeypatch.setattr(data, "DOWNLOAD_HOST", "vaekeras-test.invalid")
+    with pytest.raises(
+        ConnectionError, match="`--download`.*'vaekeras-test.invalid' cannot"
+    ):
+        data.load_arrays("mnist", "train", data_dir=str(tmp_path),
+                         download=True)
+
+
+def test_download_of_a_prepared_data_set_needs_no_network(
+    tmp_path, monkeypatch
+):
+    prepare_tiny_tfds(tmp_path)
+    monkeypatch.setattr(data, "DOWNLOAD_HOST", "vaekeras-test.invalid")
+    _, labels = data.load_arrays("tiny_digits", "train",
+                                 data_dir=str(tmp_path), download=True)
+    np.testing.assert_array_equal(labels, np.arange(10))
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

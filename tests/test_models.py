@@ -180,3 +180,29 @@ def test_bad_images_are_refused_by_encode_and_fit(rng):
     ).batch(2)
     with pytest.raises(ValueError, match="max=2"):
         model.fit(bad, epochs=1, verbose=0)
+
+
+def test_fit_stops_at_a_bad_batch_and_never_shows_the_count(capsys):
+    import tensorflow as tf
+
+    model = build_vae((8, 8, 1), latent_dim=2, seed=0)
+    model.compile(optimizer="adam")
+    good = np.full((4, 8, 8, 1), 0.5, "float32")
+    history = model.fit(good, batch_size=2, epochs=1, verbose=1)
+    progress = capsys.readouterr().out
+    assert "reconstruction_loss" in progress
+    assert "invalid_inputs" not in progress
+    assert sorted(history.history) == ["kl_loss", "loss", "reconstruction_loss"]
+
+    # The first batch passes the up-front check; the second holds one NaN.
+    images = good.copy()
+    images[3, 0, 0, 0] = np.nan
+    data = tf.data.Dataset.from_tensor_slices(images).batch(2)
+    with pytest.raises(
+        models.InvalidInputError,
+        match=r"training batch 1 of epoch 1 holds 1 pixel values that are "
+        r"NaN, inf or outside \[0, 1\]",
+    ):
+        model.fit(data, epochs=3, verbose=0)
+    weights = model.get_weights()
+    assert all(np.isfinite(w).all() for w in weights)

@@ -31,7 +31,8 @@ def run_cli(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)
     except (
-        ValueError, FileNotFoundError, FloatingPointError, FolderInUse
+        ValueError, FileNotFoundError, FloatingPointError, ConnectionError,
+        FolderInUse,
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -101,6 +101,53 @@ def _check_shard(shard):
     return index, count
 
 
+# tensorflow-datasets fetches its prepared files and most sources from
+# Google Cloud Storage.
+DOWNLOAD_HOST = "storage.googleapis.com"
+NETWORK_TIMEOUT_SECONDS = 5.0
+
+
+def check_network(host=None, timeout=NETWORK_TIMEOUT_SECONDS):
+    """Raises `ConnectionError` at once when `host` cannot be reached.
+
+    Without network, tensorflow-datasets retries a download for minutes;
+    one connection attempt with a timeout says so in seconds.
+
+    Args:
+        host: the host a download needs (port 443); defaults to
+            `DOWNLOAD_HOST`.
+        timeout: seconds for the name lookup and the connection together.
+
+    Raises:
+        ConnectionError: the name does not resolve or the connection fails
+            within `timeout`; the message names `--download`.
+    """
+    import concurrent.futures
+    import socket
+
+    host = host or DOWNLOAD_HOST
+
+    def connect():
+        socket.create_connection((host, 443), timeout=timeout).close()
+
+    # The name lookup has no timeout of its own: a thread bounds it.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(connect).result(timeout=timeout)
+    except (OSError, concurrent.futures.TimeoutError) as error:
+        reason = (
+            f"{type(error).__name__}: {error}"
+            if str(error) else f"no answer within {timeout:g} s"
+        )
+        raise ConnectionError(
+            f"`--download` (download=True) needs network access, but "
+            f"{host!r} cannot be reached ({reason}). Prepare the data set "
+            "on a machine with network and point `--data_dir` at it."
+        ) from None
+    finally:
+        pool.shutdown(wait=False)
+
+
 def _load_tfds(name, split, data_dir, download, shard=None):
     import tensorflow_datasets as tfds
 
@@ -112,6 +159,11 @@ def _load_tfds(name, split, data_dir, download, shard=None):
             split, process_index=index, process_count=count,
             drop_remainder=True,
         )
+    try:
+        if download and not tfds.builder(name, data_dir=data_dir).is_prepared():
+            check_network()
+    except tfds.core.registered.DatasetNotFoundError:
+        pass  # tfds.load below says which names exist
     try:
         ds, info = tfds.load(
             name,
@@ -157,8 +209,9 @@ def load_arrays(
         split: `"train"` or `"test"`.
         data_dir: folder of prepared tensorflow-datasets data. Unused by the
             offline data sets.
-        download: whether tensorflow-datasets may download. Defaults to
-            `False`: without network a download retries for minutes.
+        download: whether tensorflow-datasets may download a data set
+            that `data_dir` does not hold yet. Without network it raises
+            `ConnectionError` within seconds (`check_network`).
         shard: None, or `(index, count)`: host `index`'s share of the
             split among `count` hosts, every host the same number of
             examples (the last `N % count` are left out). tfds data sets
@@ -173,6 +226,8 @@ def load_arrays(
         ValueError: for an unknown name or split, or a bad shard.
         FileNotFoundError: for a tfds data set that is not prepared and
             `download=False`; the message says how to prepare it.
+        ConnectionError: `download=True` for a data set that is not
+            prepared, on a machine without network.
 
     Example:
 

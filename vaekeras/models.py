@@ -90,6 +90,9 @@ class Encoding(typing.NamedTuple):
     z: typing.Any  # (B, d), drawn by the model's seeded sampler
 
 
+INVALID_INPUTS = "invalid_inputs"
+
+
 def screen_batch(x):
     """`(x with bad values zeroed, number of bad values)` for a batch.
 
@@ -103,6 +106,49 @@ def screen_batch(x):
     return ops.where(good, x, 0.0), bad
 
 
+class InvalidInputError(ValueError):
+    """Training data held NaN, inf or pixel values outside [0, 1]."""
+
+
+class InvalidInputGuard(keras.callbacks.Callback):
+    """Stops `fit` at the first batch with NaN, inf or out-of-range pixels.
+
+    Reads the count `screen_batch` keeps (the `invalid_inputs` entry of the
+    batch logs) and takes it out of the logs, so progress bars, History and
+    TensorBoard show only the losses. `VAE.fit` adds one unless the
+    callbacks already hold one; `problem` then says where the first bad
+    batch was, or is None.
+    """
+
+    problem = None
+    epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _check(self, where, batch, logs):
+        count = (logs or {}).pop(INVALID_INPUTS, 0)
+        if count and self.problem is None:
+            self.problem = (
+                f"{where} batch {batch} of epoch {self.epoch + 1} holds "
+                f"{int(count)} pixel values that are NaN, inf or outside "
+                "[0, 1]"
+            )
+            self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check("training", batch, logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        self._check("validation", batch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name in (INVALID_INPUTS, "val_" + INVALID_INPUTS):
+            (logs or {}).pop(name, None)
+
+    on_test_end = on_epoch_end
+
+
 @keras.saving.register_keras_serializable(package="vaekeras")
 class VAE(keras.Model):
     """Beta-VAE with a diagonal Gaussian posterior and a N(0, I) prior.
@@ -110,9 +156,10 @@ class VAE(keras.Model):
     Loss per sample: `reconstruction_loss + beta * kl_loss`, both summed
     over pixels and latent dimensions; the reported losses are averages
     over the batch. The metrics `loss`, `reconstruction_loss` and
-    `kl_loss` show in `fit` and `evaluate`, and `invalid_inputs` counts the
-    pixel values of the epoch that were NaN, inf or outside [0, 1] (zeroed
-    before use; `vaekeras.training` stops at the first such batch).
+    `kl_loss` show in `fit` and `evaluate`. Pixel values that are NaN, inf
+    or outside [0, 1] are zeroed before use and counted; `fit` stops at the
+    first batch that holds any and raises `InvalidInputError` (see
+    `InvalidInputGuard`).
 
     Args:
         encoder: Keras model `x (B, H, W, C) -> [z_mean, z_log_var]`.
@@ -160,7 +207,7 @@ class VAE(keras.Model):
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
         # Bad input values seen this epoch (see `screen_batch`); training
         # stops at the first batch that has any.
-        self.invalid_inputs_tracker = keras.metrics.Sum(name="invalid_inputs")
+        self.invalid_inputs_tracker = keras.metrics.Sum(name=INVALID_INPUTS)
         # === Config ===
         self.beta = checks.non_negative("beta", beta)
         self.likelihood = likelihood
@@ -321,6 +368,11 @@ class VAE(keras.Model):
         A `tf.data.Dataset` is read in its own order (`shuffle` defaults to
         False for it: Keras cannot shuffle a dataset and warns when asked
         to; `vaekeras.data.load_dataset` already shuffles every epoch).
+
+        Raises:
+            InvalidInputError: a batch held NaN, inf or pixel values
+                outside [0, 1]; training stopped after that batch (its bad
+                values were zeroed, so the weights stay finite).
         """
         if hasattr(x, "element_spec") and not args:
             kwargs.setdefault("shuffle", False)
@@ -328,7 +380,18 @@ class VAE(keras.Model):
         validation = kwargs.get("validation_data")
         if validation is not None:
             self._check_training_data(validation, "validation_data")
-        return super().fit(x, y, *args, **kwargs)
+        callbacks = list(kwargs.pop("callbacks", None) or [])
+        guard = next(
+            (c for c in callbacks if isinstance(c, InvalidInputGuard)), None
+        )
+        if guard is None:
+            # First, so every later callback sees logs without the count.
+            guard = InvalidInputGuard()
+            callbacks.insert(0, guard)
+        history = super().fit(x, y, *args, callbacks=callbacks, **kwargs)
+        if guard.problem is not None:
+            raise InvalidInputError(f"Invalid training data: {guard.problem}.")
+        return history
 
     def _check_training_data(self, data, argument):
         if hasattr(data, "element_spec"):  # tf.data.Dataset

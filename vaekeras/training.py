@@ -209,32 +209,6 @@ class _StopOnNaN(keras.callbacks.TerminateOnNaN):
 DIVERGENCE_FACTOR = 100.0
 
 
-class _StopOnBadInput(keras.callbacks.Callback):
-    """Stops at the first batch with NaN, inf or out-of-range pixels."""
-
-    problem = None
-    epoch = 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch = epoch
-
-    def _check(self, where, batch, logs):
-        count = (logs or {}).get("invalid_inputs", 0)
-        if count and self.problem is None:
-            self.problem = (
-                f"{where} batch {batch} of epoch {self.epoch + 1} holds "
-                f"{int(count)} pixel values that are NaN, inf or outside "
-                "[0, 1]"
-            )
-            self.model.stop_training = True
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._check("training", batch, logs)
-
-    def on_test_batch_end(self, batch, logs=None):
-        self._check("validation", batch, logs)
-
-
 class _DataEpoch(keras.callbacks.Callback):
     """Keys the training data's order to the epoch Keras runs (resumes)."""
 
@@ -351,7 +325,6 @@ def _train_in_scope(config, train_ds, test_images, plan):
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     nan_guard = _StopOnNaN()
-    input_guard = _StopOnBadInput()
     monitor = None
     callbacks = [
         _DataEpoch(train_ds),
@@ -365,7 +338,6 @@ def _train_in_scope(config, train_ds, test_images, plan):
         callbacks.append(monitor)
     callbacks += [
         keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-        input_guard,
         nan_guard,
     ]
     done = runs.read_json(os.path.join(
@@ -379,25 +351,26 @@ def _train_in_scope(config, train_ds, test_images, plan):
             f"done, training {resumed_at + 1}-{config.epochs}."
         )
     start = time.time()
-    history = model.fit(
-        train_ds,
-        epochs=config.epochs,
-        validation_data=data.load_dataset(
-            config.dataset, "test", plan.local_batch(config.batch_size),
-            config.data_dir, config.download,
-            multiple_of=plan.batch_multiple(), shard=plan.data_shard(),
-        ),
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the dataset reshuffles itself each epoch (seeded)
-    )
-    train_seconds = time.time() - start
-    if input_guard.problem is not None:
-        raise ValueError(
-            f"Invalid training data: {input_guard.problem}. The run in "
-            f"{out!r} stopped and saved no model; images must be float32 in "
-            "[0, 1] (scale uint8 images by 1/255)."
+    try:
+        history = model.fit(
+            train_ds,
+            epochs=config.epochs,
+            validation_data=data.load_dataset(
+                config.dataset, "test", plan.local_batch(config.batch_size),
+                config.data_dir, config.download,
+                multiple_of=plan.batch_multiple(), shard=plan.data_shard(),
+            ),
+            callbacks=callbacks,
+            verbose=config.verbose,
+            # The dataset reshuffles itself each epoch (seeded).
+            shuffle=False,
         )
+    except models.InvalidInputError as error:
+        raise models.InvalidInputError(
+            f"{error} The run in {out!r} stopped and saved no model; images "
+            "must be float32 in [0, 1] (scale uint8 images by 1/255)."
+        ) from None
+    train_seconds = time.time() - start
     if nan_guard.bad_batch is not None or nan_guard.diverged is not None:
         if nan_guard.diverged is not None:
             batch, loss, first = nan_guard.diverged
@@ -418,6 +391,7 @@ def _train_in_scope(config, train_ds, test_images, plan):
         batch_size=plan.local_batch(config.batch_size), return_dict=True,
         verbose=0,
     )
+    test.pop(models.INVALID_INPUTS, None)
     final_train = {
         key: float(values[-1]) for key, values in history.history.items()
         if not key.startswith(("val_", "geometry_"))
@@ -458,7 +432,7 @@ def _train_in_scope(config, train_ds, test_images, plan):
         terms = ", ".join(
             f"{name.removesuffix('_loss').replace('_', ' ')} {value:.2f}"
             for name, value in metrics["test"].items()
-            if name not in ("loss", "invalid_inputs")
+            if name != "loss"
         )
         print(
             f"Saved {out}: test loss {metrics['test']['loss']:.2f} "
