@@ -69,7 +69,7 @@ def define_defense_flags():
 
     flags.DEFINE_enum(
         "defense", "none", list(registry.DEFENSES),
-        "Train a defended VAE (README, 'Defenses'); its options below.",
+        "Train a defended VAE (docs: Defenses); its options below.",
     )
     for name, (defense, option) in registry.OPTIONS.items():
         help_text = (
@@ -89,7 +89,7 @@ DISTRIBUTIONS = ["auto", "none", "data_parallel"]
 _DISTRIBUTION = flags.DEFINE_enum(
     "distribution", "auto", DISTRIBUTIONS,
     "auto: data parallel over every local accelerator when there are two or "
-    "more; --batch_size is the global batch (README, 'Many devices').",
+    "more; --batch_size is the global batch (docs: Many devices).",
 )
 _MONITOR_GEOMETRY = flags.DEFINE_bool(
     "monitor_geometry", True,

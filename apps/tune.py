@@ -5,7 +5,7 @@ Writes sweep.json, sweep.png, TensorBoard logs per trial and the best model
 the same command resumes: finished trials are not trained again. For a
 distributed sweep run the same command in one chief and N workers with
 KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and KERASTUNER_ORACLE_PORT set
-(see README). The logic is in `vaekeras.tuning`.
+(see the docs' Sweeps page). The logic is in `vaekeras.tuning`.
 
 Example:
     python apps/tune.py --betas=0.25,0.5,1,2,4,8 --epochs=5
@@ -67,7 +67,7 @@ DISTRIBUTIONS = ["auto", "none", "data_parallel"]
 _DISTRIBUTION = flags.DEFINE_enum(
     "distribution", "auto", DISTRIBUTIONS,
     "Each trial on every local accelerator (auto: when there are two or "
-    "more); for one worker per device see README, 'Many devices'.",
+    "more); for one worker per device see the docs' 'Many devices' page.",
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 _VERBOSE = flags.DEFINE_integer("verbose", 1, "Keras verbosity.")

@@ -13,8 +13,7 @@ import pytest  # noqa: E402
 # so `python -m pytest -m "not slow"` is the quick loop while
 # `python -m pytest` runs everything.
 SLOW_FILES = (
-    "apps/", "test_backends.py", "test_distribution.py", "test_readme.py",
-    "test_tuning.py",
+    "apps/", "test_backends.py", "test_distribution.py", "test_tuning.py",
 )
 
 

@@ -1,4 +1,5 @@
-"""README's Python snippets run as written, in order, in one interpreter."""
+"""README's and the documentation's snippets run as written; the site
+builds with `mkdocs build --strict`; README's links resolve."""
 
 import os
 import re
@@ -7,22 +8,42 @@ import sys
 
 import pytest
 import tomllib
+import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 pytestmark = pytest.mark.usefixtures("tf_only")
 
 
-def readme_python_blocks():
-    with open(os.path.join(ROOT, "README.md")) as f:
+def python_blocks(path):
+    with open(os.path.join(ROOT, path)) as f:
         text = f.read()
     return re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
 
 
-def test_readme_has_the_library_snippets():
-    blocks = readme_python_blocks()
-    assert len(blocks) >= 5
-    assert "build_vae" in blocks[0]
+def nav_pages(nav):
+    """The Markdown files of mkdocs.yml's `nav`, in reading order."""
+    for entry in nav:
+        value = entry if isinstance(entry, str) else next(
+            iter(entry.values())
+        )
+        if isinstance(value, list):
+            yield from nav_pages(value)
+        else:
+            yield value
+
+
+def site_config():
+    with open(os.path.join(ROOT, "mkdocs.yml")) as f:
+        # mkdocs.yml may carry `!!python/name:` tags; it holds none, and
+        # the safe loader would refuse one.
+        return yaml.safe_load(f)
+
+
+def docs_pages():
+    return [
+        os.path.join("docs", page) for page in nav_pages(site_config()["nav"])
+    ]
 
 
 def suite_warning_options():
@@ -36,18 +57,78 @@ def suite_warning_options():
     return [arg for spec in filters for arg in ("-W", spec)]
 
 
-def test_readme_python_snippets_run_as_written(tmp_path):
-    script = "\n\n".join(readme_python_blocks())
+def run_snippets(blocks, folder):
+    script = "\n\n".join(blocks)
     # Warnings are errors here as in the rest of the suite, so a snippet
     # that makes Keras or vaekeras warn fails.
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, *suite_warning_options(), "-c", script],
-        capture_output=True, text=True, cwd=str(tmp_path), timeout=900,
+        capture_output=True, text=True, cwd=str(folder), timeout=1200,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
+
+
+def test_readme_has_the_tour_snippets():
+    blocks = python_blocks("README.md")
+    assert len(blocks) == 3
+    assert "build_vae" in blocks[0]
+    assert "eigenspectrum" in blocks[1]
+    assert "EigenAttack" in blocks[2]
+
+
+def test_readme_is_an_entry_page_and_its_links_resolve():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    assert len(text.splitlines()) < 300
+    links = re.findall(r"\]\(([^)#]+)\)", text)
+    local = [link for link in links if "://" not in link]
+    assert "docs/results.md" in local
+    missing = [link for link in local
+               if not os.path.exists(os.path.join(ROOT, link))]
+    assert missing == []
+
+
+def test_every_docs_page_is_in_the_navigation():
+    on_disk = {
+        os.path.relpath(os.path.join(folder, name), ROOT)
+        for folder, _, names in os.walk(os.path.join(ROOT, "docs"))
+        for name in names if name.endswith(".md")
+    }
+    assert on_disk == set(docs_pages())
+
+
+@pytest.mark.slow
+def test_the_site_builds_strictly(tmp_path):
+    """A broken link, a missing page or a docstring that does not render
+    fails the build."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict",
+         "--site-dir", str(tmp_path / "site")],
+        capture_output=True, text=True, cwd=ROOT, timeout=600,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    api = (tmp_path / "site/api/geometry/index.html").read_text()
+    # The reference is generated from the docstrings.
+    assert "matrix_free_eigenspectrum" in api
+    assert "NotConvergedError" in api
+
+
+@pytest.mark.slow
+def test_readme_python_snippets_run_as_written(tmp_path):
+    result = run_snippets(python_blocks("README.md"), tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     # Everything the snippets write goes under saved_models/ (ignored by
     # git), nothing into the folder they run in.
     assert (tmp_path / "saved_models/beta2/model.keras").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_models"]
     assert (tmp_path / "saved_models/beta2/export/saved_model.pb").exists()
+
+
+@pytest.mark.slow
+def test_docs_python_snippets_run_as_written_in_reading_order(tmp_path):
+    blocks = [block for page in docs_pages() for block in python_blocks(page)]
+    assert len(blocks) >= 10
+    result = run_snippets(blocks, tmp_path)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_models"]

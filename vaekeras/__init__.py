@@ -5,7 +5,7 @@ import os
 __version__ = "0.1.0"
 
 # torch's OpenMP threads spin while they wait. On a CPU shared with other
-# work that made torch training 6x slower (README, "Torch on CPU"); passive
+# work that made torch training 6x slower (docs: "Torch on CPU"); passive
 # waiting costs nothing on an idle machine. Takes effect only when torch is
 # imported after vaekeras; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -76,11 +76,10 @@ def build_encoder(
     Raises:
         ValueError: for a bad shape, latent size or architecture.
 
-    Example:
-
-    >>> encoder = build_encoder((28, 28, 1), latent_dim=8)
-    >>> [t.shape for t in encoder(np.zeros((2, 28, 28, 1)))]
-    [TensorShape([2, 8]), TensorShape([2, 8])]
+    Examples:
+        >>> encoder = build_encoder((28, 28, 1), latent_dim=8)
+        >>> [t.shape for t in encoder(np.zeros((2, 28, 28, 1)))]
+        [TensorShape([2, 8]), TensorShape([2, 8])]
     """
     input_shape = _check_args(input_shape, latent_dim, architecture)
     make = _maker(spectral_norm)
@@ -129,8 +128,9 @@ def build_decoder(
 
     Args:
         output_shape: `(H, W, C)` of one image.
-        latent_dim, architecture, hidden_units, conv_filters,
-            spectral_norm, output_lipschitz: as in `build_encoder`.
+        latent_dim: as in `build_encoder`, as are `architecture`,
+            `hidden_units`, `conv_filters`, `spectral_norm` and
+            `output_lipschitz`.
 
     Returns:
         A `keras.Model` named `"decoder"` that outputs logits `(B, H, W, C)`.

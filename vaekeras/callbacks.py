@@ -32,11 +32,10 @@ class GeometryMonitor(keras.callbacks.Callback):
     Raises:
         ValueError: for an empty `x_val`, a bad kind or `every`.
 
-    Example:
-
-    >>> monitor = GeometryMonitor(test_images[:64], kind="stochastic")
-    >>> model.fit(train_ds, epochs=10, callbacks=[monitor])
-    >>> monitor.history["geometry_spectral_radius"]
+    Examples:
+        >>> monitor = GeometryMonitor(test_images[:64], kind="stochastic")
+        >>> model.fit(train_ds, epochs=10, callbacks=[monitor])
+        >>> monitor.history["geometry_spectral_radius"]
     """
 
     def __init__(self, x_val, kind="stochastic", every=1, method="auto"):

@@ -85,10 +85,9 @@ def robustness_curve(
     Raises:
         ValueError: for a bad grid, attack name or input.
 
-    Example:
-
-    >>> curve = robustness_curve(model, x_test[:200], "pgd")
-    >>> area_under_damage(curve)
+    Examples:
+        >>> curve = robustness_curve(model, x_test[:200], "pgd")
+        >>> area_under_damage(curve)
     """
     if isinstance(attack, str):
         checks.choice("attack", attack, CURVE_ATTACKS)
@@ -137,11 +136,10 @@ def area_under_damage(curve, key="reconstruction_damage"):
     Raises:
         ValueError: for an unknown key or a bad grid.
 
-    Example:
-
-    >>> area_under_damage({"eps": [0.1, 1.0], "latent_kl": [2.0, 2.0]},
-    ...                   "latent_kl")
-    2.0
+    Examples:
+        >>> area_under_damage({"eps": [0.1, 1.0], "latent_kl": [2.0, 2.0]},
+        ...                   "latent_kl")
+        2.0
     """
     checks.choice("key", key, [k for k in DAMAGES if k in curve])
     eps = np.log(np.asarray(check_eps_grid(curve["eps"], "curve['eps']")))
@@ -165,10 +163,9 @@ def pareto_frontier(points):
     Returns:
         The frontier's indices, sorted by cost.
 
-    Example:
-
-    >>> pareto_frontier([(1, 5), (2, 2), (3, 3), (4, 1)])
-    [0, 1, 3]
+    Examples:
+        >>> pareto_frontier([(1, 5), (2, 2), (3, 3), (4, 1)])
+        [0, 1, 3]
     """
     pts = [(float(a), float(b)) for a, b in points]
     frontier = [

@@ -229,11 +229,10 @@ def load_arrays(
         ConnectionError: `download=True` for a data set that is not
             prepared, on a machine without network.
 
-    Example:
-
-    >>> images, labels = load_arrays("digits", "test")
-    >>> images.shape
-    (359, 8, 8, 1)
+    Examples:
+        >>> images, labels = load_arrays("digits", "test")
+        >>> images.shape
+        (359, 8, 8, 1)
     """
     _check_split(split)
     shard = _check_shard(shard)
@@ -295,11 +294,10 @@ def load_dataset(
         ValueError: for an unknown name or split or a bad batch size.
         FileNotFoundError: see `load_arrays`.
 
-    Example:
-
-    >>> ds = load_dataset("mnist_5k", batch_size=32)
-    >>> next(iter(ds)).shape
-    TensorShape([32, 28, 28, 1])
+    Examples:
+        >>> ds = load_dataset("mnist_5k", batch_size=32)
+        >>> next(iter(ds)).shape
+        TensorShape([32, 28, 28, 1])
     """
     checks.positive_int("batch_size", batch_size)
     import tensorflow as tf

@@ -191,13 +191,12 @@ def plan_distribution(name="auto"):
             the backends that support it), TensorFlow across hosts
             (`TF_CONFIG` with several tasks), or fewer than two devices.
 
-    Example:
-
-    >>> plan = plan_distribution("auto")
-    >>> with plan.scope():
-    ...     model = build_vae((28, 28, 1))
-    ...     model.compile(optimizer="adam")
-    ...     model.fit(images, batch_size=256)  # the global batch
+    Examples:
+        >>> plan = plan_distribution("auto")
+        >>> with plan.scope():
+        ...     model = build_vae((28, 28, 1))
+        ...     model.compile(optimizer="adam")
+        ...     model.fit(images, batch_size=256)  # the global batch
     """
     check_distribution(name)
     backend = backends.name()

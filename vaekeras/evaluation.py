@@ -50,12 +50,11 @@ def table_columns(norm):
 def result_name(attack, norm, kind="stochastic", mcmc_steps=0):
     """File name (no suffix) of an attack's results: attack, norm, kind.
 
-    Example:
-
-    >>> result_name("eigen", np.inf, "fisher")
-    'eigen_linf_fisher'
-    >>> result_name("pgd", 2, mcmc_steps=20)
-    'pgd_l2_mcmc20'
+    Examples:
+        >>> result_name("eigen", np.inf, "fisher")
+        'eigen_linf_fisher'
+        >>> result_name("pgd", 2, mcmc_steps=20)
+        'pgd_l2_mcmc20'
     """
     norm = "l2" if attacks.check_norm(norm) == 2 else "linf"
     return f"{attack}_{norm}" + (f"_{kind}" if attack == "eigen" else "") + (

@@ -43,12 +43,11 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         ValueError: when the model is not built, the Keras backend cannot
             export (torch), or `path` is a folder that is not a SavedModel.
 
-    Example:
-
-    >>> export_saved_model(model, "saved_models/run/export")
-    >>> loaded = tf.saved_model.load("saved_models/run/export")
-    >>> loaded.encode(images)["z_mean"]
-    >>> loaded.reconstruct(images)["x_mean"]
+    Examples:
+        >>> export_saved_model(model, "saved_models/run/export")
+        >>> loaded = tf.saved_model.load("saved_models/run/export")
+        >>> loaded.encode(images)["z_mean"]
+        >>> loaded.reconstruct(images)["x_mean"]
     """
     import tensorflow as tf
 

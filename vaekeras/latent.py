@@ -21,11 +21,10 @@ cycle that Python's garbage collector frees together), so deleting the
 model frees its traces. What differs between backends is in
 `vaekeras.backend`.
 
-Example:
-
->>> latent = LatentModel.of(model)
->>> z_mean, z_log_var = latent.encode(images)
->>> z_mean, z_log_var, jac = latent.jacobian(images)  # jac (B, 2d, D)
+Examples:
+    >>> latent = LatentModel.of(model)
+    >>> z_mean, z_log_var = latent.encode(images)
+    >>> z_mean, z_log_var, jac = latent.jacobian(images)  # jac (B, 2d, D)
 """
 
 import contextlib

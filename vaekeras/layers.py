@@ -45,9 +45,8 @@ class Sampling(keras.layers.Layer):
         method: `"sample"` (default) draws; `"mode"` returns `z_mean`, for
             deterministic code paths and tests.
 
-    Example:
-
-    >>> z = Sampling(seed=0)([ops.zeros((2, 3)), ops.zeros((2, 3))])
+    Examples:
+        >>> z = Sampling(seed=0)([ops.zeros((2, 3)), ops.zeros((2, 3))])
     """
 
     def __init__(self, seed=None, **kwargs):
@@ -180,9 +179,8 @@ class SpectralNorm(keras.layers.Wrapper):
         ValueError: for another layer type, `power_iterations` < 1 or a
             non-positive `lipschitz`.
 
-    Example:
-
-    >>> dense = SpectralNorm(keras.layers.Dense(64, activation="relu"))
+    Examples:
+        >>> dense = SpectralNorm(keras.layers.Dense(64, activation="relu"))
     """
 
     def __init__(self, layer, power_iterations=1, lipschitz=1.0, **kwargs):

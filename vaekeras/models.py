@@ -175,12 +175,11 @@ class VAE(keras.Model):
     Raises:
         ValueError: for a negative beta or an unknown likelihood.
 
-    Example:
-
-    >>> model = build_vae((28, 28, 1), latent_dim=8, beta=4.0)
-    >>> model.compile(optimizer="adam")
-    >>> model.fit(images, epochs=1)
-    >>> z_mean, z_log_var = model.encode(images[:4])
+    Examples:
+        >>> model = build_vae((28, 28, 1), latent_dim=8, beta=4.0)
+        >>> model.compile(optimizer="adam")
+        >>> model.fit(images, epochs=1)
+        >>> z_mean, z_log_var = model.encode(images[:4])
     """
 
     def __init__(

@@ -136,11 +136,10 @@ class MCMCReconstruction:
     Raises:
         ValueError: for any invalid argument, naming it.
 
-    Example:
-
-    >>> defense = MCMCReconstruction(model, steps=20, seed=0)
-    >>> x_adv = EigenAttack(model, eps=1.0).generate(x)
-    >>> evaluate_attack(model, x, x_adv, defense=defense)["means"]
+    Examples:
+        >>> defense = MCMCReconstruction(model, steps=20, seed=0)
+        >>> x_adv = EigenAttack(model, eps=1.0).generate(x)
+        >>> evaluate_attack(model, x, x_adv, defense=defense)["means"]
     """
 
     def __init__(

@@ -57,10 +57,10 @@ def robustness_scores(
         ValueError: for a bad shape, non-finite values or an unknown
             normalization.
 
-    Example:
-
-    >>> robustness_scores([[4.0, 0.0], [1.0, 1.0]])["von_neumann_entropy_trace"]
-    array([0.        , 0.69314718])
+    Examples:
+        >>> scores = robustness_scores([[4.0, 0.0], [1.0, 1.0]])
+        >>> scores["von_neumann_entropy_trace"]
+        array([0.        , 0.69314718])
     """
     values = np.asarray(eigenvalues, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] < 1:
@@ -144,10 +144,9 @@ def evaluate_geometry(
         Dict of per-point score arrays `(N,)` (see `robustness_scores`)
         plus `eigenvalues` `(N, k)`.
 
-    Example:
-
-    >>> scores = evaluate_geometry(model, test_images, kind="fisher")
-    >>> summarize_scores(scores)["spectral_radius"]["median"]
+    Examples:
+        >>> scores = evaluate_geometry(model, test_images, kind="fisher")
+        >>> summarize_scores(scores)["spectral_radius"]["median"]
     """
     import keras
 

@@ -255,10 +255,9 @@ def train(config):
             another configuration (unless `overwrite`).
         FloatingPointError: when the loss becomes NaN or inf.
 
-    Example:
-
-    >>> result = train(TrainConfig(beta=2.0, epochs=5))
-    >>> result["metrics"]["test"]["reconstruction_loss"]
+    Examples:
+        >>> result = train(TrainConfig(beta=2.0, epochs=5))
+        >>> result["metrics"]["test"]["reconstruction_loss"]
     """
     config = dataclasses.replace(config)
     config.validate()

@@ -120,21 +120,21 @@ def evaluate_attack(
         Dict of per-point float arrays `(N,)`:
         - `latent_kl`: KL(q(z|x_adv) || q(z|x));
         - `latent_mean_shift`: ||mu(x_adv) - mu(x)||;
-        - `reconstruction_mse`: mean squared error of dec(mu(x_adv)) against
-          the clean x (per pixel);
+        - `reconstruction_mse`: mean squared error of dec(mu(x_adv))
+            against the clean x (per pixel);
         - `clean_reconstruction_mse`: the same for dec(mu(x));
         - `ssim`: SSIM of dec(mu(x_adv)) against dec(mu(x)) (`ssim`);
         - `perturbation_l2`, `perturbation_linf`: norms of x_adv - x;
         - `budget_fraction` (with `eps`): that norm over eps;
-        and `"means"`: the mean of each of those, as floats.
+        - `"means"`: the mean of each of those, as floats.
 
     Raises:
         ValueError: for mismatched shapes or a model without a decoder.
 
-    Example:
-
-    >>> damage = evaluate_attack(model, x, EigenAttack(model, 1.0).generate(x))
-    >>> damage["means"]["reconstruction_mse"]
+    Examples:
+        >>> x_adv = EigenAttack(model, 1.0).generate(x)
+        >>> damage = evaluate_attack(model, x, x_adv)
+        >>> damage["means"]["reconstruction_mse"]
     """
     x = np.asarray(backend.as_numpy(x), dtype="float32")
     x_adv = np.asarray(backend.as_numpy(x_adv), dtype="float32")

@@ -164,10 +164,9 @@ class LatentPGD(_EncoderAttack):
     Raises:
         ValueError: for any invalid parameter, naming it.
 
-    Example:
-
-    >>> attack = LatentPGD(model, norm=2, eps=[0.5, 1.0], max_iter=50)
-    >>> x_adv_05, x_adv_10 = attack.generate(test_images[:100])
+    Examples:
+        >>> attack = LatentPGD(model, norm=2, eps=[0.5, 1.0], max_iter=50)
+        >>> x_adv_05, x_adv_10 = attack.generate(test_images[:100])
     """
 
     def __init__(
@@ -242,10 +241,9 @@ class EigenAttack(_EncoderAttack):
     Raises:
         ValueError: for any invalid parameter, naming it.
 
-    Example:
-
-    >>> attack = EigenAttack(model, eps=1.0, kind="fisher")
-    >>> x_adv = attack.generate(test_images[:100])
+    Examples:
+        >>> attack = EigenAttack(model, eps=1.0, kind="fisher")
+        >>> x_adv = attack.generate(test_images[:100])
     """
 
     def __init__(
@@ -336,9 +334,8 @@ class RandomAttack(_Attack):
         seed: int or None.
         clip_min, clip_max, batch_size: as in `LatentPGD`.
 
-    Example:
-
-    >>> x_adv = RandomAttack(eps=1.0, seed=0).generate(test_images[:100])
+    Examples:
+        >>> x_adv = RandomAttack(eps=1.0, seed=0).generate(test_images[:100])
     """
 
     def __init__(
@@ -380,10 +377,9 @@ class TargetedLatentAttack(_EncoderAttack):
     Raises:
         ValueError: for invalid parameters; `generate` without `x_target`.
 
-    Example:
-
-    >>> attack = TargetedLatentAttack(model, eps=2.0, max_iter=100)
-    >>> x_adv = attack.generate(images_of_a_3, x_target=images_of_an_8)
+    Examples:
+        >>> attack = TargetedLatentAttack(model, eps=2.0, max_iter=100)
+        >>> x_adv = attack.generate(images_of_a_3, x_target=images_of_an_8)
     """
 
     def __init__(

@@ -136,9 +136,8 @@ def worst_case_inputs(
         `x_adv` `(B, H, W, C)`, within eps of `x`, with
         KL(q(z|x_adv) || q(z|x)) as large as the steps found.
 
-    Example:
-
-    >>> x_adv = worst_case_inputs(encoder, x, *encoder(x), eps=1.0)
+    Examples:
+        >>> x_adv = worst_case_inputs(encoder, x, *encoder(x), eps=1.0)
     """
     view = latent.LatentModel.of(encoder).live_view()
     start = ops.clip(

@@ -51,7 +51,7 @@ class AdversarialVAE(VAE):
     posterior's variance, which the ELBO keeps shrinking. Measured on
     mnist_5k (adv_eps 0.5, weight 1): the KL term grew from 0.09 to 2.45
     in 11 epochs, jumped to 1219 in epoch 12 and the run diverged in epoch
-    14; the Wasserstein term trains stably (README, "Defenses").
+    14; the Wasserstein term trains stably (docs: Defenses).
 
     Args:
         adv_eps: the ball's radius, > 0 (L2 on 28x28 images: 1 is a
@@ -66,9 +66,8 @@ class AdversarialVAE(VAE):
     Raises:
         ValueError: for any invalid argument, naming it.
 
-    Example:
-
-    >>> model = AdversarialVAE(encoder, decoder, adv_eps=1.0, adv_weight=1.0)
+    Examples:
+        >>> model = AdversarialVAE(encoder, decoder, adv_eps=1.0)
     """
 
     options = (

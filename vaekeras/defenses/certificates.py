@@ -213,9 +213,8 @@ def lipschitz_constants(model):
         ValueError: for a model without Keras encoder and decoder, or a
             layer whose constant cannot be bounded.
 
-    Example:
-
-    >>> lipschitz_constants(model)["decoder"]
+    Examples:
+        >>> lipschitz_constants(model)["decoder"]
     """
     encoder = getattr(model, "encoder", None)
     decoder = getattr(model, "decoder", None)
@@ -277,9 +276,8 @@ def certified_radius(model, x, r, probability=None):
         ValueError: for r <= 0, p outside (0, 1), images outside [0, 1]
             or of the wrong shape, or a model that cannot be bounded.
 
-    Example:
-
-    >>> radius = certified_radius(model, test_images[:100], r=1.0)
+    Examples:
+        >>> radius = certified_radius(model, test_images[:100], r=1.0)
     """
     checks.positive("r", r)
     if probability is not None:

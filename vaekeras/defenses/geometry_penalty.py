@@ -78,9 +78,8 @@ def metric_penalty(
     Raises:
         ValueError: for a bad kind, penalty, probes or power_iterations.
 
-    Example:
-
-    >>> penalty = metric_penalty(model.encoder, images[:32], "fisher")
+    Examples:
+        >>> penalty = metric_penalty(model.encoder, images[:32], "fisher")
     """
     checks.choice("kind", kind, geometry.KINDS)
     checks.choice("penalty", penalty, PENALTIES)
@@ -158,11 +157,10 @@ class GeometryRegularizedVAE(VAE):
     Raises:
         ValueError: for any invalid argument, naming it.
 
-    Example:
-
-    >>> model = GeometryRegularizedVAE(encoder, decoder, metric_weight=1.0)
-    >>> model.compile(optimizer="adam")
-    >>> model.fit(images, epochs=5)
+    Examples:
+        >>> model = GeometryRegularizedVAE(encoder, decoder, metric_weight=1.0)
+        >>> model.compile(optimizer="adam")
+        >>> model.fit(images, epochs=5)
     """
 
     options = (

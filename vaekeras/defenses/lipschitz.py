@@ -40,12 +40,11 @@ class LipschitzVAE(VAE):
         ValueError: for an encoder or decoder with an unnormalised Dense
             or convolution, or an encoder without a bounded std head.
 
-    Example:
-
-    >>> model = build_lipschitz_vae((28, 28, 1), latent_dim=16)
-    >>> model.compile(optimizer="adam")
-    >>> model.fit(images, epochs=5)
-    >>> certified_radius(model, images[:100], r=1.0)
+    Examples:
+        >>> model = build_lipschitz_vae((28, 28, 1), latent_dim=16)
+        >>> model.compile(optimizer="adam")
+        >>> model.fit(images, epochs=5)
+        >>> certified_radius(model, images[:100], r=1.0)
     """
 
     options = (

@@ -13,7 +13,7 @@ from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
 
 # Weight of mixup's latent consistency term, chosen by measurement (the
-# train app at weights 1-100: README, "Mixup consistency weight").
+# train app at weights 1-100: docs, "Mixup consistency weight").
 DEFAULT_MIXUP_CONSISTENCY = 10.0
 
 

@@ -5,9 +5,8 @@ Each defense class lists its options as `options = (Option(...), ...)`;
 the defaults `build_defended_vae` fills in, the checks, `TrainConfig`'s
 fields, the train app's flags and what `flags.json` records.
 
-Example:
-
->>> Option("adv_eps", 1.0, "radius of the training attack", checks.positive)
+Examples:
+    >>> Option("adv_eps", 1.0, "radius of the training attack", checks.positive)
 """
 
 import dataclasses

@@ -128,9 +128,8 @@ def build_defended_vae(
         ValueError: for an unknown defense, an option of another defense,
             or an invalid value (naming it).
 
-    Example:
-
-    >>> model = build_defended_vae((28, 28, 1), "adversarial", adv_eps=0.5)
+    Examples:
+        >>> model = build_defended_vae((28, 28, 1), "adversarial", adv_eps=0.5)
     """
     defense, options = resolve(defense, options)
     return DEFENSE_CLASSES[defense].make(
@@ -176,10 +175,9 @@ def build_vae(
     Raises:
         ValueError: for any invalid argument, naming it.
 
-    Example:
-
-    >>> model = build_vae((28, 28, 1), latent_dim=16, beta=2.0)
-    >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    Examples:
+        >>> model = build_vae((28, 28, 1), latent_dim=16, beta=2.0)
+        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
     """
     if mixup_alpha == 0 and mixup_consistency is not None:
         mixup_consistency = None  # no mixup: nothing to weigh

@@ -45,9 +45,8 @@ def kl_decomposition(z, z_mean, z_log_var, dataset_size=None):
         `(mutual_information, total_correlation, dimensionwise_kl)`, each
         `(M,)` per-sample terms (their batch means are the estimates).
 
-    Example:
-
-    >>> mi, tc, dw = kl_decomposition(z, z_mean, z_log_var, 60000)
+    Examples:
+        >>> mi, tc, dw = kl_decomposition(z, z_mean, z_log_var, 60000)
     """
     z, z_mean, z_log_var = (
         ops.convert_to_tensor(t, "float32") for t in (z, z_mean, z_log_var)
@@ -106,9 +105,8 @@ class TCVAE(VAE):
         ValueError: for a negative or non-finite `tc_weight`, or a
             `dataset_size` below 1.
 
-    Example:
-
-    >>> model = TCVAE(encoder, decoder, tc_weight=5.0, dataset_size=4000)
+    Examples:
+        >>> model = TCVAE(encoder, decoder, tc_weight=5.0, dataset_size=4000)
     """
 
     needs_dataset_size = True

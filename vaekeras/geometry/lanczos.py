@@ -233,10 +233,9 @@ def matrix_free_eigenspectrum(
         NotConvergedError: when a residual exceeds `tol * lambda_1`; the
             message names the residual and what to change.
 
-    Example:
-
-    >>> values, vectors, residuals = matrix_free_eigenspectrum(
-    ...     model, images[:16], kind="fisher", k=1)
+    Examples:
+        >>> values, vectors, residuals = matrix_free_eigenspectrum(
+        ...     model, images[:16], kind="fisher", k=1)
     """
     model = latent.LatentModel.of(model)
     check_kind(kind)

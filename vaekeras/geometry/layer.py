@@ -28,10 +28,9 @@ class PullbackMetric(keras.layers.Layer):
     Returns:
         `(eigenvalues (B, k), eigenvectors (B, D, k))`.
 
-    Example:
-
-    >>> layer = PullbackMetric(model.encoder, kind="fisher", k=4)
-    >>> values, vectors = layer(images[:16])
+    Examples:
+        >>> layer = PullbackMetric(model.encoder, kind="fisher", k=4)
+        >>> values, vectors = layer(images[:16])
     """
 
     def __init__(self, encoder, kind="stochastic", k=None, **kwargs):

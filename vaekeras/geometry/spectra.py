@@ -106,9 +106,8 @@ def encoder_jacobians(encoder, x):
         ValueError: for inputs of the wrong shape or non-finite inputs, or
             an encoder that does not return `[z_mean, z_log_var]`.
 
-    Example:
-
-    >>> j_mean, j_log_var = encoder_jacobians(model.encoder, images[:8])
+    Examples:
+        >>> j_mean, j_log_var = encoder_jacobians(model.encoder, images[:8])
     """
     return _run(encoder, x, "jacobians")
 
@@ -157,10 +156,9 @@ def eigenspectrum(encoder, x, kind="stochastic", k=None, method="auto",
         ValueError: as `pullback_metric`, or for a bad k or method.
         NotConvergedError: when Lanczos misses `tol`.
 
-    Example:
-
-    >>> values, vectors = eigenspectrum(model.encoder, images[:8], k=3)
-    >>> attack_direction = vectors[:, :, 0]  # (8, 784)
+    Examples:
+        >>> values, vectors = eigenspectrum(model.encoder, images[:8], k=3)
+        >>> attack_direction = vectors[:, :, 0]  # (8, 784)
     """
     return _run(encoder, x, "spectrum", kind, k, method, iterations, tol)
 

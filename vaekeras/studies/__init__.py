@@ -43,9 +43,8 @@ def run_report(config):
         ValueError: for an unknown study or bad settings.
         FileNotFoundError: for a run_dir that holds no model.
 
-    Example:
-
-    >>> run_report(ReportConfig(study="paper", quick=True))
+    Examples:
+        >>> run_report(ReportConfig(study="paper", quick=True))
     """
     if not config.run_dirs:
         checks.choice("study", config.study, STUDIES)

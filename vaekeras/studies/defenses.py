@@ -26,7 +26,7 @@ from vaekeras.reporting import mix_note
 from vaekeras.studies.base import Study
 
 # (family, name, TrainConfig overrides). Strengths were chosen to span
-# each defense's useful range on mnist_5k (README, "Defenses").
+# each defense's useful range on mnist_5k (docs: Defenses).
 MODELS = (
     *(("beta-VAE", f"beta={b:g}", {"beta": b})
       for b in (0.1, 0.3, 1.0, 3.0, 10.0)),
