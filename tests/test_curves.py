@@ -81,6 +81,10 @@ def test_pareto_frontier_of_a_hand_made_set():
     assert curves.pareto_frontier([]) == []
     # Ties are both kept.
     assert curves.pareto_frontier([(1, 1), (1, 1)]) == [0, 1]
+    # A NaN or inf point is never on the frontier and beats nothing.
+    nan = float("nan")
+    assert curves.pareto_frontier([(1, nan), (2, 2), (nan, 0.5)]) == [1]
+    assert curves.pareto_frontier([(0.5, float("inf")), (2, 2)]) == [1]
 
 
 @pytest.mark.parametrize("grid", [

@@ -11,9 +11,13 @@ __version__ = "0.1.0"
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # Importing the defenses registers every model class for `.keras` loading.
+from vaekeras.attacks import evaluate_robustness  # noqa: E402
 from vaekeras.defenses import MixupVAE  # noqa: E402
 from vaekeras.defenses import build_vae  # noqa: E402
 from vaekeras.layers import Sampling  # noqa: E402
 from vaekeras.models import VAE  # noqa: E402
 
-__all__ = ["VAE", "MixupVAE", "Sampling", "build_vae", "__version__"]
+__all__ = [
+    "VAE", "MixupVAE", "Sampling", "build_vae", "evaluate_robustness",
+    "__version__",
+]

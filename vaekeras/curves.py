@@ -142,12 +142,8 @@ def area_under_damage(curve, key="reconstruction_damage"):
         2.0
     """
     checks.choice("key", key, [k for k in DAMAGES if k in curve])
-    eps = np.log(np.asarray(check_eps_grid(curve["eps"], "curve['eps']")))
-    damage = np.asarray(curve[key], dtype="float64")
-    if len(eps) == 1:
-        return float(damage[0])
-    integral = np.sum(0.5 * (damage[1:] + damage[:-1]) * np.diff(eps))
-    return float(integral / (eps[-1] - eps[0]))
+    eps = check_eps_grid(curve["eps"], "curve['eps']")
+    return attacks.log_eps_area(eps, curve[key])
 
 
 def pareto_frontier(points):
@@ -155,7 +151,8 @@ def pareto_frontier(points):
 
     Each point is `(cost, damage)`, both to be minimised (e.g. clean MSE
     and area under damage). A point is on the frontier unless another is
-    at most as large in both and smaller in one.
+    at most as large in both and smaller in one; a point with a NaN or
+    infinite coordinate never is.
 
     Args:
         points: sequence of `(cost, damage)` pairs.
@@ -168,10 +165,14 @@ def pareto_frontier(points):
         [0, 1, 3]
     """
     pts = [(float(a), float(b)) for a, b in points]
+    # A point with a NaN or infinite coordinate is never on the frontier
+    # (NaN compares False, so it would beat nothing and lose to nothing).
+    finite = [np.isfinite(a) and np.isfinite(b) for a, b in pts]
     frontier = [
         i for i, (a, b) in enumerate(pts)
-        if not any(
-            (c <= a and d <= b) and (c < a or d < b) for c, d in pts
+        if finite[i] and not any(
+            (c <= a and d <= b) and (c < a or d < b)
+            for (c, d), ok in zip(pts, finite) if ok
         )
     ]
     return sorted(frontier, key=lambda i: (pts[i][0], pts[i][1]))

@@ -348,9 +348,13 @@ class _View:
         with self._scope():
             return unwrap_output(self.latent._decoder(z), "x_mean")
 
-    def value_and_grad(self, f, x):
-        """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`."""
-        return backend.value_and_grad(f, x)
+    def value_and_grad(self, f, x, differentiable=False):
+        """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`.
+
+        `differentiable`: an outer derivative may go through both results
+        (see `vaekeras.backend.value_and_grad`).
+        """
+        return backend.value_and_grad(f, x, differentiable)
 
     def jvp(self, f, x, tangent):
         """`(f(x), J_f(x) tangent)`: one forward-mode product, batched."""

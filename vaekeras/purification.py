@@ -35,7 +35,7 @@ def _energy(view, x, z, likelihood):
 
 def _mcmc_chain(
     view, x, z_mean, z_log_var, noise, momenta, uniforms, step_size, steps,
-    *, leapfrog_steps, likelihood,
+    *, leapfrog_steps, likelihood, differentiable=False,
 ):
     """`steps` HMC transitions from a posterior draw; (last z, mean z,
     accepted per sample).
@@ -47,10 +47,16 @@ def _mcmc_chain(
     Leapfrog in the coordinates u = z / scale (a diagonal mass matrix of
     1 / scale^2), where the posterior is about unit-sized; the constant
     Jacobian leaves the acceptance ratio unchanged.
+
+    `differentiable`: the chain's output stays differentiable with respect
+    to `x` (through the start, the scale and every energy gradient; the
+    accept decisions are piecewise constant), for adaptive attacks. JAX
+    then needs `steps` as a Python int (a loop of known length).
     """
     def energy_and_grad(z_):
         return view.value_and_grad(
-            lambda z__: _energy(view, x, z__, likelihood), z_
+            lambda z__: _energy(view, x, z__, likelihood), z_,
+            differentiable=differentiable,
         )
 
     scale = ops.exp(0.5 * z_log_var)
@@ -206,6 +212,57 @@ class MCMCReconstruction:
         )
         self.acceptance_rate = float(
             np.mean(backend.as_numpy(accepted)) / self.steps
+        )
+        return (mean if self.average else last), z_log_var
+
+    # === What an adaptive attack needs (`vaekeras.attacks.protocol`) ===
+
+    def attack_key(self):
+        """The settings a compiled attack through this chain depends on."""
+        return (
+            "mcmc", self.steps, self.step_size, self.leapfrog_steps,
+            self.likelihood, self.average,
+        )
+
+    def attack_draws(self, batch, latent_dim, rounds, seed_generator):
+        """Fresh random draws for `rounds` chains per image, batch first.
+
+        Args:
+            batch: images.
+            latent_dim: d.
+            rounds: chains per image (attack iterations x EOT samples).
+            seed_generator: the attack's `keras.random.SeedGenerator`.
+
+        Returns:
+            `(noise (B, rounds, d), momenta (B, rounds, steps, d),
+            uniforms (B, rounds, steps))`, for `attack_encode`.
+        """
+        noise = keras.random.normal(
+            (batch, rounds, latent_dim), seed=seed_generator
+        )
+        momenta = keras.random.normal(
+            (batch, rounds, self.steps, latent_dim), seed=seed_generator
+        )
+        uniforms = keras.random.uniform(
+            (batch, rounds, self.steps), seed=seed_generator
+        )
+        return noise, momenta, uniforms
+
+    def attack_encode(self, view, x, draws):
+        """The defended encoding, differentiable in `x`, in `keras.ops`.
+
+        The same chain as `encode` on one round of `attack_draws`
+        (`(B, d)`, `(B, steps, d)`, `(B, steps)`), run on `view` inside an
+        attack's compiled function, so gradients and EOT averages go
+        through every step of it (Athalye et al. 2018, Tramer et al.
+        2020: an attack that ignores the purifier overstates it).
+        """
+        z_mean, z_log_var = view.encode(x)
+        noise, momenta, uniforms = draws
+        last, mean, _ = _mcmc_chain(
+            view, x, z_mean, z_log_var, noise, momenta, uniforms,
+            self.step_size, self.steps, leapfrog_steps=self.leapfrog_steps,
+            likelihood=self.likelihood, differentiable=True,
         )
         return (mean if self.average else last), z_log_var
 

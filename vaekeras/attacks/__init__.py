@@ -18,9 +18,15 @@ eps-ball and the pixel box (`fit_to_budget`); the eigen and random attacks
 also stretch their direction until the clipped perturbation uses the whole
 budget, so that no attack is weakened by the box.
 
+`evaluate_robustness` is the evaluation protocol: the per-image worst
+case over an ensemble of these and of damage PGD with restarts, SPSA and,
+through a test-time defense, adaptive PGD with EOT; with sanity checks.
+
 Modules: `budget` (balls, box, projection), `steps` (the compiled
 steps), `methods` (the classes, `make_attack`), `damage`
-(`evaluate_attack`, `damage_curve`).
+(`evaluate_attack`, `damage_curve`), `adaptive` (PGD through a defense,
+SPSA), `sanity` (the protocol's checks), `protocol`
+(`evaluate_robustness`).
 """
 
 from vaekeras.attacks.budget import NORMS
@@ -31,6 +37,7 @@ from vaekeras.attacks.budget import gaussian_kl
 from vaekeras.attacks.budget import symmetric_kl
 from vaekeras.attacks.damage import damage_curve
 from vaekeras.attacks.damage import evaluate_attack
+from vaekeras.attacks.damage import log_eps_area
 from vaekeras.attacks.damage import ssim
 from vaekeras.attacks.methods import ATTACK_NAMES
 from vaekeras.attacks.methods import NAMED_EIGEN_ATTACKS
@@ -39,13 +46,17 @@ from vaekeras.attacks.methods import LatentPGD
 from vaekeras.attacks.methods import RandomAttack
 from vaekeras.attacks.methods import TargetedLatentAttack
 from vaekeras.attacks.methods import make_attack
+from vaekeras.attacks.protocol import ENSEMBLE
+from vaekeras.attacks.protocol import evaluate_robustness
 from vaekeras.attacks.steps import OBJECTIVES
 from vaekeras.attacks.steps import worst_case_inputs
 
 __all__ = [
-    "ATTACK_NAMES", "EigenAttack", "LatentPGD", "NAMED_EIGEN_ATTACKS",
-    "NORMS", "OBJECTIVES", "RandomAttack", "TargetedLatentAttack",
+    "ATTACK_NAMES", "ENSEMBLE", "EigenAttack", "LatentPGD",
+    "NAMED_EIGEN_ATTACKS", "NORMS", "OBJECTIVES", "RandomAttack",
+    "TargetedLatentAttack",
     "check_eps", "check_norm", "damage_curve", "evaluate_attack",
-    "fit_to_budget", "gaussian_kl", "make_attack", "ssim", "symmetric_kl",
+    "evaluate_robustness", "fit_to_budget", "gaussian_kl", "log_eps_area",
+    "make_attack", "ssim", "symmetric_kl",
     "worst_case_inputs",
 ]

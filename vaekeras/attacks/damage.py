@@ -193,3 +193,33 @@ def evaluate_attack(
         name: float(np.mean(values)) for name, values in result.items()
     }
     return result
+
+
+def gaussian_kl_numpy(mean, log_var, prior_mean, prior_log_var):
+    """Per-sample KL(N(mean, exp(log_var)) || N(prior_mean, ...)) in numpy.
+
+    The numpy twin of `budget.gaussian_kl`, for arrays already on the
+    host (float64 throughout).
+    """
+    mean, log_var, prior_mean, prior_log_var = (
+        np.asarray(a, "float64")
+        for a in (mean, log_var, prior_mean, prior_log_var)
+    )
+    ratio = np.exp(log_var - prior_log_var)
+    shift = (mean - prior_mean) ** 2 * np.exp(-prior_log_var)
+    return 0.5 * np.sum(
+        ratio + shift - 1.0 - log_var + prior_log_var, axis=-1
+    )
+
+
+def log_eps_area(eps, values):
+    """The trapezoid integral of `values` over log eps, divided by the
+    log-range: their mean over log eps (a constant curve c has area c;
+    one point is its own area). `vaekeras.curves.area_under_damage`.
+    """
+    eps = np.log(np.asarray(eps, "float64"))
+    values = np.asarray(values, "float64")
+    if len(eps) == 1:
+        return float(values[0])
+    integral = np.sum(0.5 * (values[1:] + values[:-1]) * np.diff(eps))
+    return float(integral / (eps[-1] - eps[0]))

@@ -110,7 +110,7 @@ class _EncoderAttack(_Attack):
         self.model = model
         self.objective = objective
         self.latent = latent.LatentModel.of(model)
-        if objective == "reconstruction":
+        if objective in ("reconstruction", "damage"):
             self.latent.require_decoder()
 
     def _check_images(self, x, argument):
@@ -153,9 +153,10 @@ class LatentPGD(_EncoderAttack):
         eps: budget (> 0) or list of budgets.
         eps_step: step size; defaults to 2.5 * eps / max_iter.
         max_iter: iterations >= 1.
-        objective: `"kl"`, `"mean"` or `"reconstruction"` (the squared L2
-            change of the deterministic reconstruction dec(mu(x)); needs
-            a decoder).
+        objective: `"kl"`, `"mean"`, `"reconstruction"` (the squared L2
+            change of the deterministic reconstruction dec(mu(x))) or
+            `"damage"` (the squared error of dec(mu(x_adv)) against the
+            clean x: the damage itself). The last two need a decoder.
         random_init: start from a random point of the ball.
         clip_min, clip_max: pixel range.
         batch_size: images per batch.
@@ -201,9 +202,9 @@ class LatentPGD(_EncoderAttack):
                 x, eps, self.norm, self.random_init, self._seed_generator
             ), self.clip_min, self.clip_max,
         )
+        args = (x,) if self.objective == "damage" else (z_mean, z_log_var)
         return self._descend(
-            x, start, eps_t, step, self.objective, (z_mean, z_log_var),
-            ascend=True,
+            x, start, eps_t, step, self.objective, args, ascend=True,
         )
 
 

@@ -15,12 +15,20 @@ from vaekeras import geometry
 from vaekeras import latent
 from vaekeras.attacks import budget as ball
 
-OBJECTIVES = ("kl", "mean", "reconstruction")
+OBJECTIVES = ("kl", "mean", "reconstruction", "damage")
+
+
+def damage(decoded, x):
+    """Per-sample squared error of a reconstruction against the clean x."""
+    return ops.sum(ops.square(ball.flat(decoded - x)), axis=-1)
 
 
 def attack_objective(view, name, x_adv, args):
     """Per-sample objective of the attack called `name`."""
     mean, log_var = view.encode(x_adv)
+    if name == "damage":
+        (x,) = args
+        return damage(view.decode(mean), x)
     if name == "mean":
         z_mean, _ = args
         return ops.sum(ops.square(mean - z_mean), axis=-1)
@@ -40,13 +48,12 @@ def attack_objective(view, name, x_adv, args):
 
 
 def gradient_step(
-    view, x, x_adv, best, best_loss, eps, step, *args, objective, norm,
-    ascend, clip_min, clip_max,
+    view, x, x_adv, best, best_loss, eps, step, loss_fn, *, norm, ascend,
+    clip_min, clip_max,
 ):
-    """One projected step; keeps the best iterate seen per sample."""
-    loss, grad = view.value_and_grad(
-        lambda x_: attack_objective(view, objective, x_, args), x_adv
-    )
+    """One projected step on the per-sample `loss_fn`; keeps the best
+    iterate seen per sample."""
+    loss, grad = view.value_and_grad(loss_fn, x_adv)
     improved = loss > best_loss if ascend else loss < best_loss
     best = ops.where(ball.per_sample(improved, x), x_adv, best)
     best_loss = ops.where(improved, loss, best_loss)
@@ -58,23 +65,37 @@ def gradient_step(
     return ops.clip(x + delta, clip_min, clip_max), best, best_loss
 
 
-def gradient_loop(view, x, start, eps, step, passes, *args, ascend, **kw):
-    """`passes` calls of `_gradient_step` from `start`; the best iterate.
+def projected_loop(
+    view, x, start, eps, step, passes, loss_at, *, ascend, **kw
+):
+    """`passes` projected steps from `start` on `loss_at(i, x_adv)` (the
+    per-sample loss of pass i); the best iterate.
 
     The last pass only scores the final iterate.
     """
     worst = -np.inf if ascend else np.inf
     best_loss = ops.full((ops.shape(x)[0],), worst, "float32")
 
-    def body(_, state):
+    def body(i, state):
         x_adv, best, best_loss = state
         return gradient_step(
-            view, x, x_adv, best, best_loss, eps, step, *args,
-            ascend=ascend, **kw,
+            view, x, x_adv, best, best_loss, eps, step,
+            lambda x_: loss_at(i, x_), ascend=ascend, **kw,
         )
 
     _, best, _ = ops.fori_loop(0, passes, body, (start, start, best_loss))
     return best
+
+
+def gradient_loop(
+    view, x, start, eps, step, passes, *args, objective, ascend, **kw
+):
+    """`projected_loop` on the objective called `objective`."""
+    return projected_loop(
+        view, x, start, eps, step, passes,
+        lambda i, x_: attack_objective(view, objective, x_, args),
+        ascend=ascend, **kw,
+    )
 
 
 def eigen_step(
@@ -89,10 +110,11 @@ def eigen_step(
     u = step * ball.unit(ops.reshape(vectors[:, :, -1], ops.shape(x)), norm)
     # The sign is chosen on the two steps clipped into the box; only the
     # chosen one is then fitted to the ball.
+    args = (x,) if objective == "damage" else (z_mean, z_log_var)
     plus, minus = (
         attack_objective(
             view, objective, ops.clip(x_adv + s * u, clip_min, clip_max),
-            (z_mean, z_log_var),
+            args,
         )
         for s in (1.0, -1.0)
     )

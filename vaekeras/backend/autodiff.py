@@ -68,8 +68,16 @@ def input_jvp(f, x, tangent, differentiable=True):
     return out.detach(), product.detach()
 
 
-def value_and_grad(f, x):
-    """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`."""
+def value_and_grad(f, x, differentiable=False):
+    """`(f(x), d sum f(x) / dx)` for a per-sample `f` `(B,)`.
+
+    With `differentiable`, both results stay differentiable with respect
+    to whatever `x` was computed from, so an outer derivative can go
+    through this one (an attack through an MCMC chain that follows the
+    energy's gradient). TensorFlow's nested tapes and JAX's nested
+    transforms are always so; torch then keeps the graph
+    (`create_graph=True`).
+    """
     backend = name()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -78,7 +86,11 @@ def value_and_grad(f, x):
             tape.watch(x)
             values = f(x)
             total = tf.reduce_sum(values)
-        return values, tape.gradient(total, x)
+        # An output that does not depend on x (a rounding, a stopped
+        # gradient) has gradient zero, as on JAX and torch, not None.
+        return values, tape.gradient(
+            total, x, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
     if backend == "jax":
         import jax
 
@@ -91,9 +103,20 @@ def value_and_grad(f, x):
     import torch
 
     with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
+        if not differentiable:
+            x = x.detach()
+        if not x.requires_grad:
+            x = x.requires_grad_(True)
         values = f(x)
-        (grad,) = torch.autograd.grad(values.sum(), x)
+        if values.requires_grad:
+            (grad,) = torch.autograd.grad(
+                values.sum(), x, create_graph=differentiable,
+                allow_unused=True, materialize_grads=True,
+            )
+        else:  # values independent of x: gradient zero
+            grad = torch.zeros_like(x)
+    if differentiable:
+        return values, grad
     return values.detach(), grad
 
 

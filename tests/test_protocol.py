@@ -1,0 +1,169 @@
+"""The evaluation protocol: per-image worst case, adaptive attacks through
+a defense, and the sanity checks that flag a masked model."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import vaekeras
+from vaekeras import attacks
+from vaekeras import curves
+from vaekeras.attacks import protocol
+from vaekeras.purification import MCMCReconstruction
+
+CHECK_NAMES = [
+    "finite_gradients", "beats_random", "monotone_in_eps",
+    "unbounded_budget", "converged", "gradient_free_not_stronger",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    keras.utils.set_random_seed(0)
+    model = vaekeras.build_vae((8, 8, 1), latent_dim=4, beta=1.0, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(digits[0], epochs=20, batch_size=64, verbose=0)
+    return model
+
+
+def test_worst_is_per_image_not_the_largest_mean():
+    # Attack a ruins image 0, attack b image 1: each mean is 0.5, while
+    # every image is ruined by one of them.
+    runs = {
+        "a": [[{"damage": np.array([1.0, 0.0]), "latent_kl": np.zeros(2)}]],
+        "b": [[{"damage": np.array([0.0, 1.0]), "latent_kl": np.zeros(2)}]],
+    }
+    worst, owner = protocol._worst(runs, 1, 2)
+    np.testing.assert_array_equal(worst, [[1.0, 1.0]])
+    summary = protocol._summaries(runs, owner)
+    assert summary["a"]["damage"] == [0.5]
+    assert summary["a"]["worst_share"] == [0.5]
+    assert summary["b"]["worst_share"] == [0.5]
+
+
+def test_the_ensemble_on_a_trained_model(trained, digits):
+    x = digits[1][:24]
+    eps = [0.3, 1.0]
+    result = vaekeras.evaluate_robustness(
+        trained, x, eps, pgd_iter=20, spsa_iter=10, spsa_samples=8, seed=0,
+    )
+    assert result["eps"] == eps and result["norm"] == 2
+    assert result["worst_damage"].shape == (2, 24)
+    means = result["mean_worst_damage"]
+    np.testing.assert_allclose(means, result["worst_damage"].mean(axis=1))
+    assert result["area"] == pytest.approx(attacks.log_eps_area(eps, means))
+    # The per-image worst is at least every member's mean, and the
+    # shares of the images each member was the worst for add up to one.
+    for summary in result["attacks"].values():
+        assert all(m >= d - 1e-12 for m, d in zip(means, summary["damage"]))
+    shares = np.sum(
+        [s["worst_share"] for s in result["attacks"].values()], axis=0
+    )
+    np.testing.assert_allclose(shares, 1.0)
+    assert sorted(result["attacks"]) == sorted(attacks.ENSEMBLE)
+    assert [c["name"] for c in result["checks"]] == CHECK_NAMES
+    failed = [c for c in result["checks"] if not c["passed"]]
+    assert failed == []
+    # Damage PGD attacks the damage itself: the strongest member here.
+    damage = {n: s["damage"][-1] for n, s in result["attacks"].items()}
+    assert max(damage, key=damage.get) == "pgd_damage"
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Quantize(keras.layers.Layer):
+    """Rounds pixels to 4 levels with no gradient: a masked model."""
+
+    def call(self, x):
+        return ops.stop_gradient(ops.round(x * 4.0) / 4.0)
+
+
+def masked_vae(digits):
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Flatten()(Quantize()(inputs))
+    h = keras.layers.Dense(64, activation="relu")(h)
+    encoder = keras.Model(
+        inputs, [keras.layers.Dense(4)(h), keras.layers.Dense(4)(h)]
+    )
+    z = keras.Input((4,))
+    g = keras.layers.Dense(64, activation="relu")(z)
+    g = keras.layers.Reshape((8, 8, 1))(keras.layers.Dense(64)(g))
+    model = vaekeras.VAE(encoder, keras.Model(z, g), seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    keras.utils.set_random_seed(0)
+    model.fit(digits[0], epochs=10, batch_size=64, verbose=0)
+    return model
+
+
+def test_a_gradient_masked_model_is_flagged_not_called_robust(digits):
+    model = masked_vae(digits)
+    result = vaekeras.evaluate_robustness(
+        model, digits[1][:16], [0.5, 2.0], pgd_iter=10, spsa_iter=5,
+        spsa_samples=4, restarts=1,
+    )
+    checks = {c["name"]: c for c in result["checks"]}
+    assert not checks["finite_gradients"]["passed"]
+    assert "16 with a zero one" in checks["finite_gradients"]["detail"]
+    assert "gradient masking" in checks["finite_gradients"]["detail"]
+    # Its gradient attacks do nothing (less than random noise), so the
+    # whole-box attack cannot even match swapping images.
+    assert not checks["unbounded_budget"]["passed"]
+    damage = {n: s["damage"][-1] for n, s in result["attacks"].items()}
+    assert damage["pgd_damage"] < damage["random"]
+
+
+def test_adaptive_attack_through_mcmc_reaches_the_transfer_damage(
+    trained, digits
+):
+    x = digits[1][:16]
+    eps = [1.0]
+    defense = MCMCReconstruction(
+        trained, steps=4, method="mala", step_size=0.3, seed=0
+    )
+    # The non-adaptive evaluation: PGD on the bare model's damage, its
+    # images then purified.
+    transfer = attacks.LatentPGD(
+        trained, eps=eps, max_iter=20, objective="damage", seed=0
+    ).generate(x)
+    non_adaptive = curves.robustness_curve(
+        trained, x, "pgd", eps, defense=defense, x_advs=transfer,
+    )["reconstruction_damage"][0]
+    result = vaekeras.evaluate_robustness(
+        trained, x, eps, defense=defense, attacks=("pgd_damage",),
+        pgd_iter=20, restarts=1, eot_samples=2, sanity_checks=False,
+    )
+    assert result["settings"]["adaptive"] is True
+    adaptive = result["attacks"]["pgd_damage"]["damage"][0]
+    assert adaptive >= non_adaptive
+    assert result["mean_worst_damage"][0] == pytest.approx(adaptive)
+
+
+@pytest.mark.backends
+def test_adaptive_attack_runs_on_every_backend(trained, digits):
+    defense = MCMCReconstruction(
+        trained, steps=2, method="mala", step_size=0.3, seed=0
+    )
+    result = vaekeras.evaluate_robustness(
+        trained, digits[1][:8], [1.0], defense=defense,
+        attacks=("pgd_damage", "random"), pgd_iter=3, restarts=1,
+        eot_samples=1, sanity_checks=False,
+    )
+    damage = result["attacks"]
+    assert np.isfinite(result["worst_damage"]).all()
+    assert damage["pgd_damage"]["damage"][0] > damage["random"]["damage"][0]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"attacks": ("pgd", "nope")}, "attacks='pgd'"),
+        ({"attacks": ()}, "attacks=()"),
+        ({"eps": [1.0, 0.5]}, "eps"),
+        ({"restarts": 0}, "restarts=0"),
+        ({"defense": object()}, "defense=object"),
+    ],
+)
+def test_bad_arguments_name_the_argument(trained, digits, kwargs, match):
+    args = {"eps": [1.0], **kwargs}
+    with pytest.raises(ValueError, match=match):
+        vaekeras.evaluate_robustness(trained, digits[1][:4], **args)

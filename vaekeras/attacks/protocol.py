@@ -1,0 +1,305 @@
+"""The evaluation protocol: the strongest attacks, per image, with checks.
+
+`evaluate_robustness` is the one measurement every study, app and
+documented number uses. It follows Carlini et al. (2019), "On evaluating
+adversarial robustness", and Tramer et al. (2020), "On adaptive attacks to
+adversarial example defenses":
+
+- an ensemble of attacks, each image scored by the worst of them at each
+  budget (not the largest of the attacks' means);
+- the damage itself attacked (PGD on the reconstruction error, with
+  random restarts), beside the latent KL-PGD, the metric's eigen attacks,
+  random directions and a gradient-free attack (SPSA, Uesato et al. 2018);
+- adaptive through a defense: with `defense=`, the damage PGD
+  differentiates through the defended reconstruction, averaging over the
+  defense's randomness (expectation over transformation, Athalye et al.
+  2018), when the defense offers `attack_encode` (as
+  `vaekeras.purification.MCMCReconstruction` does); a defense that offers
+  only `reconstruct` is attacked with the bare model's gradient (BPDA
+  with the identity) and by the gradient-free attack, which queries it;
+- sanity checks that turn a weak or masked evaluation into a flagged one.
+
+The attack members, their names in results: `pgd_kl` (latent KL, on the
+bare encoder), `pgd_damage` (reconstruction error, through the defense),
+`eigen_fisher`, `eigen_output` (one step along the metric's top
+eigenvector, on the bare encoder), `random`, `spsa` (gradient-free,
+through the defense). Every member's adversarial images are scored
+through the defense when one is given.
+"""
+
+import numpy as np
+
+from vaekeras import backend
+from vaekeras import checks
+from vaekeras import latent
+from vaekeras.attacks import adaptive
+from vaekeras.attacks import damage as damage_module
+from vaekeras.attacks import methods
+from vaekeras.attacks import sanity
+
+ENSEMBLE = (
+    "pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output", "random", "spsa",
+)
+GRADIENT_ATTACKS = ("pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output")
+
+
+def evaluate_robustness(
+    model, x, eps, norm=2, defense=None, seed=0, attacks=ENSEMBLE,
+    pgd_iter=50, restarts=2, eot_samples=2, spsa_iter=20, spsa_samples=16,
+    batch_size=128, sanity_checks=True, tolerance=0.05,
+):
+    """Per-image worst-case damage over an ensemble of attacks, checked.
+
+    Damage is the reconstruction's per-pixel MSE against the clean image,
+    minus the clean reconstruction's (both through `defense` when given).
+
+    Args:
+        model: a vaekeras VAE or anything `vaekeras.latent.LatentModel`
+            accepts that has a decoder.
+        x: clean images `(B, H, W, C)` in [0, 1].
+        eps: a budget > 0 or a strictly increasing list of them.
+        norm: 2 or np.inf.
+        defense: None, or a test-time defense with `reconstruct(x)`
+            (e.g. `MCMCReconstruction`); with `attack_encode` and
+            `attack_draws` the damage PGD goes through it (EOT).
+        seed: seeds every random start, direction and draw.
+        attacks: the members to run, a subset of `ENSEMBLE`.
+        pgd_iter: iterations of each PGD run.
+        restarts: runs of each PGD member, >= 1: the first from the
+            clean image, the others from random points of the ball.
+        eot_samples: defense draws averaged per gradient (adaptive PGD).
+        spsa_iter, spsa_samples: iterations and perturbation pairs per
+            iteration of the gradient-free attack.
+        batch_size: images per compiled call.
+        sanity_checks: run the checks (they cost about one more PGD run
+            at one budget and one at the whole box).
+        tolerance: relative slack of the convergence and gradient-free
+            checks.
+
+    Returns:
+        Dict: `eps` (list), `norm`, `worst_damage` `(len(eps), B)` (each
+        image's largest damage over every member and restart),
+        `mean_worst_damage` (list), `area` (the mean worst damage's area
+        over log eps, `vaekeras.curves`' definition), `clean_mse` `(B,)`,
+        `attacks` (per member: `damage` and `latent_kl`, the means at
+        each eps, and `worst_share`, the fraction of images it was the
+        worst for), `checks` (a list of `{"name", "passed", "detail"}`)
+        and `settings`.
+
+    Raises:
+        ValueError: for a bad budget, norm, attack name or image batch, or
+            a model without a decoder.
+
+    Examples:
+        >>> result = evaluate_robustness(model, x[:100], [0.5, 1.0, 2.0])
+        >>> result["mean_worst_damage"], result["checks"]
+    """
+    eps_list = list(checks.grid(
+        [eps] if np.isscalar(eps) else eps, "eps"
+    ))
+    norm = checks.norm(norm)
+    members = tuple(attacks)
+    for name in members:
+        checks.choice("attacks", name, ENSEMBLE)
+    if not members:
+        raise ValueError(
+            "Invalid value received for argument `attacks`: expected at "
+            f"least one of {ENSEMBLE}. Received: attacks={attacks!r}"
+        )
+    restarts = checks.positive_int("restarts", restarts)
+    pgd_iter = checks.positive_int("pgd_iter", pgd_iter)
+    eot_samples = checks.positive_int("eot_samples", eot_samples)
+    tolerance = checks.non_negative("tolerance", tolerance)
+    adapter = latent.LatentModel.of(model)
+    adapter.require_decoder()
+    x = adapter.check_inputs(np.asarray(x, "float32"))
+    x = np.asarray(x, "float32")
+    if defense is not None and not hasattr(defense, "reconstruct"):
+        raise ValueError(
+            "Invalid value received for argument `defense`: expected an "
+            "object with `reconstruct(x)`. Received: "
+            f"defense={type(defense).__name__}"
+        )
+    scorer = Scorer(adapter, x, defense, batch_size)
+    runner = Runner(
+        model, adapter, defense, norm, seed, pgd_iter, restarts,
+        eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
+    )
+
+    per_member = {}
+    for name in members:
+        runs = runner.run(name, x, eps_list)
+        per_member[name] = [
+            [scorer.score(x_adv) for x_adv in run] for run in runs
+        ]
+    worst, owner = _worst(per_member, len(eps_list), len(x))
+    mean_worst = [float(v) for v in worst.mean(axis=1)]
+    result = {
+        "eps": eps_list,
+        "norm": checks.norm_name(norm),
+        "worst_damage": worst,
+        "mean_worst_damage": mean_worst,
+        "area": damage_module.log_eps_area(eps_list, mean_worst),
+        "clean_mse": scorer.clean_mse,
+        "attacks": _summaries(per_member, owner),
+        "checks": [],
+        "settings": {
+            "attacks": list(members), "pgd_iter": pgd_iter,
+            "restarts": restarts, "eot_samples": eot_samples,
+            "spsa_iter": spsa_iter, "spsa_samples": spsa_samples,
+            "seed": seed, "tolerance": tolerance,
+            "defense": None if defense is None else type(defense).__name__,
+            "adaptive": runner.adaptive,
+        },
+    }
+    if sanity_checks:
+        result["checks"] = sanity.run_checks(result, runner, scorer, x)
+    return result
+
+
+class Scorer:
+    """Damage and latent KL of adversarial images, clean error once."""
+
+    def __init__(self, adapter, x, defense, batch_size):
+        self.adapter = adapter
+        self.defense = defense
+        self.batch_size = batch_size
+        self.x = x
+        self.z_mean, self.z_log_var = _encode_numpy(adapter, x, batch_size)
+        self.clean_mse = self.mse(self.reconstruct(x))
+
+    def reconstruct(self, images):
+        if self.defense is None:
+            return self.adapter.reconstruct_numpy(images, self.batch_size)
+        parts = [
+            np.asarray(backend.as_numpy(self.defense.reconstruct(
+                images[i:i + self.batch_size]
+            )), "float32")
+            for i in range(0, len(images), self.batch_size)
+        ]
+        return np.concatenate(parts).reshape(images.shape)
+
+    def mse(self, reconstructions, x=None):
+        x = self.x if x is None else x
+        axes = tuple(range(1, x.ndim))
+        return np.mean((reconstructions - x) ** 2, axis=axes)
+
+    def damage(self, x_adv):
+        """Per-image damage of `x_adv` (aligned with the clean images)."""
+        return self.mse(self.reconstruct(x_adv)) - self.clean_mse
+
+    def score(self, x_adv):
+        mean, log_var = _encode_numpy(self.adapter, x_adv, self.batch_size)
+        kl = damage_module.gaussian_kl_numpy(
+            mean, log_var, self.z_mean, self.z_log_var
+        )
+        return {"damage": self.damage(x_adv), "latent_kl": kl}
+
+
+class Runner:
+    """Makes each member's adversarial images; one object per evaluation,
+    so the checks rerun members with the same settings."""
+
+    def __init__(
+        self, model, adapter, defense, norm, seed, pgd_iter, restarts,
+        eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
+    ):
+        self.model, self.adapter, self.defense = model, adapter, defense
+        self.norm, self.seed = norm, seed
+        self.pgd_iter, self.restarts = pgd_iter, restarts
+        self.eot_samples = eot_samples
+        self.spsa_iter, self.spsa_samples = spsa_iter, spsa_samples
+        self.batch_size = batch_size
+        self.scorer = scorer
+        self.adaptive = defense is not None and hasattr(
+            defense, "attack_encode"
+        )
+
+    def run(self, name, x, eps_list, pgd_iter=None, restarts=None, seed=None):
+        """The member's adversarial images: a list over runs (restarts)
+        of lists over eps."""
+        pgd_iter = pgd_iter or self.pgd_iter
+        restarts = restarts or self.restarts
+        seed = self.seed if seed is None else seed
+        if name in ("pgd_kl", "pgd_damage"):
+            return [
+                self._pgd(name, x, eps_list, pgd_iter, r, seed + r)
+                for r in range(restarts)
+            ]
+        if name == "spsa":
+            return [[
+                adaptive.spsa(
+                    self.scorer, x, eps, self.norm, self.spsa_iter,
+                    self.spsa_samples, seed=seed + 1000 * i,
+                )
+                for i, eps in enumerate(eps_list)
+            ]]
+        if name == "random":
+            attack = methods.RandomAttack(
+                eps=eps_list, norm=self.norm, seed=seed,
+                batch_size=self.batch_size,
+            )
+        else:
+            attack = methods.EigenAttack(
+                self.model, eps=eps_list, norm=self.norm,
+                kind=name.removeprefix("eigen_"),
+                batch_size=self.batch_size,
+            )
+        return [attack.generate(x)]
+
+    def _pgd(self, name, x, eps_list, pgd_iter, restart, seed):
+        if name == "pgd_damage" and self.adaptive:
+            return adaptive.adaptive_damage_pgd(
+                self.adapter, self.defense, x, eps_list, self.norm,
+                pgd_iter, self.eot_samples, restart > 0, seed,
+                self.batch_size,
+            )
+        attack = methods.LatentPGD(
+            self.model, norm=self.norm, eps=eps_list, max_iter=pgd_iter,
+            objective="kl" if name == "pgd_kl" else "damage",
+            random_init=restart > 0, seed=seed, batch_size=self.batch_size,
+        )
+        return attack.generate(x)
+
+
+def _encode_numpy(adapter, x, batch_size):
+    means, log_vars = [], []
+    for i in range(0, len(x), batch_size):
+        mean, log_var = adapter.encode(x[i:i + batch_size])
+        means.append(backend.as_numpy(mean))
+        log_vars.append(backend.as_numpy(log_var))
+    return np.concatenate(means), np.concatenate(log_vars)
+
+
+def _worst(per_member, n_eps, n_images):
+    """Per-image maxima over every member and run, and which member."""
+    worst = np.full((n_eps, n_images), -np.inf)
+    owner = np.empty((n_eps, n_images), dtype=object)
+    for name, runs in per_member.items():
+        for run in runs:
+            for e in range(n_eps):
+                better = run[e]["damage"] > worst[e]
+                worst[e] = np.where(better, run[e]["damage"], worst[e])
+                owner[e][better] = name
+    return worst, owner
+
+
+def _summaries(per_member, owner):
+    out = {}
+    for name, runs in per_member.items():
+        n_eps = len(runs[0])
+        best = [
+            np.max([run[e]["damage"] for run in runs], axis=0)
+            for e in range(n_eps)
+        ]
+        kl = [
+            np.max([run[e]["latent_kl"] for run in runs], axis=0)
+            for e in range(n_eps)
+        ]
+        out[name] = {
+            "damage": [float(np.mean(v)) for v in best],
+            "latent_kl": [float(np.mean(v)) for v in kl],
+            "worst_share": [float(np.mean(owner[e] == name))
+                            for e in range(n_eps)],
+        }
+    return out
