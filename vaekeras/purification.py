@@ -35,7 +35,8 @@ def _energy(view, x, z, likelihood):
 
 def _mcmc_chain(
     view, x, z_mean, z_log_var, noise, momenta, uniforms, step_size, steps,
-    *, leapfrog_steps, likelihood, differentiable=False,
+    *, leapfrog_steps, likelihood, differentiable=False, target_acceptance=None,
+    adaptation_rate=0.0,
 ):
     """`steps` HMC transitions from a posterior draw; (last z, mean z,
     accepted per sample).
@@ -47,6 +48,11 @@ def _mcmc_chain(
     Leapfrog in the coordinates u = z / scale (a diagonal mass matrix of
     1 / scale^2), where the posterior is about unit-sized; the constant
     Jacobian leaves the acceptance ratio unchanged.
+
+    With `target_acceptance`, each chain's step size is multiplied after
+    every transition by 1 + rate * (accepted - target) / target (Kuzina et
+    al.'s rule, per chain instead of per batch, so that one example's
+    chain never depends on the others').
 
     `differentiable`: the chain's output stays differentiable with respect
     to `x` (through the start, the scale and every energy gradient; the
@@ -64,16 +70,16 @@ def _mcmc_chain(
     energy, grad = energy_and_grad(z)
 
     def transition(i, state):
-        z, energy, grad, accepted, total = state
+        z, energy, grad, accepted, total, step = state
         p = ops.take(momenta, i, axis=1)  # (B, d)
         z_new, grad_new = z, grad
-        p_new = p - 0.5 * step_size * scale * grad_new
+        p_new = p - 0.5 * step * scale * grad_new
         for leap in range(leapfrog_steps):
-            z_new = z_new + step_size * scale * p_new
+            z_new = z_new + step * scale * p_new
             energy_new, grad_new = energy_and_grad(z_new)
             if leap < leapfrog_steps - 1:
-                p_new = p_new - step_size * scale * grad_new
-        p_new = p_new - 0.5 * step_size * scale * grad_new
+                p_new = p_new - step * scale * grad_new
+        p_new = p_new - 0.5 * step * scale * grad_new
         log_ratio = (
             energy + 0.5 * ops.sum(ops.square(p), axis=-1)
             - energy_new - 0.5 * ops.sum(ops.square(p_new), axis=-1)
@@ -86,18 +92,25 @@ def _mcmc_chain(
         # The second half of the chain is averaged: a posterior-mean
         # estimate, less noisy than the last state.
         weight = ops.cast(2 * i >= steps - 1, "float32")
+        hit = ops.cast(accept, "float32")
+        if target_acceptance is not None:
+            step = step * (1.0 + adaptation_rate * ops.expand_dims(
+                (hit - target_acceptance) / target_acceptance, -1
+            ))
         return (
             z,
             ops.where(accept, energy_new, energy),
             ops.where(keep, grad_new, grad),
-            accepted + ops.cast(accept, "float32"),
+            accepted + hit,
             total + weight * z,
+            step,
         )
 
     zeros = ops.zeros((ops.shape(x)[0],), "float32")
-    z, _, _, accepted, total = ops.fori_loop(
+    step = ops.ones_like(z[:, :1]) * step_size
+    z, _, _, accepted, total, _ = ops.fori_loop(
         0, steps, transition,
-        (z, energy, grad, zeros, ops.zeros_like(z)),
+        (z, energy, grad, zeros, ops.zeros_like(z), step),
     )
     kept = ops.cast(steps - steps // 2, "float32")
     return z, total / kept, accepted
@@ -132,6 +145,10 @@ class MCMCReconstruction:
         leapfrog_steps: leapfrog steps per HMC transition, >= 1.
         average: `encode` returns the mean of the chain's second half
             (default; a posterior-mean estimate), else its last state.
+        target_acceptance: each chain's step size adapts after every
+            transition toward this acceptance rate (default 0.9 with rate
+            0.01: Kuzina et al.'s defaults); None keeps it fixed.
+        adaptation_rate: the adaptation's rate, >= 0.
         likelihood: the decoder's likelihood; None reads the model's
             (`"bernoulli"` for a SavedModel).
         seed: int or None.
@@ -150,7 +167,8 @@ class MCMCReconstruction:
 
     def __init__(
         self, model, steps=20, step_size=0.3, method="hmc", leapfrog_steps=5,
-        average=True, likelihood=None, seed=None,
+        average=True, likelihood=None, seed=None, target_acceptance=0.9,
+        adaptation_rate=0.01,
     ):
         self.model = model
         self.latent = latent.LatentModel.of(model)
@@ -165,6 +183,13 @@ class MCMCReconstruction:
             likelihood = getattr(model, "likelihood", "bernoulli")
         self.likelihood = checks.choice("likelihood", likelihood, LIKELIHOODS)
         self.average = bool(average)
+        self.target_acceptance = (
+            None if target_acceptance is None
+            else checks.probability("target_acceptance", target_acceptance)
+        )
+        self.adaptation_rate = checks.non_negative(
+            "adaptation_rate", adaptation_rate
+        )
         self.seed = seed
         self._seed_generator = keras.random.SeedGenerator(seed)
         self.acceptance_rate = None
@@ -194,9 +219,10 @@ class MCMCReconstruction:
         chain = self.latent.function(
             functools.partial(
                 _mcmc_chain, leapfrog_steps=self.leapfrog_steps,
-                likelihood=self.likelihood,
+                likelihood=self.likelihood, **self._adaptation(),
             ),
-            ("mcmc_chain", self.leapfrog_steps, self.likelihood),
+            ("mcmc_chain", self.leapfrog_steps, self.likelihood,
+             *self._adaptation().values()),
         )
         # Batch first (B, steps, ...), so that a distribution plan splits
         # the chains by example; drawn steps first, so that one seed gives
@@ -215,13 +241,19 @@ class MCMCReconstruction:
         )
         return (mean if self.average else last), z_log_var
 
+    def _adaptation(self):
+        return {
+            "target_acceptance": self.target_acceptance,
+            "adaptation_rate": self.adaptation_rate,
+        }
+
     # === What an adaptive attack needs (`vaekeras.attacks.protocol`) ===
 
     def attack_key(self):
         """The settings a compiled attack through this chain depends on."""
         return (
             "mcmc", self.steps, self.step_size, self.leapfrog_steps,
-            self.likelihood, self.average,
+            self.likelihood, self.average, *self._adaptation().values(),
         )
 
     def attack_draws(self, batch, latent_dim, rounds, seed_generator):
@@ -263,6 +295,7 @@ class MCMCReconstruction:
             view, x, z_mean, z_log_var, noise, momenta, uniforms,
             self.step_size, self.steps, leapfrog_steps=self.leapfrog_steps,
             likelihood=self.likelihood, differentiable=True,
+            **self._adaptation(),
         )
         return (mean if self.average else last), z_log_var
 

@@ -34,6 +34,7 @@ from vaekeras.attacks.budget import check_eps
 from vaekeras.attacks.budget import check_norm
 from vaekeras.attacks.budget import fit_to_budget
 from vaekeras.attacks.budget import gaussian_kl
+from vaekeras.attacks.budget import gaussian_w2
 from vaekeras.attacks.budget import symmetric_kl
 from vaekeras.attacks.damage import damage_curve
 from vaekeras.attacks.damage import evaluate_attack
@@ -56,7 +57,8 @@ __all__ = [
     "NAMED_EIGEN_ATTACKS", "NORMS", "OBJECTIVES", "RandomAttack",
     "TargetedLatentAttack",
     "check_eps", "check_norm", "damage_curve", "evaluate_attack",
-    "evaluate_robustness", "fit_to_budget", "gaussian_kl", "log_eps_area",
+    "evaluate_robustness", "fit_to_budget", "gaussian_kl", "gaussian_w2",
+    "log_eps_area",
     "make_attack", "ssim", "symmetric_kl",
     "worst_case_inputs",
 ]

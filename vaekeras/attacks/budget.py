@@ -50,6 +50,20 @@ def gaussian_kl(mean_a, log_var_a, mean_b, log_var_b):
     )
 
 
+def gaussian_w2(mean_a, log_var_a, mean_b, log_var_b):
+    """Squared 2-Wasserstein distance of two diagonal Gaussians, per sample.
+
+    W2^2 = ||mu_a - mu_b||^2 + ||sigma_a - sigma_b||^2. Unlike the KL it
+    does not divide by the variances, so it stays bounded as posteriors
+    sharpen.
+    """
+    sigma_a = ops.exp(0.5 * clip_log_var(log_var_a))
+    sigma_b = ops.exp(0.5 * clip_log_var(log_var_b))
+    return ops.sum(
+        ops.square(mean_a - mean_b) + ops.square(sigma_a - sigma_b), axis=-1
+    )
+
+
 def flat(v):
     """`(B, ...)` to `(B, D)`."""
     return ops.reshape(v, (ops.shape(v)[0], -1))

@@ -15,7 +15,7 @@ from vaekeras import geometry
 from vaekeras import latent
 from vaekeras.attacks import budget as ball
 
-OBJECTIVES = ("kl", "mean", "reconstruction", "damage")
+OBJECTIVES = ("kl", "w2", "mean", "reconstruction", "damage")
 
 
 def damage(decoded, x):
@@ -38,6 +38,8 @@ def attack_objective(view, name, x_adv, args):
         return ops.sum(ops.square(ball.flat(change)), axis=-1)
     if name == "kl":
         return ball.gaussian_kl(mean, log_var, *args)
+    if name == "w2":
+        return ball.gaussian_w2(mean, log_var, *args)
     x, target_mean, target_log_var, reg = args  # "targeted"
     distance = ball.symmetric_kl(mean, log_var, target_mean, target_log_var)
     # Smoothed at 0, where the gradient of the norm is undefined.
@@ -135,14 +137,16 @@ def random_fit(x, delta, eps, norm, clip_min, clip_max):
 
 def worst_case_inputs(
     encoder, x, z_mean, z_log_var, eps, norm=2, steps=1, seed=None,
-    clip_min=0.0, clip_max=1.0,
+    clip_min=0.0, clip_max=1.0, objective="kl",
 ):
-    """`LatentPGD` on the KL, as a traceable function for training steps.
+    """`LatentPGD` as a traceable function for training steps.
 
     The same projected steps as `LatentPGD` (`steps` of them, step size
-    2.5 * eps / steps, best iterate kept), written to run inside a
-    compiled `train_step` on every backend: on the live weights, with no
-    compilation of its own. The result carries no gradient.
+    2.5 * eps / steps, best iterate kept) on the latent divergence
+    `objective` (`"kl"` or `"w2"`) from the clean encoding, written to
+    run inside a compiled `train_step` on every backend: on the live
+    weights, with no compilation of its own. The result carries no
+    gradient.
 
     Args:
         encoder: Keras model `x -> [z_mean, z_log_var]`.
@@ -153,10 +157,12 @@ def worst_case_inputs(
         steps: PGD steps >= 1.
         seed: a `keras.random.SeedGenerator` (or int) for the start.
         clip_min, clip_max: pixel range.
+        objective: `"kl"` (KL(q(z|x_adv) || q(z|x))) or `"w2"` (the
+            squared 2-Wasserstein distance of the two posteriors).
 
     Returns:
-        `x_adv` `(B, H, W, C)`, within eps of `x`, with
-        KL(q(z|x_adv) || q(z|x)) as large as the steps found.
+        `x_adv` `(B, H, W, C)`, within eps of `x`, with the divergence as
+        large as the steps found.
 
     Examples:
         >>> x_adv = worst_case_inputs(encoder, x, *encoder(x), eps=1.0)
@@ -168,7 +174,7 @@ def worst_case_inputs(
     x_adv = gradient_loop(
         view, x, start, eps, 2.5 * eps / steps, steps + 1,
         ops.stop_gradient(z_mean), ops.stop_gradient(z_log_var),
-        objective="kl", norm=norm, ascend=True, clip_min=clip_min,
+        objective=objective, norm=norm, ascend=True, clip_min=clip_min,
         clip_max=clip_max,
     )
     return ops.stop_gradient(x_adv)

@@ -8,6 +8,7 @@ change the reconstruction by r (`certified_radius`), after Barrett et al.
 
 import math
 import statistics
+import warnings
 import weakref
 
 import keras
@@ -37,7 +38,14 @@ _SHAPE_LAYERS = (
 # goes with its layer.
 _NORMS = weakref.WeakKeyDictionary()
 _POWER_MAX_ITERATIONS = 2000
+# Relative change at which power iteration stops: float64 products (a
+# Dense kernel) and float32 ones (a convolution run by the backend).
 _POWER_TOLERANCE = 1e-10
+_POWER_TOLERANCE_FLOAT32 = 1e-6
+# LAPACK's singular values carry a relative error of a small multiple of
+# float64's epsilon (about 1e-16 per operation); this margin covers it
+# many times over, so the bounds stay upper bounds.
+SVD_SAFETY = 1.0 + 1e-9
 
 
 def _activation_lipschitz(layer, activation):
@@ -51,12 +59,13 @@ def _activation_lipschitz(layer, activation):
     return ACTIVATION_LIPSCHITZ[name]
 
 
-def _power_norm(gram, start):
+def _power_norm(gram, start, what="operator", tolerance=_POWER_TOLERANCE):
     """Largest singular value of a linear map by power iteration on A^T A.
 
-    Iterates until the estimate changes by less than `_POWER_TOLERANCE`
+    Iterates until the estimate changes by less than `tolerance`
     (relative); the estimate ||A^T A v|| (unit v) approaches sigma_max^2
-    from below.
+    from below, so the result is a lower bound. Warns when the iteration
+    cap is reached first.
     """
     v = start / np.linalg.norm(start)
     estimate = 0.0
@@ -66,62 +75,158 @@ def _power_norm(gram, start):
         if new == 0.0:
             return 0.0
         v = w / new
-        if abs(new - estimate) <= _POWER_TOLERANCE * new:
-            estimate = new
-            break
+        if abs(new - estimate) <= tolerance * new:
+            return math.sqrt(new)
         estimate = new
+    warnings.warn(
+        f"Power iteration on the {what} stopped at its cap of "
+        f"{_POWER_MAX_ITERATIONS} steps before converging to a relative "
+        f"change of {tolerance:g}; the estimate is a lower bound.",
+        RuntimeWarning, stacklevel=3,
+    )
     return math.sqrt(estimate)
 
 
-def operator_norm(layer, input_shape, kernel=None):
+def _fft_grid(layer, input_shape):
+    """A circular grid on which the layer's polyphase convolution embeds
+    without wrap-around: at least its full output size.
+
+    A strided convolution of an (H, W) input is, phase by phase, a
+    stride-1 convolution of inputs of ceil(H / s) rows with sub-kernels of
+    ceil(k / s) rows; a transposed one is the adjoint of a strided one
+    whose input is its own full output, (H - 1) s + k rows. One more row
+    and column than needed keeps every padding inside.
+    """
+    kh, kw = layer.kernel.shape[:2]
+    sh, sw = layer.strides
+    h, w = input_shape[1:3]
+    if isinstance(layer, keras.layers.Conv2DTranspose):
+        h, w = (h - 1) * sh + kh, (w - 1) * sw + kw
+    return (
+        -(-h // sh) + -(-kh // sh) + 1, -(-w // sw) + -(-kw // sw) + 1,
+    )
+
+
+def conv_norm_bound(kernel, grid, strides=(1, 1)):
+    """An upper bound on a 2-D convolution's spectral norm (L2 to L2).
+
+    The singular values of a circular convolution on a `grid` are those of
+    the channel matrices of the kernel's 2-D discrete Fourier transform at
+    the grid's frequencies (Sedghi, Gupta, Long, "The singular values of
+    convolutional layers", ICLR 2019), so their largest is its exact
+    norm, here from LAPACK's SVD in float64 times `SVD_SAFETY`. A
+    convolution with strides (s1, s2) is first written as a stride-1 one
+    on its s1 s2 input phases (the polyphase form: sub-kernel (p, q) is
+    kernel[p::s1, q::s2], stacked along the input channels), an exact
+    rewriting. A zero-padded convolution (any padding) is a restriction
+    of the circular one on a grid it embeds in without wrap, and a
+    transposed convolution the adjoint of a strided one with the same
+    kernel: each has at most the bound.
+
+    Args:
+        kernel: `(kh, kw, c_a, c_b)`, a Keras Conv2D or Conv2DTranspose
+            kernel (the two layouts have the same singular values).
+        grid: `(N1, N2)`, at least the sub-kernels' size.
+        strides: the layer's strides.
+
+    Returns:
+        A float.
+    """
+    kernel = np.asarray(kernel, "float64")
+    sh, sw = strides
+    kh, kw = -(-kernel.shape[0] // sh), -(-kernel.shape[1] // sw)
+    phases = []
+    for p in range(sh):
+        for q in range(sw):
+            sub = np.zeros((kh, kw, *kernel.shape[2:]))
+            part = kernel[p::sh, q::sw]
+            sub[:part.shape[0], :part.shape[1]] = part
+            phases.append(sub)
+    stacked = np.concatenate(phases, axis=2)  # (kh, kw, s1 s2 c_a, c_b)
+    spectrum = np.fft.fft2(stacked, s=tuple(grid), axes=(0, 1))
+    values = np.linalg.svd(
+        spectrum.reshape(-1, *stacked.shape[2:]), compute_uv=False
+    )
+    return float(values.max()) * SVD_SAFETY
+
+
+def operator_norm(layer, input_shape, kernel=None, bound=True):
     """Spectral norm of the linear part of a Dense or convolution layer.
 
-    Power iteration on A^T A, run to a relative change of 1e-10: on the
-    kernel matrix for Dense, on the convolution operator itself (one
-    convolution and its transpose per step, at the layer's input size)
-    for Conv2D and Conv2DTranspose. Cached per layer, kernel value and
-    input shape, so repeated certificates of one model cost nothing.
+    With `bound` (default, what certificates use): an upper bound that is
+    proven to hold, the exact float64 SVD of the kernel for Dense and
+    `conv_norm_bound` for Conv2D and Conv2DTranspose (dilation 1), each
+    times `SVD_SAFETY`. Without it: power iteration on A^T A on the
+    operator itself (one convolution and its transpose per step, at the
+    layer's input size), run to a relative change of 1e-10 (Dense, in
+    float64; convolutions, run in float32 by the backend: 1e-6), a lower
+    estimate; the gap between the two is the bound's looseness (zero for
+    Dense). Cached per layer, kernel value, input shape and kind, so
+    repeated certificates of one model cost nothing.
 
     Args:
         layer: a `Dense`, `Conv2D` or `Conv2DTranspose`.
         input_shape: the layer's input shape (batch axis first).
         kernel: the kernel to use (default: the layer's own).
+        bound: an upper bound (True) or the power-iteration estimate.
 
     Returns:
-        A float, the largest singular value.
+        A float.
+
+    Raises:
+        ValueError: for a dilated convolution with `bound`.
     """
     kernel = np.asarray(ops.convert_to_numpy(
         layer.kernel if kernel is None else kernel
     ), dtype="float64")
     norms = _NORMS.setdefault(layer, {})
-    key = (hash(kernel.tobytes()), tuple(input_shape[1:]))
+    key = (hash(kernel.tobytes()), tuple(input_shape[1:]), bool(bound))
     if key in norms:
         return norms[key]
-    rng = np.random.default_rng(0)
-    if isinstance(layer, keras.layers.Dense):
-        value = _power_norm(
-            lambda v: kernel @ (kernel.T @ v),
-            rng.normal(size=kernel.shape[0]),
-        )
+    if bound:
+        value = _norm_bound(layer, input_shape, kernel)
     else:
-        shape = (1, *tuple(input_shape[1:]))
-        kernel_t = ops.convert_to_tensor(kernel.astype("float32"))
-
-        def apply(v):
-            return linear_part(layer, v, kernel_t)
-
-        def gram(v):
-            v = ops.convert_to_tensor(v.reshape(shape).astype("float32"))
-            out = backend.input_vjp(
-                apply, v, apply(v), differentiable=False
-            )
-            return np.asarray(
-                ops.convert_to_numpy(out), "float64"
-            ).ravel()
-
-        value = _power_norm(gram, rng.normal(size=int(np.prod(shape))))
+        value = _power_estimate(layer, input_shape, kernel)
     norms[key] = value
     return value
+
+
+def _norm_bound(layer, input_shape, kernel):
+    if isinstance(layer, keras.layers.Dense):
+        return float(np.linalg.norm(kernel, 2)) * SVD_SAFETY
+    if tuple(layer.dilation_rate) != (1, 1):
+        raise ValueError(
+            f"Cannot bound the spectral norm of layer {layer.name!r}: "
+            f"dilation_rate={tuple(layer.dilation_rate)}; certificates "
+            "cover undilated convolutions."
+        )
+    return conv_norm_bound(
+        kernel, _fft_grid(layer, input_shape), tuple(layer.strides)
+    )
+
+
+def _power_estimate(layer, input_shape, kernel):
+    rng = np.random.default_rng(0)
+    if isinstance(layer, keras.layers.Dense):
+        return _power_norm(
+            lambda v: kernel @ (kernel.T @ v),
+            rng.normal(size=kernel.shape[0]), f"kernel of {layer.name!r}",
+        )
+    shape = (1, *tuple(input_shape[1:]))
+    kernel_t = ops.convert_to_tensor(kernel.astype("float32"))
+
+    def apply(v):
+        return linear_part(layer, v, kernel_t)
+
+    def gram(v):
+        v = ops.convert_to_tensor(v.reshape(shape).astype("float32"))
+        out = backend.input_vjp(apply, v, apply(v), differentiable=False)
+        return np.asarray(ops.convert_to_numpy(out), "float64").ravel()
+
+    return _power_norm(
+        gram, rng.normal(size=int(np.prod(shape))),
+        f"convolution {layer.name!r}", _POWER_TOLERANCE_FLOAT32,
+    )
 
 
 def layer_lipschitz(layer, input_shape):

@@ -25,9 +25,12 @@ class LipschitzVAE(VAE):
     perturbation that can change the reconstruction by r has a certified
     lower bound (`certified_radius`). Here every Dense and convolution is
     spectrally normalised (`vaekeras.layers.SpectralNorm`), activations
-    are ReLU, and sigma = max_std * sigmoid(h) (`BoundedLogVariance`), so
-    for the MLP: L_mu <= 1, L_sigma <= max_std / 4, L_dec <= 1 / 4 (the
-    output sigmoid). The loss is the beta-VAE's; build one with
+    are ReLU, and sigma = max_std * sigmoid(h) (`BoundedLogVariance`).
+    The mean head's spectral norm is `encoder_lipschitz` and the decoder's
+    logits layer's `decoder_lipschitz`, every other layer's 1, so for the
+    MLP: L_mu <= encoder_lipschitz, L_sigma <= max_std / 4 and L_dec <=
+    decoder_lipschitz / 4 (the output sigmoid's slope is at most 1/4; with
+    the defaults 1, 0.25 and 2.5). The loss is the beta-VAE's; build one with
     `build_lipschitz_vae`. The model checks at construction that its
     encoder and decoder are built that way.
 

@@ -25,16 +25,18 @@ def _log_normal(z, mean, log_var):
 
 
 def kl_decomposition(z, z_mean, z_log_var, dataset_size=None):
-    """Minibatch-weighted-sampling estimates of the KL's three parts.
+    """Minibatch-stratified-sampling estimates of the KL's three parts.
 
     E_x KL(q(z|x) || p(z)) = MI(x; z) + TC(z) + sum_k KL(q(z_k) || p(z_k))
     (Chen et al. 2018, "Isolating sources of disentanglement in VAEs"),
-    each term estimated from one sample z_i ~ q(z|x_i) per input by
-    minibatch weighted sampling: q(z_i) ~ q(z_i|x_i) / N + (N - 1) /
-    (N (M - 1)) sum_{j != i} q(z_i|x_j), and the same per dimension for
-    the marginals q(z_i,k). (Implementations that normalise by N M
-    instead shift TC by (d - 1) log(N M): harmless for gradients, wrong
-    as a reported value.)
+    each term estimated from one sample z_i ~ q(z|x_i) per input by Chen
+    et al.'s minibatch stratified sampling (MSS): q(z_i) ~ q(z_i|x_i) / N
+    + (N - 1) / (N (M - 1)) sum_{j != i} q(z_i|x_j), and the same per
+    dimension for the marginals q(z_i,k). (Their other estimator,
+    minibatch weighted sampling, weighs every batch member 1 / (N M); an
+    implementation that leaves out its normalisation, a plain logsumexp,
+    reports TC shifted by -(d - 1) log(N M): harmless for gradients, wrong
+    as a value.)
 
     Args:
         z: samples `(M, d)`, z_i ~ q(z|x_i).
@@ -54,8 +56,8 @@ def kl_decomposition(z, z_mean, z_log_var, dataset_size=None):
     batch = ops.shape(z)[0]
     m = ops.cast(batch, "float32")
     n = m if dataset_size is None else float(dataset_size)
-    # Minibatch weighted sampling: z_i's own posterior stands for 1 / N of
-    # the aggregate, each other batch member for (N - 1) / (N (M - 1)).
+    # Minibatch stratified sampling: z_i's own posterior stands for 1 / N
+    # of the aggregate, each other batch member for (N - 1) / (N (M - 1)).
     own = ops.eye(batch)
     log_weights = own * (-ops.log(n)) + (1.0 - own) * (
         ops.log(n - 1.0 + 1e-30) - ops.log(n) - ops.log(
@@ -88,11 +90,11 @@ class TCVAE(VAE):
     """Beta-VAE with an extra weight on the total correlation.
 
     Loss: `reconstruction + beta * KL + tc_weight * TC`, with TC the total
-    correlation of the aggregate posterior estimated by minibatch-weighted
-    sampling (`kl_decomposition`). Since KL = MI + TC + dimension-wise KL
-    in expectation, `beta = 1, tc_weight = b - 1` is Chen et al.'s
-    beta-TCVAE with weight b on TC. Reports `mutual_information`,
-    `total_correlation` and `dimensionwise_kl` (batch estimates; MWS is
+    correlation of the aggregate posterior estimated by minibatch
+    stratified sampling (`kl_decomposition`). Since KL = MI + TC +
+    dimension-wise KL in expectation, `beta = 1, tc_weight = b - 1` is
+    Chen et al.'s beta-TCVAE with weight b on TC. Reports `mutual_information`,
+    `total_correlation` and `dimensionwise_kl` (batch estimates; MSS is
     biased for small batches, so compare them at one batch size).
 
     Args:
