@@ -7,7 +7,8 @@ eigen on the Fisher and output metrics, random; `vaekeras.curves`), and
 protocol through test-time MCMC on fewer digits and budgets.
 
 Usage:
-    python benchmarks/bench_protocol.py --run_dir=saved_models/mnist_5k_mlp_beta1
+    python benchmarks/bench_protocol.py \
+        --run_dir=saved_models/mnist_5k_mlp_beta1
 """
 
 import argparse
