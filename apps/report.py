@@ -44,6 +44,18 @@ _QUICK = flags.DEFINE_bool(
     "quick", False,
     "Smoke version: fewer models, points, budgets and steps (defenses).",
 )
+_SEEDS = flags.DEFINE_integer(
+    "seeds", None,
+    "Training seeds per configuration, from --seed on (default: 3; 1 "
+    "with --quick). Gaps the seeds' spread does not separate are "
+    "reported as not distinguishable.",
+    lower_bound=1,
+)
+_MCMC_EXAMPLES = flags.DEFINE_integer(
+    "mcmc_examples", None,
+    "Test points attacked through test-time MCMC (defenses; default 32).",
+    lower_bound=1,
+)
 _MCMC_STEPS = flags.DEFINE_integer(
     "mcmc_steps", 20, "HMC steps of the test-time defense (defenses).",
     lower_bound=1,
@@ -109,7 +121,9 @@ def main(argv):
             eps=tuple(cli.parse_float_list("eps", _EPS.value)),
             pgd_iter=_PGD_ITER.value,
             quick=_QUICK.value,
+            seeds=_SEEDS.value,
             mcmc_steps=_MCMC_STEPS.value,
+            mcmc_examples=_MCMC_EXAMPLES.value,
             distribution=_DISTRIBUTION.value,
             overwrite=_OVERWRITE.value,
             verbose=_VERBOSE.value,

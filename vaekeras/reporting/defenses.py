@@ -1,5 +1,7 @@
 """The defenses study's figures and Markdown report."""
 
+import numpy as np
+
 from vaekeras.reporting.common import fmt
 from vaekeras.reporting.common import pyplot
 from vaekeras.reporting.common import save_figure
@@ -13,96 +15,139 @@ def label(row):
     return row["name"] + (" + MCMC" if row["mcmc"] else "")
 
 
+def pm(summary, digits=4):
+    """`mean ± std` of a seed summary ("mean" alone for one seed)."""
+    if summary is None:
+        return "n/a"
+    if summary["n"] < 2:
+        return fmt(summary["mean"], digits)
+    return f"{fmt(summary['mean'], digits)} ± {fmt(summary['std'], digits)}"
+
+
+def _mean(summary):
+    return float("nan") if summary is None else summary["mean"]
+
+
+def _std(summary):
+    return 0.0 if summary is None else summary["std"]
+
+
 def figures(report, entries, out):
-    """The Pareto plot and the damage-vs-eps curves; their file names.
+    """The Pareto plot, the MCMC comparison and the worst-damage curves;
+    their file names.
 
     Args:
         report: what `vaekeras.studies.defenses` summarised (its `models`
-            rows).
-        entries: the models, each with `name`, `family` and `analysis`.
+            rows, seed summaries).
+        entries: the models (one per seed), each with `name`, `family`
+            and `analysis`.
         out: the report folder.
     """
     plt = pyplot()
-    report_rows = report["models"]
+    rows = report["models"]
+    plain = [r for r in rows if not r["mcmc"]]
     names = {}
-    fig, ax = plt.subplots(figsize=(11, 5.5))
     colors = {f: f"C{i}" for i, f in enumerate(FAMILIES)}
+    fig, ax = plt.subplots(figsize=(11, 5.5))
     for fam in FAMILIES:
-        for mcmc in (False, True):
-            pts = [r for r in report_rows
-                   if r["family"] == fam and r["mcmc"] == mcmc]
-            if not pts:
-                continue
-            ax.scatter(
-                [r["clean_mse"] for r in pts], [r["worst_area"] for r in pts],
-                marker=MARKERS[fam], s=45,
-                facecolors="none" if mcmc else colors[fam],
-                edgecolors=colors[fam],
-                label=fam + (" + MCMC" if mcmc else ""),
-            )
+        pts = [r for r in plain if r["family"] == fam]
+        if not pts:
+            continue
+        ax.errorbar(
+            [_mean(r["clean_mse"]) for r in pts],
+            [_mean(r["worst_area"]) for r in pts],
+            xerr=[_std(r["clean_mse"]) for r in pts],
+            yerr=[_std(r["worst_area"]) for r in pts],
+            fmt=MARKERS[fam], color=colors[fam], markersize=6,
+            elinewidth=0.8, capsize=2, label=fam,
+        )
     frontier = sorted(
-        (r for r in report_rows if r["on_frontier"]),
-        key=lambda r: r["clean_mse"],
+        (r for r in plain if r["on_frontier"]),
+        key=lambda r: _mean(r["clean_mse"]),
     )
     if frontier:
-        xs = [r["clean_mse"] for r in frontier]
-        ys = [r["worst_area"] for r in frontier]
-        ax.step(xs, ys, where="post", color="k", linewidth=1,
-                label="Pareto frontier")
+        ax.step([_mean(r["clean_mse"]) for r in frontier],
+                [_mean(r["worst_area"]) for r in frontier],
+                where="post", color="k", linewidth=1,
+                label="Pareto frontier (seed means)")
         # Labels in a column beside the plot, top to bottom in the
         # frontier's order (its damage falls as its clean error grows, so
-        # leader lines do not cross): neighbours on the frontier often sit
-        # closer than a label's height.
+        # leader lines do not cross).
         for i, r in enumerate(frontier):
             ax.annotate(
-                f"{i + 1}. {label(r)}", (r["clean_mse"], r["worst_area"]),
+                f"{i + 1}. {label(r)}",
+                (_mean(r["clean_mse"]), _mean(r["worst_area"])),
                 xytext=(1.03, 0.96 - 0.94 * i / max(len(frontier), 1)),
                 textcoords="axes fraction", fontsize=7, va="bottom",
                 arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
             )
     ax.set_xscale("log")
-    if all(r["worst_area"] > 0 for r in report_rows):
+    if all(_mean(r["worst_area"]) > 0 for r in plain):
         ax.set_yscale("log")
     ax.set_xlabel("clean reconstruction MSE (per pixel)")
-    ax.set_ylabel("worst attack's area under damage (L2 grid)")
-    ax.set_title("Robustness against reconstruction error "
-                 "(lower left is better)", fontsize=10)
+    ax.set_ylabel("area under the per-image worst damage (L2 grid)")
+    ax.set_title("Robustness against reconstruction error, mean ± std over "
+                 "seeds (lower left is better)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
-    # Upper right: the region no good model is in.
     ax.legend(fontsize=7, loc="upper right")
     names["frontier"] = save_figure(fig, out, "frontier.png")
 
-    attacks_l2 = [
-        key for key in (entries[0]["analysis"]["curves"] if entries else {})
-        if key.endswith("_l2")
-    ]
-    panels = max(len(attacks_l2), 1)
-    fig, axes = plt.subplots(
-        1, panels, figsize=(4 * panels + 2.5, 4.2), sharey=True,
-        squeeze=False,
-    )
-    # One colour per model (a family's models share its marker), so any
-    # single model can be followed across the panels: tab20's ten dark
-    # hues first, then their light twins.
-    palette = plt.get_cmap("tab20")
-
-    def distinct(i):
-        return (2 * i) % 20 + (i // 10) % 2
-    for ax, key in zip(axes[0], attacks_l2):
-        for i, entry in enumerate(entries):
-            c = entry["analysis"]["curves"][key]
-            ax.plot(c["eps"], c["reconstruction_damage"],
-                    marker=MARKERS[entry["family"]], markersize=4,
-                    color=palette(distinct(i)), linewidth=1.2,
-                    label=entry["name"])
+    with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
+    pairs = [(r, with_mcmc[r["name"]]) for r in plain
+             if r["name"] in with_mcmc and r.get("mcmc_reference_area")]
+    if pairs:
+        fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        for fam in FAMILIES:
+            pts = [(b, m) for b, m in pairs if b["family"] == fam]
+            if not pts:
+                continue
+            ax.errorbar(
+                [_mean(b["mcmc_reference_area"]) for b, _ in pts],
+                [_mean(m["worst_area"]) for _, m in pts],
+                xerr=[_std(b["mcmc_reference_area"]) for b, _ in pts],
+                yerr=[_std(m["worst_area"]) for _, m in pts],
+                fmt=MARKERS[fam], color=colors[fam], markersize=6,
+                elinewidth=0.8, capsize=2, label=fam,
+            )
+        values = [_mean(b["mcmc_reference_area"]) for b, _ in pairs] + [
+            _mean(m["worst_area"]) for _, m in pairs
+        ]
+        low, high = min(values) * 0.8, max(values) * 1.25
+        ax.plot([low, high], [low, high], color="0.5", linewidth=1,
+                linestyle="--", label="no effect")
         ax.set_xscale("log")
-        ax.set_title(key.replace("_l2", "").replace("_", " ") + " (L2)",
+        ax.set_yscale("log")
+        ax.set_xlabel("worst-damage area, bare model")
+        ax.set_ylabel("worst-damage area through MCMC (adaptive attack)")
+        ax.set_title("Test-time MCMC under an attack through the chain\n"
+                     "(above the line: the defense adds damage)",
                      fontsize=10)
-        ax.set_xlabel("L2 eps")
         ax.grid(alpha=0.3, which="both")
-    axes[0, 0].set_ylabel("damage: MSE(adv) - MSE(clean)")
-    axes[0, -1].legend(fontsize=8, loc="upper left",
-                       bbox_to_anchor=(1.02, 1.0))
+        ax.legend(fontsize=7, loc="upper left")
+        names["mcmc"] = save_figure(fig, out, "mcmc.png")
+
+    grouped = {}
+    for entry in entries:
+        grouped.setdefault(entry.get("base_name", entry["name"]), []).append(
+            entry
+        )
+    fig, ax = plt.subplots(figsize=(9, 5))
+    palette = plt.get_cmap("tab20")
+    for i, (name, members) in enumerate(grouped.items()):
+        curves_ = [m["analysis"]["protocol"] for m in members]
+        mean = np.mean([c["mean_worst_damage"] for c in curves_], axis=0)
+        ax.plot(curves_[0]["eps"], mean,
+                marker=MARKERS.get(members[0]["family"], "o"), markersize=4,
+                color=palette((2 * i) % 20 + (i // 10) % 2), linewidth=1.2,
+                label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("L2 eps")
+    ax.set_ylabel("mean over images of the worst damage")
+    ax.set_title("Per-image worst damage over the attack ensemble "
+                 "(seed mean)", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     names["damage_curves"] = save_figure(fig, out, "damage_curves.png")
     return names
 
@@ -110,79 +155,102 @@ def figures(report, entries, out):
 def markdown(report):
     """The defenses study's report as Markdown."""
     cfg = report["config"]
-    grids = report["grids"]
-    attack_keys = [
-        k for k in (report["models"][0]["area"] if report["models"] else {})
-    ]
+    settings = report.get("settings", {})
+    grid = settings.get("grid", [])
+    rows = report["models"]
+    plain = [r for r in rows if not r["mcmc"]]
+    with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
     lines = [
         "# vaekeras defenses report",
         "",
         f"Data: `{report['dataset']}` test split ({cfg['num_examples']} "
         f"points for clean error and spectral radius, "
-        f"{cfg['attack_examples']} for the attacks). {cfg['architecture']} "
-        f"VAEs, latent {cfg['latent_dim']}, {cfg['epochs']} "
-        f"epoch{'s' if cfg['epochs'] != 1 else ''} each, "
-        f"seed {cfg['seed']}. L2 grid "
-        f"{', '.join(f'{e:g}' for e in grids.get('l2', []))}; Linf grid "
-        f"{', '.join(f'{e:g}' for e in grids.get('linf', []))}; PGD "
-        f"{cfg['pgd_iter']} iterations; MCMC {cfg['mcmc_steps']} HMC steps. "
+        f"{cfg['attack_examples']} for the attacks, the first "
+        f"{cfg['mcmc_examples']} of them through MCMC). "
+        f"{cfg['architecture']} VAEs, latent {cfg['latent_dim']}, "
+        f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''} each, "
+        f"seeds {cfg['seed']}-{cfg['seed'] + cfg['seeds'] - 1} per "
+        f"configuration. L2 grid {', '.join(f'{e:g}' for e in grid)}; "
+        f"MCMC ({cfg['mcmc_steps']} HMC steps) at "
+        f"{', '.join(f'{e:g}' for e in settings.get('mcmc_grid', []))}. "
         f"Wall time {report['seconds']} s.",
         "",
-        "Area under damage: the mean over log eps of MSE(adv) - MSE(clean) "
-        "(`vaekeras.curves.area_under_damage`); the worst attack's area over "
-        "the L2 grid is the robustness axis of the frontier (lower is more "
-        "robust). With MCMC, clean error and damage are measured through "
-        "the test-time defense (the attacks see the plain model).",
+        "Every number comes from the evaluation protocol "
+        "(`vaekeras.attacks.evaluate_robustness`): per image, the largest "
+        "damage (MSE(adv) - MSE(clean)) over KL-PGD and damage PGD "
+        f"({settings.get('pgd_iter')} iterations, "
+        f"{settings.get('restarts')} restarts), the eigen attacks (Fisher, "
+        "output), random directions and SPSA; areas are the mean over log "
+        "eps of the mean worst damage. Through MCMC the damage PGD "
+        "differentiates through the chain (EOT over "
+        f"{settings.get('eot_samples')} draws). Values are mean ± sample "
+        "std over seeds; two values are \"not distinguishable\" unless "
+        "their means differ by more than twice the standard error of the "
+        "difference.",
         "",
     ]
     if cfg.get("quick"):
         lines += [
             "**Smoke run (`--quick`).** Models of "
             f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''} "
-            f"measured on {cfg['attack_examples']} points: it checks that "
-            "the study runs end to end; its numbers and verdicts say "
-            "nothing about the defenses.",
+            f"measured on {cfg['attack_examples']} points with one seed: "
+            "it checks that the study runs end to end; its numbers and "
+            "verdicts say nothing about the defenses.",
             "",
         ]
     if report.get("mix_note"):
         lines += [f"**Note.** {report['mix_note']}", ""]
     lines += ["## Frontier", "", report["verdict"], ""]
+    failed = [r for r in plain if r["checks_failed"]]
+    lines += ["## Sanity checks", ""]
+    if failed:
+        lines += [
+            f"- {r['name']}: {', '.join(r['checks_failed'])} failed for "
+            "at least one seed (its numbers are lower bounds of unknown "
+            "quality)" for r in failed
+        ] + [""]
+    else:
+        lines += ["Every check passed for every model and seed.", ""]
     mix = report.get("mixup")
     if mix:
         lines += [
             "## Mixup (the paper's claim 3)", "",
-            f"**{'Supported' if mix['supported'] else 'Not supported'}.** "
-            + mix["summary"], "",
+            f"**{mix['verdict'].capitalize()}.** " + mix["summary"], "",
             "| mixup variant | clean MSE | worst area | best beta-VAE at most "
-            "as clean (clean MSE, worst area) |",
-            "|---|---:|---:|---|",
+            "as clean (clean MSE, worst area) | outcome |",
+            "|---|---:|---:|---|---|",
         ]
         for v in mix["variants"]:
             b = v["best_beta_at_most_this_clean_mse"]
             lines.append(
-                f"| {v['name']} | {v['clean_mse']:.4f} | "
-                f"{v['worst_area']:.4f} | "
+                f"| {v['name']} | {pm(v['clean_mse'])} | "
+                f"{pm(v['worst_area'])} | "
                 + ("none" if b is None else
-                   f"{b['name']} ({b['clean_mse']:.4f}, "
-                   f"{b['worst_area']:.4f})") + " |"
+                   f"{b['name']} ({pm(b['clean_mse'])}, "
+                   f"{pm(b['worst_area'])})") + f" | {v['outcome']} |"
             )
         lines.append("")
     lines += [
         "## Models", "",
-        "| model | family | MCMC | clean MSE | "
-        + " | ".join(f"area {k}" for k in attack_keys)
-        + " | median radius (fisher) | certified radius (r = 1) | "
-        "s / epoch | frontier |",
-        "|---|---|---|---:|" + "---:|" * len(attack_keys) + "---:|---:|---:|"
-        "---|",
+        "| model | clean MSE | worst area | damage-PGD area | KL-PGD area | "
+        "bare on MCMC budgets | through MCMC | median radius (fisher) | "
+        "certified radius (r = 1) | empirical margin | s / epoch | "
+        "frontier |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in report["models"]:
+    for r in plain:
+        m = with_mcmc.get(r["name"])
         lines.append(
-            f"| {r['name']} | {r['family']} | {'yes' if r['mcmc'] else ''} | "
-            f"{r['clean_mse']:.4f} | "
-            + " | ".join(fmt(r["area"][k]) for k in attack_keys)
-            + f" | {fmt(r['median_spectral_radius'])} | "
-            f"{fmt(r['certified_radius'])} | {fmt(r['epoch_seconds'], 3)} | "
+            f"| {r['name']} | {pm(r['clean_mse'])} | "
+            f"{pm(r['worst_area'])} | "
+            f"{pm(r['attack_area'].get('pgd_damage'))} | "
+            f"{pm(r['attack_area'].get('pgd_kl'))} | "
+            f"{pm(r.get('mcmc_reference_area'))} | "
+            f"{pm(m['worst_area']) if m else 'n/a'} | "
+            f"{pm(r['median_spectral_radius'], 3)} | "
+            f"{pm(r['certified_radius'], 3)} | "
+            f"{pm(r['empirical_margin'], 3)} | "
+            f"{fmt(r['epoch_seconds'], 3)} | "
             f"{'**yes**' if r['on_frontier'] else ''} |"
         )
     lines += ["", "## Figures", ""]

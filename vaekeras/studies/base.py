@@ -43,7 +43,11 @@ class ReportConfig:
     eps: tuple = (0.5, 1.0, 2.0)
     pgd_iter: int | None = None  # None: the study's default
     quick: bool = False
+    # Seeds per configuration (None: the study's default).
+    seeds: int | None = None
     mcmc_steps: int = 20
+    # Test points attacked through test-time MCMC (None: the default).
+    mcmc_examples: int | None = None
     distribution: str = "auto"  # training and measurement; see distribution
     # Replace a report folder that holds another study's configuration.
     overwrite: bool = False
@@ -82,6 +86,38 @@ class Study:
     def render(self, report, entries, x_attack, config):
         """`(figure file names, Markdown text)` of the report."""
         raise NotImplementedError
+
+
+def seed_summary(values):
+    """Mean, sample standard deviation, extremes and count over seeds.
+
+    None values (a measurement a model does not have) are left out; all
+    None gives None.
+    """
+    values = [float(v) for v in values if v is not None]
+    if not values:
+        return None
+    return {
+        "mean": float(np.mean(values)),
+        "std": float(np.std(values, ddof=1)) if len(values) > 1 else 0.0,
+        "min": float(np.min(values)),
+        "max": float(np.max(values)),
+        "n": len(values),
+    }
+
+
+def separated(a, b, z=2.0):
+    """Whether two seed summaries differ by more than their spread.
+
+    The rule: |mean_a - mean_b| > z * sqrt(se_a^2 + se_b^2), se = std /
+    sqrt(n) (about a 95% interval of the difference for normal errors at
+    z = 2). With one seed on either side nothing is separated: one
+    training run cannot tell a gap from the noise of training.
+    """
+    if a is None or b is None or min(a["n"], b["n"]) < 2:
+        return False
+    spread = np.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
+    return bool(abs(a["mean"] - b["mean"]) > z * spread)
 
 
 # Up to this many points the Spearman p-value is exact.
@@ -227,7 +263,7 @@ def _measure_cached(study, config, entry, x, x_attack):
 # one of these never share a folder (their runs and reports would mix).
 STUDY_KEYS = (
     "study", "run_dirs", "dataset", "architecture", "latent_dim", "epochs",
-    "seed", "quick",
+    "seed", "seeds", "quick",
 )
 
 

@@ -1,17 +1,22 @@
 """The defenses study: every defense on one robustness/distortion frontier.
 
 Trains (or reuses) a beta-VAE grid, mixup variants and each defense of
-`vaekeras.defenses` at two strengths, on the same data, and measures every
-model on the same test points: clean reconstruction error, robustness
-curves (`vaekeras.curves`) of four attacks over the L2 and Linf grids,
-with and without test-time MCMC, the median spectral radius of the Fisher
-metric, the certified radius at r = 1 and the training time per epoch.
-The report draws the Pareto frontier of clean error against the worst
-attack's area under damage, and says which models are on it.
+`vaekeras.defenses` at two strengths, each with several seeds, on the same
+data, and measures every model on the same test points with the
+evaluation protocol (`vaekeras.attacks.evaluate_robustness`): clean
+reconstruction error, the per-image worst damage over the attack ensemble
+on the L2 grid, the same through test-time MCMC attacked adaptively (EOT
+through the chain) on fewer points and budgets, the median spectral
+radius of the Fisher metric, the certified radius at r = 1 beside the
+empirical margin, and the training time per epoch. The report draws the
+Pareto frontier of clean error against the area under the worst damage
+(seed means), says which models are on it, and which of its gaps and
+claims the seeds' spread does not separate.
 """
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -20,10 +25,14 @@ from vaekeras import defenses
 from vaekeras import latent
 from vaekeras import scores
 from vaekeras import training
+from vaekeras.attacks import evaluate_robustness
+from vaekeras.attacks import log_eps_area
 from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
 from vaekeras.studies.base import Study
+from vaekeras.studies.base import seed_summary
+from vaekeras.studies.base import separated
 
 # (family, name, TrainConfig overrides). Strengths were chosen to span
 # each defense's useful range on mnist_5k (docs: Defenses).
@@ -60,61 +69,90 @@ QUICK_NAMES = (
 DEFAULT_EPOCHS = 20
 DEFAULT_ATTACK_EXAMPLES = 200
 DEFAULT_PGD_ITER = 20
-# The frontier's robustness axis: the worst attack's area under
-# reconstruction damage over the L2 grid.
-FRONTIER_NORM = "l2"
+DEFAULT_SEEDS = 3
+# Test-time MCMC is attacked through its chain (EOT): about 15x the cost
+# of the bare protocol per point and budget, so on fewer of both.
+DEFAULT_MCMC_EXAMPLES = 32
+# Indices into the L2 grid of the budgets MCMC is attacked at; the bare
+# model's worst damage on the same points and budgets stands beside it.
+MCMC_GRID_INDICES = (2, 4, 6)
+# The protocol's settings in this study (restarts, EOT draws, SPSA).
+RESTARTS = 2
+EOT_SAMPLES = 2
+SPSA_ITER, SPSA_SAMPLES = 20, 8
+# Budgets of the empirical margin's search (L2, log-spaced).
+MARGIN_GRID = tuple(float(f"{e:.4g}") for e in np.geomspace(0.02, 12, 25))
 
 
-def _grids(config):
+def _grid(config):
     if config.quick:
-        return {"l2": (0.1, 0.5, 2.0), "linf": (0.01, 0.05)}
-    return {"l2": curves.DEFAULT_L2_GRID, "linf": curves.DEFAULT_LINF_GRID}
+        return (0.1, 0.5, 2.0)
+    return curves.DEFAULT_L2_GRID
 
 
-def _attacks(config, norm):
-    # The eigen attack on the output metric is the slowest (its metric
-    # needs the decoder's Jacobian); the Linf curves leave it out.
-    if norm == "linf":
-        return ("pgd", "eigen_fisher", "random")
-    return curves.CURVE_ATTACKS
+def _mcmc_grid(config):
+    grid = _grid(config)
+    return tuple(grid[i] for i in MCMC_GRID_INDICES if i < len(grid)) or grid
+
+
+_SEED_SUFFIX = re.compile(r" \[seed (-?\d+)\]$")
+
+
+def base_name(name):
+    """A run's configuration name, without its seed."""
+    return _SEED_SUFFIX.sub("", name)
 
 
 def family(name):
     """The family of a model of this study, by its name."""
+    name = base_name(name)
     for fam, model_name, _ in MODELS:
         if model_name == name:
             return fam
     return "beta-VAE"
 
 
-def _worst_area(curve_set):
-    return max(
-        c["area"]["reconstruction_damage"]
-        for key, c in curve_set.items() if key.endswith(FRONTIER_NORM)
-    )
+def _verdict(plain, with_mcmc, frontier):
+    """The frontier in words, with what the seeds cannot separate.
 
-
-def _verdict(rows, frontier):
-    """The frontier in words."""
+    Args:
+        plain: the bare models' rows (`frontier` indexes them).
+        with_mcmc: the rows measured through test-time MCMC.
+        frontier: indices into `plain`.
+    """
     if not frontier:
         return "No models."
-    on = [rows[i] for i in frontier]
+    on = [plain[i] for i in frontier]
+    parts = []
+    for r in on:
+        part = (
+            f"{defenses_report.label(r)} (clean MSE "
+            f"{r['clean_mse']['mean']:.4f}, worst area "
+            f"{r['worst_area']['mean']:.4f})"
+        )
+        twins = [
+            defenses_report.label(o) for o in plain
+            if o is not r and not separated(o["worst_area"], r["worst_area"])
+            and not separated(o["clean_mse"], r["clean_mse"])
+        ]
+        if twins:
+            part += f", not distinguishable from {', '.join(twins)}"
+        parts.append(part)
     families = sorted({r["family"] for r in on})
-    parts = [
-        f"{defenses_report.label(r)} (clean MSE {r['clean_mse']:.4f}, "
-        f"worst-attack area {r['worst_area']:.4f})" for r in on
-    ]
-    plain = [r for r in rows if not r["mcmc"]]
-    with_mcmc = [r for r in rows if r["mcmc"]]
-    helped = sum(
-        m["worst_area"] < p["worst_area"]
-        for p, m in zip(plain, with_mcmc)
-    )
+    by_name = {r["name"]: r for r in plain}
+    lowered = [m for m in with_mcmc
+               if m["worst_area"]["mean"]
+               < by_name[m["name"]]["mcmc_reference_area"]["mean"]]
+    clearly = [m for m in lowered if separated(
+        m["worst_area"], by_name[m["name"]]["mcmc_reference_area"]
+    )]
     return (
-        f"On the frontier, from the lowest clean error to the most robust: "
-        f"{'; '.join(parts)}. Families on it: {', '.join(families)}. "
-        f"Test-time MCMC lowered the worst-attack area for {helped} of "
-        f"{len(plain)} models."
+        "On the frontier (seed means), from the lowest clean error to the "
+        f"most robust: {'; '.join(parts)}. Families on it: "
+        f"{', '.join(families)}. Test-time MCMC, attacked through its "
+        f"chain, lowered the worst area on its budgets for {len(lowered)} "
+        f"of {len(with_mcmc)} models, by more than the seeds' spread for "
+        f"{len(clearly)}."
     )
 
 
@@ -122,20 +160,33 @@ def _mixup_verdict(rows):
     """Claim 3 (mixup), settled on the frontier: the numbers and a verdict.
 
     Mixup is robust at less cost than beta when some mixup variant lies
-    below the beta-VAEs' frontier: a smaller worst-attack area than every
-    beta-VAE of at most its clean error.
+    below the beta-VAEs' frontier: a smaller worst area than every
+    beta-VAE of at most its clean error, by more than the seeds' spread
+    (`separated`); a smaller mean that the spread does not separate is
+    "not distinguishable".
     """
     plain = [r for r in rows if not r["mcmc"]]
     betas = [r for r in plain if r["family"] == "beta-VAE"]
     mixed = [r for r in plain if r["family"] == "mixup"]
     if not betas or not mixed:
         return None
-    lines, wins = [], 0
+    lines, wins, ties = [], 0, 0
     for m in mixed:
-        cheaper = [b for b in betas if b["clean_mse"] <= m["clean_mse"]]
-        best = min(cheaper, key=lambda b: b["worst_area"], default=None)
-        below = best is None or m["worst_area"] < best["worst_area"]
-        wins += below
+        cheaper = [b for b in betas
+                   if b["clean_mse"]["mean"] <= m["clean_mse"]["mean"]]
+        best = min(
+            cheaper, key=lambda b: b["worst_area"]["mean"], default=None
+        )
+        if best is None:
+            outcome = "beats"
+        elif m["worst_area"]["mean"] >= best["worst_area"]["mean"]:
+            outcome = "loses"
+        elif separated(m["worst_area"], best["worst_area"]):
+            outcome = "beats"
+        else:
+            outcome = "not distinguishable"
+        wins += outcome == "beats"
+        ties += outcome == "not distinguishable"
         lines.append({
             "name": m["name"],
             "clean_mse": m["clean_mse"],
@@ -144,17 +195,50 @@ def _mixup_verdict(rows):
                 "name": best["name"], "clean_mse": best["clean_mse"],
                 "worst_area": best["worst_area"],
             },
-            "beats_beta": bool(below),
+            "outcome": outcome,
         })
+    verdict = (
+        "supported" if wins else
+        "not distinguishable" if ties else "not supported"
+    )
     return {
         "variants": lines,
-        "supported": wins > 0,
+        "verdict": verdict,
         "summary": (
-            f"{wins} of {len(mixed)} mixup variants are more robust (smaller "
-            "worst-attack area under damage) than every beta-VAE of at most "
-            "their clean error."
+            f"{wins} of {len(mixed)} mixup variants are more robust "
+            "(smaller area under the worst damage) than every beta-VAE of "
+            "at most their clean error by more than the seeds' spread; "
+            f"{ties} more are smaller on average but not distinguishable."
         ),
     }
+
+
+def empirical_margin(model, x, r, seed=0, max_iter=20):
+    """Per image, the smallest L2 budget of `MARGIN_GRID` at which PGD on
+    the reconstruction change reaches r (inf when none does).
+
+    The attack is `LatentPGD(objective="reconstruction")`, the strongest
+    for this quantity; the change is ||dec(mu(x_adv)) - dec(mu(x))||_2,
+    the one the certificate bounds. Barrett et al. plot it beside the
+    certified radius: their ratio is the certificate's looseness.
+    """
+    from vaekeras import attacks
+
+    adapter = latent.LatentModel.of(model)
+    clean = adapter.reconstruct_numpy(x)
+    x_advs = attacks.LatentPGD(
+        model, eps=list(MARGIN_GRID), max_iter=max_iter,
+        objective="reconstruction", seed=seed,
+    ).generate(x)
+    margin = np.full(len(x), np.inf)
+    for eps, x_adv in zip(MARGIN_GRID, x_advs):
+        change = np.linalg.norm(
+            (adapter.reconstruct_numpy(x_adv) - clean).reshape(len(x), -1),
+            axis=-1,
+        )
+        reached = (change >= r) & ~np.isfinite(margin)
+        margin[reached] = eps
+    return margin
 
 
 class DefensesStudy(Study):
@@ -170,149 +254,228 @@ class DefensesStudy(Study):
             config.attack_examples = DEFAULT_ATTACK_EXAMPLES
         if config.pgd_iter is None:
             config.pgd_iter = DEFAULT_PGD_ITER
+        if config.seeds is None:
+            config.seeds = 1 if config.quick else DEFAULT_SEEDS
+        if config.mcmc_examples is None:
+            config.mcmc_examples = DEFAULT_MCMC_EXAMPLES
         if config.quick:
             config.num_examples = min(config.num_examples, 40)
             config.attack_examples = min(config.attack_examples, 12)
+            config.mcmc_examples = min(config.mcmc_examples, 6)
             config.pgd_iter = min(config.pgd_iter, 3)
             config.mcmc_steps = min(config.mcmc_steps, 2)
+        config.mcmc_examples = min(
+            config.mcmc_examples, config.attack_examples
+        )
         return config
 
     def runs(self, config):
-        """The study's runs: `(name, TrainConfig)` pairs."""
+        """The study's runs: `(name, TrainConfig)` pairs, one per model
+        and seed."""
         out = []
         for _, name, overrides in MODELS:
             if config.quick and name not in QUICK_NAMES:
                 continue
             folder = name.replace("=", "").replace(" ", "_")
-            out.append((name, training.TrainConfig(
-                dataset=config.dataset, data_dir=config.data_dir,
-                architecture=config.architecture, latent_dim=config.latent_dim,
-                epochs=config.epochs, seed=config.seed, verbose=0,
-                distribution=config.distribution,
-                monitor_geometry=False,
-                output_dir=os.path.join(
-                    config.output_dir, "runs", config.dataset, folder
-                ),
-                **overrides,
-            )))
+            for seed in range(config.seed, config.seed + config.seeds):
+                out.append((f"{name} [seed {seed}]", training.TrainConfig(
+                    dataset=config.dataset, data_dir=config.data_dir,
+                    architecture=config.architecture,
+                    latent_dim=config.latent_dim, epochs=config.epochs,
+                    seed=seed, verbose=0, distribution=config.distribution,
+                    monitor_geometry=False,
+                    output_dir=os.path.join(
+                        config.output_dir, "runs", config.dataset,
+                        f"{folder}_seed{seed}",
+                    ),
+                    **overrides,
+                )))
         return out
 
+    def _settings(self, config):
+        return {
+            "protocol": "evaluate_robustness",
+            "grid": list(_grid(config)),
+            "mcmc_grid": list(_mcmc_grid(config)),
+            "mcmc_steps": config.mcmc_steps,
+            "mcmc_examples": config.mcmc_examples,
+            "pgd_iter": config.pgd_iter,
+            "restarts": RESTARTS, "eot_samples": EOT_SAMPLES,
+            "spsa": [SPSA_ITER, SPSA_SAMPLES],
+        }
+
     def analysis_valid(self, cached, config):
-        grids = {k: list(v) for k, v in _grids(config).items()}
-        return cached.get("mcmc_steps") == config.mcmc_steps and (
-            cached.get("grids") == grids
-        )
+        return cached.get("settings") == self._settings(config)
 
     def measure(self, entry, x, x_attack, config):
-        """Clean error, curves with and without MCMC, radius, certificate."""
+        """Clean error, the protocol with and without MCMC, radius,
+        certificate and empirical margin."""
         model = entry["model"]
+        seed = entry.get("flags", {}).get("seed", config.seed)
         adapter = latent.LatentModel.of(model)
         recon = adapter.reconstruct_numpy(x)
-        defense = defenses.MCMCReconstruction(
-            model, steps=config.mcmc_steps, seed=config.seed
-        )
         geometry = scores.evaluate_geometry(model, x, kind="fisher", verbose=0)
+        grid = list(_grid(config))
+        bare = evaluate_robustness(
+            model, x_attack, grid, seed=seed, pgd_iter=config.pgd_iter,
+            restarts=RESTARTS, spsa_iter=SPSA_ITER, spsa_samples=SPSA_SAMPLES,
+        )
+        mcmc_grid = list(_mcmc_grid(config))
+        x_mcmc = x_attack[:config.mcmc_examples]
+        defense = defenses.MCMCReconstruction(
+            model, steps=config.mcmc_steps, seed=seed
+        )
+        defended = evaluate_robustness(
+            model, x_mcmc, mcmc_grid, defense=defense, seed=seed,
+            pgd_iter=config.pgd_iter, restarts=1, eot_samples=EOT_SAMPLES,
+            spsa_iter=SPSA_ITER // 2, spsa_samples=SPSA_SAMPLES // 2,
+        )
+        rows = [grid.index(e) for e in mcmc_grid]
+        reference = bare["worst_damage"][rows][:, :len(x_mcmc)]
         result = {
+            "settings": self._settings(config),
             "clean_mse": float(np.mean((recon - x) ** 2)),
             "median_spectral_radius": float(
                 np.median(geometry["spectral_radius"])
             ),
-            "grids": {k: list(v) for k, v in _grids(config).items()},
-            "mcmc_steps": config.mcmc_steps,
-            "curves": {},
-            "mcmc_curves": {},
+            "protocol": _jsonable(bare),
+            "mcmc_protocol": _jsonable(defended),
+            "mcmc_clean_mse": float(np.mean(defended["clean_mse"])),
+            # The bare model on the points and budgets MCMC was attacked
+            # at: what the chain is compared with.
+            "mcmc_reference_area": log_eps_area(
+                mcmc_grid, reference.mean(axis=1)
+            ),
         }
         try:
-            radius = defenses.certified_radius(model, x_attack, CERTIFY_R)
+            radius = defenses.certified_radius(model, x_mcmc, CERTIFY_R)
             result["certified_radius"] = float(np.median(radius))
         except ValueError:  # a layer no bound covers (not in this study)
             result["certified_radius"] = None
-        for norm_name, grid in _grids(config).items():
-            norm = 2 if norm_name == "l2" else np.inf
-            for attack in _attacks(config, norm_name):
-                key = f"{attack}_{norm_name}"
-                curve = curves.robustness_curve(
-                    model, x_attack, attack, grid, norm=norm,
-                    pgd_iter=config.pgd_iter, seed=config.seed,
-                )
-                x_advs = curve.pop("x_advs")
-                defended = curves.robustness_curve(
-                    model, x_attack, attack, grid, norm=norm, defense=defense,
-                    x_advs=x_advs,
-                )
-                defended.pop("x_advs")
-                for store, c in ((result["curves"], curve),
-                                 (result["mcmc_curves"], defended)):
-                    c["area"] = {
-                        k: curves.area_under_damage(c, k)
-                        for k in curves.DAMAGES
-                    }
-                    store[key] = c
-        result["mcmc_clean_mse"] = float(np.mean([
-            c["clean_mse"] for c in result["mcmc_curves"].values()
-        ]))
+        margin = empirical_margin(
+            model, x_mcmc, CERTIFY_R, seed=seed, max_iter=config.pgd_iter
+        )
+        result["empirical_margin"] = float(np.median(margin))
         return result
 
     def summarise(self, entries, config, dataset):
-        """Rows per model (and per model with MCMC), the frontier, the words."""
-        rows = []
+        """Rows per configuration (and with MCMC), seed means and spreads,
+        the frontier, the words."""
+        groups = {}
         for entry in entries:
-            a = entry["analysis"]
-            epochs = entry.get("epochs_run") or config.epochs
-            seconds = entry.get("train_seconds")
+            groups.setdefault(base_name(entry["name"]), []).append(entry)
+        rows = []
+        for name, members in groups.items():
+            analyses = [m["analysis"] for m in members]
+            per_epoch = [
+                m["train_seconds"] / max(m.get("epochs_run") or 1, 1)
+                for m in members if m.get("train_seconds") is not None
+            ]
             base = {
-                "name": entry["name"],
-                "family": family(entry["name"]),
-                "median_spectral_radius": a["median_spectral_radius"],
-                "certified_radius": a["certified_radius"],
-                "epoch_seconds": (
-                    None if seconds is None else seconds / max(epochs, 1)
+                "name": name,
+                "family": family(name),
+                "seeds": len(members),
+                "median_spectral_radius": seed_summary(
+                    [a["median_spectral_radius"] for a in analyses]
                 ),
+                "certified_radius": seed_summary(
+                    [a["certified_radius"] for a in analyses]
+                ),
+                "empirical_margin": seed_summary(
+                    [a["empirical_margin"] for a in analyses]
+                ),
+                "epoch_seconds": (
+                    float(np.mean(per_epoch)) if per_epoch else None
+                ),
+                "checks_failed": sorted({
+                    c["name"] for a in analyses
+                    for key in ("protocol", "mcmc_protocol")
+                    for c in a[key]["checks"] if not c["passed"]
+                }),
             }
-            for mcmc, curve_set, clean in (
-                (False, a["curves"], a["clean_mse"]),
-                (True, a["mcmc_curves"], a["mcmc_clean_mse"]),
-            ):
-                rows.append({
-                    **base,
-                    "mcmc": mcmc,
-                    "clean_mse": clean,
-                    "area": {
-                        key: c["area"]["reconstruction_damage"]
-                        for key, c in curve_set.items()
-                    },
-                    "area_latent_kl": {
-                        key: c["area"]["latent_kl"]
-                        for key, c in curve_set.items()
-                    },
-                    "worst_area": _worst_area(curve_set),
-                })
+            rows.append({
+                **base, "mcmc": False,
+                "clean_mse": seed_summary([a["clean_mse"] for a in analyses]),
+                "worst_area": seed_summary(
+                    [a["protocol"]["area"] for a in analyses]
+                ),
+                "attack_area": _attack_areas(
+                    [a["protocol"] for a in analyses]
+                ),
+                "mcmc_reference_area": seed_summary(
+                    [a["mcmc_reference_area"] for a in analyses]
+                ),
+            })
+            rows.append({
+                **base, "mcmc": True,
+                "clean_mse": seed_summary(
+                    [a["mcmc_clean_mse"] for a in analyses]
+                ),
+                "worst_area": seed_summary(
+                    [a["mcmc_protocol"]["area"] for a in analyses]
+                ),
+                "attack_area": _attack_areas(
+                    [a["mcmc_protocol"] for a in analyses]
+                ),
+            })
+        # The frontier is drawn on one axis of areas: the bare models'
+        # full grid. MCMC rows, measured on fewer budgets, stand beside
+        # their own references instead.
+        plain = [r for r in rows if not r["mcmc"]]
         frontier = curves.pareto_frontier(
-            [(r["clean_mse"], r["worst_area"]) for r in rows]
+            [(r["clean_mse"]["mean"], r["worst_area"]["mean"]) for r in plain]
         )
-        for i, row in enumerate(rows):
+        for i, row in enumerate(plain):
             row["on_frontier"] = i in frontier
+        for row in rows:
+            row.setdefault("on_frontier", False)
         report = {
             "study": "defenses",
             "dataset": dataset,
             "config": dataclasses.asdict(config),
-            "grids": entries[0]["analysis"]["grids"] if entries else {},
+            "settings": (
+                entries[0]["analysis"]["settings"] if entries else {}
+            ),
             "models": rows,
             "frontier": [
-                {k: rows[i][k] for k in ("name", "family", "mcmc", "clean_mse",
-                                         "worst_area")}
+                {"name": plain[i]["name"], "family": plain[i]["family"],
+                 "clean_mse": plain[i]["clean_mse"]["mean"],
+                 "worst_area": plain[i]["worst_area"]["mean"]}
                 for i in frontier
             ],
             "mix_note": mix_note(entries),
         }
-        report["verdict"] = _verdict(rows, frontier)
+        report["verdict"] = _verdict(
+            plain, [r for r in rows if r["mcmc"]], frontier
+        )
         report["mixup"] = _mixup_verdict(rows)
         return report
 
     def render(self, report, entries, x_attack, config):
         for entry in entries:
             entry["family"] = family(entry["name"])
+            entry["base_name"] = base_name(entry["name"])
         report["figures"] = defenses_report.figures(
             report, entries, config.output_dir
         )
         return report["figures"], defenses_report.markdown(report)
+
+
+def _jsonable(result):
+    """A protocol result for the cache: per-image worst damage as lists."""
+    out = dict(result)
+    out["worst_damage"] = np.asarray(result["worst_damage"]).tolist()
+    out["clean_mse"] = np.asarray(result["clean_mse"]).tolist()
+    return out
+
+
+def _attack_areas(results):
+    """Per attack member, the seed summary of its mean curve's area."""
+    names = results[0]["attacks"]
+    return {
+        name: seed_summary([
+            log_eps_area(r["eps"], r["attacks"][name]["damage"])
+            for r in results
+        ])
+        for name in names
+    }
