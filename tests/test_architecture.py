@@ -26,7 +26,7 @@ LAYERS = (
     {"latent", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
     {"defenses", "vaekeras"},
-    {"data", "distribution", "export", "runs", "backup"},
+    {"data", "idx", "distribution", "export", "runs", "backup"},
     {"training", "evaluation", "tuning", "cli"},
     {"studies"},
 )

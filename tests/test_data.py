@@ -1,3 +1,4 @@
+import os
 
 import numpy as np
 import pytest
@@ -157,3 +158,108 @@ def test_download_of_a_prepared_data_set_needs_no_network(
 def test_bad_arguments_name_the_argument(kwargs, match):
     with pytest.raises(ValueError, match=match):
         data.load_dataset(**kwargs)
+
+
+# --- Fashion-MNIST from IDX files. ---
+
+
+def write_idx(path, array, magic, gz=False):
+    import gzip
+
+    header = magic.to_bytes(4, "big") + b"".join(
+        n.to_bytes(4, "big") for n in array.shape
+    )
+    opener = gzip.open if gz else open
+    with opener(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def write_fashion_split(folder, split, n, gz):
+    from vaekeras import idx
+
+    images_name, labels_name = idx.FILES["fashion_mnist"][split]
+    images = (np.arange(n * 28 * 28) % 256).reshape(n, 28, 28)
+    labels = np.arange(n) % 10
+    suffix = ".gz" if gz else ""
+    write_idx(os.path.join(folder, images_name + suffix), images,
+              idx.MAGIC_IMAGES, gz)
+    write_idx(os.path.join(folder, labels_name + suffix), labels,
+              idx.MAGIC_LABELS, gz)
+    return images, labels
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_reads_idx_files_from_data_dir(tmp_path, gz):
+    images, labels = write_fashion_split(str(tmp_path), "test", 12, gz)
+    x, y = data.load_arrays(
+        "fashion_mnist", "test", data_dir=str(tmp_path)
+    )
+    assert x.shape == (12, 28, 28, 1) and x.dtype == np.float32
+    np.testing.assert_array_equal(y, labels)
+    np.testing.assert_allclose(x[..., 0], images / 255.0, rtol=1e-7)
+    # Shards as for the offline data: every count-th image from index.
+    _, y1 = data.load_arrays(
+        "fashion_mnist", "test", data_dir=str(tmp_path), shard=(1, 5)
+    )
+    np.testing.assert_array_equal(y1, labels[:10][1::5])
+
+
+@pytest.mark.parametrize("damage, match", [
+    ("truncate", "truncated or padded: its header promises 9408 values"),
+    ("magic", "magic number 2049 .*expected 2051"),
+    ("empty", "shorter than its 4-byte magic number"),
+])
+def test_foreign_or_truncated_idx_files_are_refused_naming_them(
+    tmp_path, damage, match
+):
+    from vaekeras import idx
+
+    write_fashion_split(str(tmp_path), "train", 12, gz=False)
+    name = idx.FILES["fashion_mnist"]["train"][0]
+    path = os.path.join(str(tmp_path), name)
+    if damage == "truncate":
+        with open(path, "r+b") as f:
+            f.truncate(16 + 100)
+    elif damage == "magic":
+        write_idx(path, np.zeros((12,)), idx.MAGIC_LABELS)
+    else:
+        open(path, "wb").close()
+    with pytest.raises(ValueError, match=match) as error:
+        data.load_arrays("fashion_mnist", "train", data_dir=str(tmp_path))
+    assert "train-images-idx3-ubyte" in str(error.value)
+
+
+def test_missing_fashion_mnist_names_both_ways_and_touches_no_network(
+    tmp_path, monkeypatch
+):
+    from vaekeras import idx
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried the network")
+
+    monkeypatch.setitem(idx.DEBIAN_FOLDERS, "fashion_mnist", str(tmp_path))
+    monkeypatch.setattr(data, "check_network", no_network)
+    with pytest.raises(FileNotFoundError, match=(
+        "apt-get install dataset-fashion-mnist.*--data_dir.*--download"
+    )):
+        data.load_arrays("fashion_mnist", "test")
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+    reason="Debian's dataset-fashion-mnist is not installed (.ci/run "
+    "installs it)",
+)
+def test_fashion_mnist_from_the_debian_package_has_its_known_values():
+    x, y = data.load_arrays("fashion_mnist", "train")
+    assert x.shape == (60000, 28, 28, 1)
+    # The known first labels and mean pixel of the training split.
+    np.testing.assert_array_equal(y[:10], [9, 0, 0, 3, 0, 2, 7, 2, 5, 5])
+    assert float(x.mean()) == pytest.approx(0.2860, abs=5e-5)
+    np.testing.assert_array_equal(np.bincount(y), [6000] * 10)
+    x_test, y_test = data.load_arrays("fashion_mnist", "test")
+    assert x_test.shape == (10000, 28, 28, 1)
+    np.testing.assert_array_equal(y_test[:5], [9, 2, 1, 1, 6])
+    # One batch of the shuffled training dataset, the same images.
+    batch = next(iter(data.load_dataset("fashion_mnist", batch_size=16)))
+    assert batch.shape == (16, 28, 28, 1)

