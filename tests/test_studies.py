@@ -81,11 +81,12 @@ def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
         output_dir=str(tmp_path),
     ))
     assert [m["name"] for m in result["models"]] == ["beta=1", "beta=1"]
-    assert result["failed"] == [
-        {"name": "tc weight=8", "status": "failed: The loss diverged (test)"}
-    ]
+    assert result["failed"] == [{
+        "name": "tc weight=8 [seed 0]",
+        "status": "failed: The loss diverged (test)",
+    }]
     with open(tmp_path / "report.md") as f:
-        assert "tc weight=8: failed: The loss diverged" in f.read()
+        assert "tc weight=8 [seed 0]: failed: The loss diverged" in f.read()
 
 
 def test_a_defended_run_is_recognised_as_finished(tmp_path):
@@ -134,6 +135,48 @@ def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
             assert parts.split(os.sep)[:2] == ["runs", dataset]
 
 
+def test_seed_summaries_and_what_they_separate():
+    summary = base.seed_summary([1.0, 2.0, 3.0, None])
+    assert summary == {
+        "mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "n": 3
+    }
+    assert base.seed_summary([None]) is None
+    far = base.seed_summary([10.0, 11.0, 12.0])
+    near = base.seed_summary([2.5, 3.5, 4.5])
+    # Standard error of the difference: sqrt(1/3 + 1/3) = 0.816.
+    assert base.separated(summary, far)
+    assert not base.separated(summary, near)  # 1.5 < 2 * 0.816
+    # One seed cannot separate anything.
+    assert not base.separated(base.seed_summary([1.0]), far)
+
+
+def test_frontier_words_name_what_the_seeds_do_not_separate():
+    from vaekeras.studies import defenses as study
+
+    def row(name, clean, area, mcmc=False):
+        return {
+            "name": name, "family": study.family(name), "mcmc": mcmc,
+            "clean_mse": base.seed_summary(clean),
+            "worst_area": base.seed_summary(area),
+            "mcmc_reference_area": base.seed_summary([0.02, 0.021, 0.022]),
+        }
+
+    plain = [
+        row("beta=0.1", [0.015, 0.016, 0.017], [0.030, 0.031, 0.032]),
+        row("beta=10", [0.060, 0.061, 0.062], [0.012, 0.013, 0.014]),
+        row("mixup alpha=0.5", [0.015, 0.0161, 0.017],
+            [0.0295, 0.0305, 0.0315]),
+    ]
+    with_mcmc = [row("beta=0.1", [0.016] * 3, [0.010, 0.011, 0.012], True)]
+    text = study._verdict(plain, with_mcmc, [0, 1])
+    assert "beta=0.1 (clean MSE 0.0160, worst area 0.0310), not " in text
+    assert "distinguishable from mixup alpha=0.5" in text
+    assert "lowered the worst area on its budgets for 1 of 1 models, by " in (
+        text
+    )
+    assert text.endswith("more than the seeds' spread for 1.")
+
+
 def test_a_smoke_report_says_its_verdicts_mean_nothing():
     from vaekeras.reporting import defenses as defenses_report
 
@@ -141,9 +184,9 @@ def test_a_smoke_report_says_its_verdicts_mean_nothing():
         "config": {
             "num_examples": 40, "attack_examples": 12, "architecture": "mlp",
             "latent_dim": 16, "epochs": 1, "seed": 0, "pgd_iter": 3,
-            "mcmc_steps": 2, "quick": True,
+            "mcmc_steps": 2, "quick": True, "seeds": 1, "mcmc_examples": 6,
         },
-        "dataset": "digits", "grids": {"l2": [0.1], "linf": [0.01]},
+        "dataset": "digits", "settings": {"grid": [0.1], "mcmc_grid": [0.1]},
         "models": [], "seconds": 1.0, "verdict": "No models.",
         "mixup": None,
     }

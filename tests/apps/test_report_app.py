@@ -124,31 +124,33 @@ def test_defenses_study_quick_writes_everything(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     for name in ("report.md", "report.json", "frontier.png",
-                 "damage_curves.png"):
+                 "damage_curves.png", "mcmc.png"):
         assert os.path.exists(os.path.join(out, name)), name
     written = runs.read_json(os.path.join(out, "report.json"))
     families = {m["family"] for m in written["models"]}
     assert families == {
         "beta-VAE", "mixup", "geometry", "lipschitz", "adversarial", "tc"
     }
-    # Every model twice: plain and through test-time MCMC.
+    # Every model twice: plain and through test-time MCMC, attacked
+    # through the chain.
     assert sum(m["mcmc"] for m in written["models"]) == len(
         written["models"]
     ) / 2
-    assert written["frontier"] and all(
-        m["on_frontier"] == any(
-            f["name"] == m["name"] and f["mcmc"] == m["mcmc"]
-            for f in written["frontier"]
-        ) for m in written["models"]
+    frontier = {f["name"] for f in written["frontier"]}
+    assert frontier and all(
+        m["on_frontier"] == (not m["mcmc"] and m["name"] in frontier)
+        for m in written["models"]
     )
     lipschitz = next(
         m for m in written["models"] if m["family"] == "lipschitz"
     )
-    assert lipschitz["certified_radius"] > 0
+    assert lipschitz["certified_radius"]["mean"] > 0
+    assert lipschitz["seeds"] == 1
     assert all(np.isfinite(v) for v in _numbers(written["models"]))
     with open(os.path.join(out, "report.md")) as f:
         markdown = f.read()
     assert "On the frontier" in markdown and "claim 3" in markdown
+    assert "## Sanity checks" in markdown
 
 
 def test_defenses_study_reuses_its_models(tmp_path, monkeypatch):
