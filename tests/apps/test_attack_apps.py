@@ -60,6 +60,18 @@ def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
     scores = report["robustness_scores"]
     assert scores["spectral_radius"]["median"] > 0
     assert 0 < report["clean_reconstruction_mse"]["mean"] < 1
+    # The evaluation protocol, on a SavedModel alone: its per-image worst
+    # is at least every member's mean, and its checks are reported.
+    protocol = report["robustness"]
+    assert protocol["eps"] == [0.5]
+    assert protocol["mean_worst_damage"][0] >= max(
+        member["damage"][0] for member in protocol["attacks"].values()
+    )
+    assert [c["name"] for c in protocol["checks"]][:2] == [
+        "finite_gradients", "beats_random"
+    ]
+    assert report["robustness_mcmc"] is None
+    assert "per-image worst damage (evaluation protocol)" in result.stdout
 
 
 BAD_ATTACK_INPUT = [
@@ -209,8 +221,15 @@ def test_defended_run_trains_evaluates_and_certifies(tmp_path):
     # L_mu ~ 1 and L_dec ~ 4 / 4: the radius at r = 1 is about 1.
     assert 0.5 < certificate["median_radius"] < 1.5
     assert certificate["certified_fraction"] == {"0.1": 1.0, "5": 0.0}
-    assert {row["defense"] for row in report["attacks"]} == {"none", "mcmc"}
+    assert {row["defense"] for row in report["attacks"]} == {
+        "none", "mcmc (non-adaptive)"
+    }
+    # Through MCMC the protocol attacks the chain itself.
+    adaptive = report["robustness_mcmc"]
+    assert adaptive["settings"]["adaptive"] is True
+    assert len(adaptive["mean_worst_damage"]) == 2
     assert "certified radius" in result.stdout
+    assert "through MCMC (evaluation protocol)" in result.stdout
 
 
 BAD_DEFENSE_FLAGS = [
