@@ -77,9 +77,21 @@ def test_preset_trains_once_then_reuses(tmp_path, monkeypatch):
     from vaekeras.studies import paper
 
     monkeypatch.setattr(paper, "BETAS", (0.5, 1.0, 8.0))
-    config = studies.ReportConfig(output_dir=str(tmp_path), **TINY)
+    config = studies.ReportConfig(
+        output_dir=str(tmp_path), **{**TINY, "seeds": 2}
+    )
     first = studies.run_report(config)
     assert len(first["models"]) == 4  # three betas and the mixup model
+    # Each row is the mean of its two seeds, with the spread beside it.
+    for row in first["models"]:
+        assert row["seeds"] == 2
+        spread = row["spread"]["median_spectral_radius"]
+        assert spread["n"] == 2
+        assert spread["mean"] == pytest.approx(row["median_spectral_radius"])
+        assert spread["min"] <= spread["mean"] <= spread["max"]
+    assert sorted(os.listdir(tmp_path / "runs" / "digits"))[:2] == [
+        "beta0.5_seed0", "beta0.5_seed1"
+    ]
     assert first["spearman_with_beta"]["median_spectral_radius"] is not None
     # Claim 1's verdict is what all its own numbers say. With 3 betas no
     # correlation reaches p < 0.05 (exact p >= 1/3): not supported.

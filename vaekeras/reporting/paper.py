@@ -111,6 +111,13 @@ def figures(entries, grid_rows, out):
     return names
 
 
+def _pm(summary, value, digits=4):
+    """`mean ± std` over seeds, or the value alone for one seed."""
+    if summary is None or summary["n"] < 2:
+        return fmt(value, digits)
+    return f"{fmt(summary['mean'], digits)} ± {fmt(summary['std'], digits)}"
+
+
 def markdown(report, authors):
     """The paper study's report as Markdown.
 
@@ -129,8 +136,11 @@ def markdown(report, authors):
         f"{cfg['attack_examples']} for the attacks). "
         + (
             f"Study `{cfg['study']}`: {cfg['architecture']} VAEs, latent "
-            f"{cfg['latent_dim']}, {cfg['epochs']} epochs each, seed "
-            f"{cfg['seed']}. " if not cfg["run_dirs"] else
+            f"{cfg['latent_dim']}, {cfg['epochs']} epochs each, "
+            + (f"seeds {cfg['seed']}-{cfg['seed'] + cfg['seeds'] - 1} per "
+               "configuration (tables: seed means). "
+               if (cfg.get("seeds") or 1) > 1 else f"seed {cfg['seed']}. ")
+            if not cfg["run_dirs"] else
             f"Runs: {', '.join(cfg['run_dirs'])}. "
         )
         + f"Attacks: L2 eps {', '.join(f'{e:g}' for e in eps)}, PGD "
@@ -145,7 +155,9 @@ def markdown(report, authors):
     ]
     for claim in report["claims"]:
         verdict = {True: "supported", False: "not supported",
-                   None: "not tested"}[claim["supported"]]
+                   None: "not tested",
+                   "not distinguishable": "not distinguishable (the gaps "
+                   "are within the seeds' spread)"}[claim["supported"]]
         lines.append(f"- **{claim['claim']}** {verdict}. {claim['evidence']}")
     lines += [
         "",
@@ -174,6 +186,28 @@ def markdown(report, authors):
                          for a in ("eigen", "pgd", "random"))
             + " | " + ", ".join(f"{v:.3f}" for v in r["eigen_direction_mse"])
             + " |"
+        )
+    lines += [
+        "", "## Per-image worst damage (the evaluation protocol)", "",
+        "Area under the mean worst damage over the budgets "
+        "(`vaekeras.attacks.evaluate_robustness`), and the spread over "
+        "seeds.", "",
+        "| model | seeds | worst-damage area | clean MSE | median radius "
+        "| checks failed |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for r in report["models"]:
+        spread = r.get("spread", {})
+        radius = _pm(
+            spread.get("median_spectral_radius"),
+            r["median_spectral_radius"], 3,
+        )
+        failed = ", ".join(r.get("protocol_checks_failed", [])) or "none"
+        lines.append(
+            f"| {r['name']} | {r.get('seeds', 1)} | "
+            f"{_pm(spread.get('protocol_area'), r.get('protocol_area'))} | "
+            f"{_pm(spread.get('clean_mse'), r['clean_mse'])} | {radius} | "
+            f"{failed} |"
         )
     lines += ["", "## Attack damage (latent KL / reconstruction MSE)", ""]
     lines.append("| model | " + " | ".join(

@@ -12,6 +12,7 @@ five eigenvectors.
 import dataclasses
 import math
 import os
+import re
 
 import numpy as np
 
@@ -24,6 +25,8 @@ from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import quartiles as _quartiles
+from vaekeras.studies.base import seed_summary
+from vaekeras.studies.base import separated
 from vaekeras.studies.base import spearman
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
@@ -31,6 +34,13 @@ BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 FULL_BETAS = tuple(float(f"{b:.4g}") for b in np.logspace(-2, 1, 50))
 MIXUP_ALPHA = 0.5
 KINDS = ("stochastic", "fisher", "output")
+# Seeds per configuration: three for the paper's grid, so its gaps can be
+# told from training noise; one for the authors' 50 betas, where the
+# correlations rest on the grid (three would train 150 models).
+DEFAULT_SEEDS = {"paper": 3, "paper_full": 1}
+_SEED_SUFFIX = re.compile(r" \[seed (-?\d+)\]$")
+# Row values whose spread over seeds the report gives.
+SPREAD_KEYS = ("median_spectral_radius", "mean_entropy_max", "clean_mse")
 
 # The authors' stored MNIST results (Khan & Storkey 2023; see PAPER.md).
 AUTHORS = {
@@ -102,6 +112,16 @@ def analyse(model, x, x_attack, config):
         result["attacks"][name], _ = attacks.damage_curve(
             made, model, x_attack
         )
+    protocol = attacks.evaluate_robustness(
+        model, x_attack, list(config.eps), seed=config.seed,
+        pgd_iter=config.pgd_iter,
+    )
+    result["protocol"] = {
+        "eps": protocol["eps"],
+        "mean_worst_damage": protocol["mean_worst_damage"],
+        "area": protocol["area"],
+        "checks": protocol["checks"],
+    }
     middle = config.eps[len(config.eps) // 2]
     result["eigen_directions"] = {"eps": middle, "reconstruction_mse": [
         attacks.evaluate_attack(model, x_attack, attacks.EigenAttack(
@@ -147,10 +167,16 @@ def _mixup_comparison(rows, plain, middle):
         f"eigen_mse_eps{middle:g}", f"pgd_mse_eps{middle:g}",
         f"eigen_excess_mse_eps{middle:g}",
     )
+    def part(row, *extra):
+        out = {k: row[k] for k in ("name", *extra, *keys)}
+        out["seeds"] = row.get("seeds", 1)
+        out["spread"] = row.get("spread", {})
+        return out
+
     return {
-        "mixup": {k: mix[k] for k in ("name", *keys)},
-        "beta1": {k: base[k] for k in ("name", *keys)},
-        "equal_robustness": {k: equal[k] for k in ("name", "beta", *keys)},
+        "mixup": part(mix),
+        "beta1": part(base),
+        "equal_robustness": part(equal, "beta"),
     }
 
 
@@ -227,15 +253,29 @@ def _claims(report, plain, middle):
         })
     else:
         m, b, e = mix["mixup"], mix["beta1"], mix["equal_robustness"]
-        more_robust = (
-            m["median_spectral_radius"] < b["median_spectral_radius"]
-            and m[key_eigen] < b[key_eigen]
-        )
-        better = m["clean_mse"] < e["clean_mse"]
+        if min(m["seeds"], b["seeds"], e["seeds"]) >= 2:
+            # Each gap must exceed the seeds' spread.
+            outcomes = (
+                compare(m, b, "median_spectral_radius"),
+                compare(m, b, key_eigen),
+                compare(m, e, "clean_mse"),
+            )
+            if "larger" in outcomes:
+                supported = False
+            elif all(o == "smaller" for o in outcomes):
+                supported = True
+            else:
+                supported = "not distinguishable"
+        else:
+            supported = bool(
+                m["median_spectral_radius"] < b["median_spectral_radius"]
+                and m[key_eigen] < b[key_eigen]
+                and m["clean_mse"] < e["clean_mse"]
+            )
         claims.append({
             "claim": "Mixup at beta = 1 is more robust than beta = 1, and "
                      "reconstructs better than the equally robust beta-VAE.",
-            "supported": bool(more_robust and better),
+            "supported": supported,
             "evidence": (
                 f"median spectral radius {m['median_spectral_radius']:.3g} "
                 f"(mixup) vs {b['median_spectral_radius']:.3g} (beta 1); "
@@ -247,6 +287,58 @@ def _claims(report, plain, middle):
             ),
         })
     return claims
+
+
+def base_name(name):
+    """A run's configuration name, without its seed."""
+    return _SEED_SUFFIX.sub("", name)
+
+
+def _seed_means(rows):
+    """One row per configuration: the mean over its seeds of every number
+    (element-wise for lists), `seeds`, and `spread`, the seed summaries
+    (`seed_summary`) of `SPREAD_KEYS`, the protocol's area and the
+    middle budget's eigen damage, with the per-seed values kept for
+    comparisons (`separated`)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(base_name(row["name"]), []).append(row)
+    out = []
+    for name, members in groups.items():
+        merged = {"name": name, "seeds": len(members)}
+        for key, value in members[0].items():
+            if key == "name":
+                continue
+            values = [m[key] for m in members]
+            if isinstance(value, list) and value and isinstance(
+                value[0], (int, float)
+            ):
+                merged[key] = np.mean(values, axis=0).tolist()
+            elif isinstance(value, (int, float)) and not isinstance(
+                value, bool
+            ) and value is not None:
+                merged[key] = float(np.mean(values))
+            elif isinstance(value, list):
+                merged[key] = sorted({v for m in values for v in m})
+            else:
+                merged[key] = value
+        merged["spread"] = {
+            key: seed_summary([m[key] for m in members])
+            for key in (*SPREAD_KEYS, "protocol_area", *[
+                k for k in members[0] if k.startswith("eigen_excess_mse")
+            ])
+        }
+        out.append(merged)
+    return out
+
+
+def compare(a, b, key):
+    """`"smaller"`, `"larger"` or `"not distinguishable"`: a's seed mean
+    of `key` against b's, by the seeds' spread (`separated`)."""
+    sa, sb = a["spread"].get(key), b["spread"].get(key)
+    if sa is None or sb is None or not separated(sa, sb):
+        return "not distinguishable"
+    return "smaller" if sa["mean"] < sb["mean"] else "larger"
 
 
 def adversarial_grid_rows(entries, x, eps):
@@ -288,7 +380,10 @@ class PaperStudy(Study):
         self.name = "paper_full" if full else "paper"
 
     def configure(self, config):
-        """The study's defaults: 50 epochs, 500 attacked points, PGD-50."""
+        """The study's defaults: 50 epochs, 500 attacked points, PGD-50,
+        `DEFAULT_SEEDS` seeds."""
+        if config.seeds is None:
+            config.seeds = 1 if config.run_dirs else DEFAULT_SEEDS[self.name]
         if config.epochs is None:
             config.epochs = 50
         if config.attack_examples is None:
@@ -308,22 +403,28 @@ class PaperStudy(Study):
         out = []
         for name, beta, alpha in grid:
             folder = f"beta{beta:g}" + (f"_mixup{alpha:g}" if alpha else "")
-            out.append((name, training.TrainConfig(
-                dataset=config.dataset, data_dir=config.data_dir,
-                architecture=config.architecture, latent_dim=config.latent_dim,
-                beta=beta, mixup_alpha=alpha, epochs=config.epochs,
-                seed=config.seed, verbose=0, distribution=config.distribution,
-                output_dir=os.path.join(
-                    config.output_dir, "runs", config.dataset, folder
-                ),
-            )))
+            for seed in range(config.seed, config.seed + config.seeds):
+                out.append((f"{name} [seed {seed}]", training.TrainConfig(
+                    dataset=config.dataset, data_dir=config.data_dir,
+                    architecture=config.architecture,
+                    latent_dim=config.latent_dim, beta=beta,
+                    mixup_alpha=alpha, epochs=config.epochs, seed=seed,
+                    verbose=0, distribution=config.distribution,
+                    output_dir=os.path.join(
+                        config.output_dir, "runs", config.dataset,
+                        f"{folder}_seed{seed}",
+                    ),
+                )))
         return out
 
     def analysis_valid(self, cached, config):
-        """An analysis from before a metric kind was added is made again."""
+        """An analysis from before a metric kind or the protocol was
+        added is made again."""
         if config.study == "paper_full" and "authors_matrix" not in cached:
             return False
-        return set(KINDS) <= set(cached.get("scores", {}))
+        return set(KINDS) <= set(cached.get("scores", {})) and (
+            "protocol" in cached
+        )
 
     def measure(self, entry, x, x_attack, config):
         """Every number the report needs for one model."""
@@ -386,6 +487,13 @@ class PaperStudy(Study):
                 rows[-1]["authors_matrix_median_radius"] = a["authors_matrix"][
                     "median"
                 ]
+        for row, entry in zip(rows, entries):
+            row["protocol_area"] = entry["analysis"]["protocol"]["area"]
+            row["protocol_checks_failed"] = [
+                c["name"] for c in entry["analysis"]["protocol"]["checks"]
+                if not c["passed"]
+            ]
+        rows = _seed_means(rows)
         plain = [
             r for r in rows
             if r["beta"] is not None and not r["mixup_alpha"]
@@ -429,8 +537,14 @@ class PaperStudy(Study):
 
     def render(self, report, entries, x_attack, config):
         eps = config.eps[len(config.eps) // 2]
-        rows = adversarial_grid_rows(entries, x_attack[:6], eps)
+        # The figures show each configuration's first seed; the tables
+        # its seed means.
+        first = {}
+        for entry in entries:
+            first.setdefault(base_name(entry["name"]), entry)
+        shown = list(first.values())
+        rows = adversarial_grid_rows(shown, x_attack[:6], eps)
         report["figures"] = paper_report.figures(
-            entries, rows, config.output_dir
+            shown, rows, config.output_dir
         )
         return report["figures"], paper_report.markdown(report, AUTHORS)
