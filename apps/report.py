@@ -47,8 +47,8 @@ _QUICK = flags.DEFINE_bool(
 _SEEDS = flags.DEFINE_integer(
     "seeds", None,
     "Training seeds per configuration, from --seed on (default: 3; 1 "
-    "with --quick). Gaps the seeds' spread does not separate are "
-    "reported as not distinguishable.",
+    "with --quick, for paper_full and for --run_dirs). Gaps the seeds' "
+    "spread does not separate are reported as not distinguishable.",
     lower_bound=1,
 )
 _MCMC_EXAMPLES = flags.DEFINE_integer(
