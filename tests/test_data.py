@@ -100,34 +100,28 @@ def test_bad_shard_names_the_argument(shard):
         data.load_arrays("digits", "train", shard=shard)
 
 
-def test_missing_tfds_data_fails_with_instructions_and_no_download(
-    tmp_path, monkeypatch
-):
-    import tensorflow_datasets as tfds
-
-    def no_download(*args, **kwargs):
+@pytest.fixture
+def no_download(monkeypatch):
+    """Any tfds download fails the test."""
+    def refuse(*args, **kwargs):
         raise AssertionError("tried to download")
 
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "download_and_prepare",
+                        refuse)
+
+
+def test_missing_tfds_data_fails_with_instructions_and_no_download(
+    tmp_path, no_download
+):
     # Without --download nothing may reach for the network (offline, tfds
     # retries for minutes before it fails).
-    monkeypatch.setattr(
-        tfds.core.DatasetBuilder, "download_and_prepare", no_download
-    )
     with pytest.raises(FileNotFoundError, match="--download.*--data_dir"):
         data.load_arrays("mnist", "train", data_dir=str(tmp_path))
 
 
 def test_download_without_network_fails_at_once_naming_the_flag(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, no_download
 ):
-    import tensorflow_datasets as tfds
-
-    def no_download(*args, **kwargs):
-        raise AssertionError("tried to download")
-
-    monkeypatch.setattr(
-        tfds.core.DatasetBuilder, "download_and_prepare", no_download
-    )
     # `.invalid` never resolves (RFC 6761): the machine has no route to it.
     monkeypatch.setattr(data, "DOWNLOAD_HOST", "vaekeras-test.invalid")
     with pytest.raises(

@@ -32,6 +32,18 @@ def _std(summary):
     return 0.0 if summary is None else summary["std"]
 
 
+def _finish(ax, xlabel, ylabel, title, log_y=True, **legend):
+    """Log axes, labels, title, grid and legend of one panel."""
+    ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, **legend)
+
+
 def figures(report, entries, out):
     """The Pareto plot, the MCMC comparison and the worst-damage curves;
     their file names.
@@ -81,15 +93,14 @@ def figures(report, entries, out):
                 textcoords="axes fraction", fontsize=7, va="bottom",
                 arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
             )
-    ax.set_xscale("log")
-    if all(_mean(r["worst_area"]) > 0 for r in plain):
-        ax.set_yscale("log")
-    ax.set_xlabel("clean reconstruction MSE (per pixel)")
-    ax.set_ylabel("area under the per-image worst damage (L2 grid)")
-    ax.set_title("Robustness against reconstruction error, mean ± std over "
-                 "seeds (lower left is better)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper right")
+    _finish(
+        ax, "clean reconstruction MSE (per pixel)",
+        "area under the per-image worst damage (L2 grid)",
+        "Robustness against reconstruction error, mean ± std over seeds "
+        "(lower left is better)",
+        log_y=all(_mean(r["worst_area"]) > 0 for r in plain),
+        loc="upper right",
+    )
     names["frontier"] = save_figure(fig, out, "frontier.png")
 
     with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
@@ -115,15 +126,12 @@ def figures(report, entries, out):
         low, high = min(values) * 0.8, max(values) * 1.25
         ax.plot([low, high], [low, high], color="0.5", linewidth=1,
                 linestyle="--", label="no effect")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("worst-damage area, bare model")
-        ax.set_ylabel("worst-damage area through MCMC (adaptive attack)")
-        ax.set_title("Test-time MCMC under an attack through the chain\n"
-                     "(above the line: the defense adds damage)",
-                     fontsize=10)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="upper left")
+        _finish(
+            ax, "worst-damage area, bare model",
+            "worst-damage area through MCMC (adaptive attack)",
+            "Test-time MCMC under an attack through the chain\n"
+            "(above the line: the defense adds damage)", loc="upper left",
+        )
         names["mcmc"] = save_figure(fig, out, "mcmc.png")
 
     grouped = {}
@@ -140,14 +148,11 @@ def figures(report, entries, out):
                 marker=MARKERS.get(members[0]["family"], "o"), markersize=4,
                 color=palette((2 * i) % 20 + (i // 10) % 2), linewidth=1.2,
                 label=name)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("L2 eps")
-    ax.set_ylabel("mean over images of the worst damage")
-    ax.set_title("Per-image worst damage over the attack ensemble "
-                 "(seed mean)", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    _finish(
+        ax, "L2 eps", "mean over images of the worst damage",
+        "Per-image worst damage over the attack ensemble (seed mean)",
+        loc="upper left", bbox_to_anchor=(1.02, 1.0),
+    )
     names["damage_curves"] = save_figure(fig, out, "damage_curves.png")
     return names
 
