@@ -12,6 +12,7 @@ and writes `report.json`, `report.md` and the figures.
 import dataclasses
 import itertools
 import os
+import re
 import time
 
 import numpy as np
@@ -104,6 +105,61 @@ def seed_summary(values):
         "max": float(np.max(values)),
         "n": len(values),
     }
+
+
+_SEED_SUFFIX = re.compile(r" \[seed (-?\d+)\]$")
+
+
+def base_name(name):
+    """A run's configuration name, without its seed."""
+    return _SEED_SUFFIX.sub("", name)
+
+
+def seed_means(rows, spread_keys):
+    """One row per configuration: the mean over its seeds of every number
+    (element-wise for lists; lists of names are merged), `seeds`, and
+    `spread`, the seed summaries (`seed_summary`) of `spread_keys`, of
+    `protocol_area` and of every `eigen_excess_mse*` value, for
+    comparisons (`compare`)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault(base_name(row["name"]), []).append(row)
+    out = []
+    for name, members in groups.items():
+        merged = {"name": name, "seeds": len(members)}
+        for key, value in members[0].items():
+            if key == "name":
+                continue
+            values = [m[key] for m in members]
+            if isinstance(value, list) and value and isinstance(
+                value[0], (int, float)
+            ):
+                merged[key] = np.mean(values, axis=0).tolist()
+            elif isinstance(value, (int, float)) and not isinstance(
+                value, bool
+            ) and value is not None:
+                merged[key] = float(np.mean(values))
+            elif isinstance(value, list):
+                merged[key] = sorted({v for m in values for v in m})
+            else:
+                merged[key] = value
+        merged["spread"] = {
+            key: seed_summary([m[key] for m in members])
+            for key in (*spread_keys, "protocol_area", *[
+                k for k in members[0] if k.startswith("eigen_excess_mse")
+            ])
+        }
+        out.append(merged)
+    return out
+
+
+def compare(a, b, key):
+    """`"smaller"`, `"larger"` or `"not distinguishable"`: a's seed mean
+    of `key` against b's, by the seeds' spread (`separated`)."""
+    sa, sb = a["spread"].get(key), b["spread"].get(key)
+    if sa is None or sb is None or not separated(sa, sb):
+        return "not distinguishable"
+    return "smaller" if sa["mean"] < sb["mean"] else "larger"
 
 
 def separated(a, b, z=2.0):

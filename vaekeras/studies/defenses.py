@@ -16,7 +16,6 @@ claims the seeds' spread does not separate.
 
 import dataclasses
 import os
-import re
 
 import numpy as np
 
@@ -31,6 +30,7 @@ from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
 from vaekeras.studies.base import Study
+from vaekeras.studies.base import base_name
 from vaekeras.studies.base import seed_summary
 from vaekeras.studies.base import separated
 
@@ -93,14 +93,6 @@ def _grid(config):
 def _mcmc_grid(config):
     grid = _grid(config)
     return tuple(grid[i] for i in MCMC_GRID_INDICES if i < len(grid)) or grid
-
-
-_SEED_SUFFIX = re.compile(r" \[seed (-?\d+)\]$")
-
-
-def base_name(name):
-    """A run's configuration name, without its seed."""
-    return _SEED_SUFFIX.sub("", name)
 
 
 def family(name):

@@ -12,7 +12,6 @@ five eigenvectors.
 import dataclasses
 import math
 import os
-import re
 
 import numpy as np
 
@@ -24,9 +23,10 @@ from vaekeras import training
 from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
 from vaekeras.studies.base import Study
+from vaekeras.studies.base import base_name
+from vaekeras.studies.base import compare
 from vaekeras.studies.base import quartiles as _quartiles
-from vaekeras.studies.base import seed_summary
-from vaekeras.studies.base import separated
+from vaekeras.studies.base import seed_means
 from vaekeras.studies.base import spearman
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
@@ -38,7 +38,6 @@ KINDS = ("stochastic", "fisher", "output")
 # told from training noise; one for the authors' 50 betas, where the
 # correlations rest on the grid (three would train 150 models).
 DEFAULT_SEEDS = {"paper": 3, "paper_full": 1}
-_SEED_SUFFIX = re.compile(r" \[seed (-?\d+)\]$")
 # Row values whose spread over seeds the report gives.
 SPREAD_KEYS = ("median_spectral_radius", "mean_entropy_max", "clean_mse")
 
@@ -289,58 +288,6 @@ def _claims(report, plain, middle):
     return claims
 
 
-def base_name(name):
-    """A run's configuration name, without its seed."""
-    return _SEED_SUFFIX.sub("", name)
-
-
-def _seed_means(rows):
-    """One row per configuration: the mean over its seeds of every number
-    (element-wise for lists), `seeds`, and `spread`, the seed summaries
-    (`seed_summary`) of `SPREAD_KEYS`, the protocol's area and the
-    middle budget's eigen damage, with the per-seed values kept for
-    comparisons (`separated`)."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(base_name(row["name"]), []).append(row)
-    out = []
-    for name, members in groups.items():
-        merged = {"name": name, "seeds": len(members)}
-        for key, value in members[0].items():
-            if key == "name":
-                continue
-            values = [m[key] for m in members]
-            if isinstance(value, list) and value and isinstance(
-                value[0], (int, float)
-            ):
-                merged[key] = np.mean(values, axis=0).tolist()
-            elif isinstance(value, (int, float)) and not isinstance(
-                value, bool
-            ) and value is not None:
-                merged[key] = float(np.mean(values))
-            elif isinstance(value, list):
-                merged[key] = sorted({v for m in values for v in m})
-            else:
-                merged[key] = value
-        merged["spread"] = {
-            key: seed_summary([m[key] for m in members])
-            for key in (*SPREAD_KEYS, "protocol_area", *[
-                k for k in members[0] if k.startswith("eigen_excess_mse")
-            ])
-        }
-        out.append(merged)
-    return out
-
-
-def compare(a, b, key):
-    """`"smaller"`, `"larger"` or `"not distinguishable"`: a's seed mean
-    of `key` against b's, by the seeds' spread (`separated`)."""
-    sa, sb = a["spread"].get(key), b["spread"].get(key)
-    if sa is None or sb is None or not separated(sa, sb):
-        return "not distinguishable"
-    return "smaller" if sa["mean"] < sb["mean"] else "larger"
-
-
 def adversarial_grid_rows(entries, x, eps):
     """Image rows of the adversarial grid: clean, eigen-attacked, recons.
 
@@ -493,7 +440,7 @@ class PaperStudy(Study):
                 c["name"] for c in entry["analysis"]["protocol"]["checks"]
                 if not c["passed"]
             ]
-        rows = _seed_means(rows)
+        rows = seed_means(rows, SPREAD_KEYS)
         plain = [
             r for r in rows
             if r["beta"] is not None and not r["mixup_alpha"]
