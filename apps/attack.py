@@ -41,7 +41,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
 _MCMC_STEPS = flags.DEFINE_integer(
     "mcmc_steps", 0,
     "Measure the damage through this many steps of test-time MCMC "
-    "(Kuzina et al. 2022); 0 = off.",
+    "(Kuzina et al. 2022; non-adaptive: the attack sees the bare model, "
+    "evaluate.py attacks through the chain); 0 = off.",
     lower_bound=0,
 )
 _DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")

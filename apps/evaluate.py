@@ -38,8 +38,9 @@ _PGD_ITER = flags.DEFINE_integer(
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of every random draw.")
 _MCMC_STEPS = flags.DEFINE_integer(
     "mcmc_steps", 0,
-    "Measure the damage through this many steps of test-time MCMC "
-    "(Kuzina et al. 2022); 0 = off.",
+    "Also evaluate through this many steps of test-time MCMC (Kuzina et "
+    "al. 2022): the protocol attacked through the chain, and the attacks' "
+    "images purified (non-adaptive rows); 0 = off.",
     lower_bound=0,
 )
 _OUTPUT = flags.DEFINE_string(
