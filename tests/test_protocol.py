@@ -160,6 +160,7 @@ def test_adaptive_attack_runs_on_every_backend(trained, digits):
         ({"attacks": ()}, "attacks=()"),
         ({"eps": [1.0, 0.5]}, "eps"),
         ({"restarts": 0}, "restarts=0"),
+        ({"spsa_samples": 0}, "spsa_samples=0"),
         ({"defense": object()}, "defense=object"),
     ],
 )

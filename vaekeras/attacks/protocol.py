@@ -109,11 +109,14 @@ def evaluate_robustness(
     restarts = checks.positive_int("restarts", restarts)
     pgd_iter = checks.positive_int("pgd_iter", pgd_iter)
     eot_samples = checks.positive_int("eot_samples", eot_samples)
+    spsa_iter = checks.positive_int("spsa_iter", spsa_iter)
+    spsa_samples = checks.positive_int("spsa_samples", spsa_samples)
     tolerance = checks.non_negative("tolerance", tolerance)
     adapter = latent.LatentModel.of(model)
     adapter.require_decoder()
-    x = adapter.check_inputs(np.asarray(x, "float32"))
-    x = np.asarray(x, "float32")
+    x = np.asarray(backend.as_numpy(
+        adapter.check_inputs(np.asarray(backend.as_numpy(x), "float32"))
+    ), "float32")
     if defense is not None and not hasattr(defense, "reconstruct"):
         raise ValueError(
             "Invalid value received for argument `defense`: expected an "
