@@ -40,7 +40,6 @@ from vaekeras.attacks import sanity
 ENSEMBLE = (
     "pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output", "random", "spsa",
 )
-GRADIENT_ATTACKS = ("pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output")
 
 
 def evaluate_robustness(

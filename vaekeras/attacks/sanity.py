@@ -32,6 +32,8 @@ from keras import ops
 from vaekeras import backend
 from vaekeras.attacks import steps
 
+# The members that follow a gradient (the protocol's names).
+GRADIENT_ATTACKS = ("pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output")
 # Absolute slack (damage units: per-pixel MSE) under every relative one,
 # so checks on undamaged models do not fail on float noise.
 ATOL = 1e-5
@@ -45,10 +47,7 @@ def run_checks(result, runner, scorer, x):
     """Every applicable check, in the module docstring's order."""
     out = [finite_gradients(runner, x)]
     attacks = result["attacks"]
-    gradient = [
-        name for name in ("pgd_kl", "pgd_damage", "eigen_fisher",
-                          "eigen_output") if name in attacks
-    ]
+    gradient = [name for name in GRADIENT_ATTACKS if name in attacks]
     if gradient and "random" in attacks:
         out.append(beats_random(result, gradient))
     out.append(monotone_in_eps(result))
