@@ -107,12 +107,41 @@ def loading_seconds(dataset):
     return vaekeras_seconds, time.perf_counter() - start
 
 
+def _rss_mb(field):
+    """This process' resident memory (VmRSS) or its peak (VmHWM), MB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_mb(dataset):
+    """Resident memory the train split adds: after `load_arrays`, after
+    `load_dataset`, and the peak over one pass of the shuffled batches
+    (Linux only; run before anything else so the peak is the data's)."""
+    import tensorflow as tf
+
+    tf.constant(0.0)  # the runtime's own memory is not the data's
+    base = _rss_mb("VmRSS")
+    images, _ = data.load_arrays(dataset, "train")
+    size = images.nbytes / 2**20
+    arrays = _rss_mb("VmRSS") - base
+    del images
+    ds = data.load_dataset(dataset, "train", 128, seed=0)
+    dataset_mb = _rss_mb("VmRSS") - base
+    for _ in ds:
+        pass
+    return size, arrays, dataset_mb, _rss_mb("VmHWM") - base
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", default="mnist_5k")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    memory = memory_mb(args.dataset)
     times = {"bare": [], "checked": [], "tape": []}
     for _ in range(args.repeats):
         times["tape"].append(tape_epoch_seconds(args.dataset, args.epochs))
@@ -132,6 +161,11 @@ def main():
           f"{checked / tape:8.3f}")
     print(f"target: checked / tape = {checked / tape:.3f} (<= 1.10); "
           f"checked / no check = {checked / bare:.3f}")
+    size, arrays, dataset_mb, peak = memory
+    print(f"memory: the float32 images {size:.0f} MB; resident after "
+          f"load_arrays +{arrays:.0f} MB, after load_dataset "
+          f"+{dataset_mb:.0f} MB, peak over one shuffled epoch +{peak:.0f} "
+          f"MB ({peak / size:.1f}x the images)")
     if args.dataset in idx.FILES:
         ours, plain = loading_seconds(args.dataset)
         print(f"loading the train split: load_arrays {ours:.2f} s, numpy "

@@ -45,6 +45,29 @@ def test_load_dataset_batches_and_shuffles_train_only():
     )
 
 
+@pytest.mark.parametrize("name", ["mnist_5k", "digits"])
+def test_one_epoch_is_the_split_bit_for_bit(name):
+    # mnist_5k's 8-bit images are kept as uint8 and scaled per batch;
+    # digits' sixteenths are not k / 255 and stay float32.
+    images, _ = data.load_arrays(name, "train")
+    ds = data.load_dataset(name, "train", batch_size=100, seed=3)
+    epoch = np.concatenate([batch.numpy() for batch in ds])
+    assert epoch.dtype == np.float32 and epoch.shape == images.shape
+    rows = sorted(row.tobytes() for row in images.reshape(len(images), -1))
+    seen = sorted(row.tobytes() for row in epoch.reshape(len(epoch), -1))
+    assert seen == rows
+    assert not np.array_equal(epoch, images)  # shuffled
+
+
+def test_eight_bit_check_keeps_only_exact_levels():
+    levels = np.arange(256, dtype=np.float32).reshape(16, 16, 1) / 255.0
+    np.testing.assert_array_equal(
+        data._eight_bit(levels, rows=5).ravel(), np.arange(256)
+    )
+    assert data._eight_bit(levels + np.float32(1e-3)) is None
+    assert data._eight_bit(np.full((2, 2, 1), 0.5, np.float32)) is None
+
+
 def test_tfds_path_under_mock_data():
     with tfds.testing.mock_data(num_examples=24):
         images, labels = data.load_arrays("mnist", "train")

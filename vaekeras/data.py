@@ -360,22 +360,61 @@ def load_dataset(
     # resumed run sees the order the uninterrupted one saw, whatever the
     # process's global seed.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    table = tf.constant(images)
+    count = len(images)
+    table, gather = _batch_table(images)
+    del images
 
     def one_epoch(_):
         current = epoch.assign_add(1) - 1
         order = tf.random.experimental.stateless_shuffle(
-            tf.range(len(images), dtype=tf.int64),
+            tf.range(count, dtype=tf.int64),
             seed=tf.stack([tf.cast(seed, tf.int64), current]),
         )
         return tf.data.Dataset.from_tensor_slices(order)
 
     ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
-    ds = ds.batch(batch_size).map(lambda idx: tf.gather(table, idx))
+    ds = ds.batch(batch_size).map(gather)
     # flat_map hides the length; Keras needs it to end epochs quietly.
     ds = ds.apply(tf.data.experimental.assert_cardinality(
-        -(-len(images) // batch_size)
+        -(-count // batch_size)
     )).prefetch(tf.data.AUTOTUNE)
     ds.epoch_variable = epoch
-    ds.num_examples = len(images)
+    ds.num_examples = count
     return ds
+
+
+def _batch_table(images):
+    """The training images as one constant, and the function that gathers
+    a batch from it.
+
+    8-bit images (every pixel k / 255, as in every offline data set and
+    tfds' MNIST family) are kept as uint8, a quarter of float32's memory,
+    and scaled per batch; float32 division is correctly rounded, so the
+    batches equal `load_arrays`' float32 images bit for bit.
+    """
+    import tensorflow as tf
+
+    levels = _eight_bit(images)
+    if levels is not None:
+        table = tf.constant(levels)
+        del levels
+
+        def gather(rows):
+            return tf.cast(tf.gather(table, rows), tf.float32) / 255.0
+
+        return table, gather
+    table = tf.constant(images)
+    return table, lambda rows: tf.gather(table, rows)
+
+
+def _eight_bit(images, rows=4096):
+    """`images` as uint8 levels when every pixel is exactly k / 255, else
+    None; checked in blocks so no float copy of the whole set is made."""
+    levels = np.empty(images.shape, np.uint8)
+    for i in range(0, len(images), rows):
+        block = images[i:i + rows]
+        quantised = np.rint(block * np.float32(255.0))
+        if not np.array_equal(quantised / np.float32(255.0), block):
+            return None
+        levels[i:i + rows] = quantised
+    return levels
