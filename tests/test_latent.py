@@ -75,12 +75,12 @@ def test_a_new_attack_or_eps_does_not_retrace(tf_only, rng, monkeypatch):
     traced = []
     compile_on_weights = backend.compile_on_weights
 
-    def counting(fn, weights):
+    def counting(fn, weights, core=None):
         def counted(*args):
             traced.append(fn)  # runs once per trace
             return fn(*args)
 
-        return compile_on_weights(counted, weights)
+        return compile_on_weights(counted, weights, core)
 
     monkeypatch.setattr(backend, "compile_on_weights", counting)
     model = _model()
@@ -96,6 +96,38 @@ def test_a_new_attack_or_eps_does_not_retrace(tf_only, rng, monkeypatch):
     )
     # Only the targeted objective is new: one trace for its step.
     assert len(traced) == traces + 1
+
+
+@pytest.mark.backends
+def test_models_of_one_architecture_share_traces_not_numbers(rng):
+    # Built in one process, so their layers' names differ.
+    model, other = _model(0), _model(1)
+    smaller = build_vae((6, 5, 1), latent_dim=3, hidden_units=(8,), seed=0)
+    first, second, third = (
+        latent.LatentModel.of(m) for m in (model, other, smaller)
+    )
+    assert first.architecture() == second.architecture()
+    assert third.architecture() != first.architecture()
+    assert latent.LatentModel.of(model.encode).architecture() is None
+    x = rng.uniform(size=(5, 6, 5, 1)).astype("float32")
+    attack = attacks.LatentPGD(model, eps=0.5, max_iter=3, seed=0)
+    attack.generate(x)
+    made = attacks.LatentPGD(other, eps=0.5, max_iter=3, seed=0).generate(x)
+    for key in ("encode", ("gradient_loop", "kl", 2, True, 0.0, 1.0)):
+        assert second._compiled[key].core is first._compiled[key].core
+    np.testing.assert_allclose(
+        to_numpy(second.encode(x)[0]), to_numpy(other.encoder(x)[0]),
+        atol=1e-6,
+    )
+    # Without the shared traces, the same numbers.
+    unshared = _model(1)
+    unshared.set_weights(other.get_weights())
+    adapter = latent.LatentModel.of(unshared)
+    adapter._architecture = None
+    again = attacks.LatentPGD(unshared, eps=0.5, max_iter=3, seed=0)
+    assert np.abs(to_numpy(second.encode(x)[0])
+                  - to_numpy(first.encode(x)[0])).max() > 1e-3
+    np.testing.assert_allclose(again.generate(x), made, atol=1e-6)
 
 
 @pytest.mark.backends

@@ -29,6 +29,8 @@ Examples:
 
 import contextlib
 import inspect
+import json
+import weakref
 
 import keras
 import numpy as np
@@ -39,6 +41,11 @@ from vaekeras import checks
 
 # Attribute under which a model keeps its adapters.
 _ATTRIBUTE = "_vaekeras_latent"
+# Compiled functions by (architecture, key), shared by the models of one
+# architecture (`LatentModel.architecture`); weak, so that a function
+# lives only while a model that uses it does.
+_SHARED = weakref.WeakValueDictionary()
+_UNKNOWN = object()
 
 
 def split_encoding(outputs):
@@ -104,6 +111,7 @@ class LatentModel:
         self._latent_dim = None
         self._variables = []
         self._decoder = None
+        self._architecture = _UNKNOWN
         inner = getattr(model, "encoder", None)
         if isinstance(model, keras.Model) and isinstance(inner, keras.Model):
             self._encoder = inner  # a VAE
@@ -295,9 +303,34 @@ class LatentModel:
         """
         compiled = self._compiled.get(key)
         if compiled is None:
-            compiled = self._compile(fn)
+            shared_key = (self.architecture(), key)
+            def traced(weights, *args):
+                return fn(_View(self, weights), *args)
+
+            compiled = backend.compile_on_weights(
+                traced, self._weights,
+                core=_SHARED.get(shared_key) if shared_key[0] else None,
+            )
+            if shared_key[0] and compiled.core is not None:
+                _SHARED.setdefault(shared_key, compiled.core)
             self._compiled[key] = compiled
         return compiled
+
+    def architecture(self):
+        """What this model's traces depend on besides its weights, or None.
+
+        Models with equal architectures (the same layers in the same
+        order with the same settings, names and seeds aside, the same
+        weight shapes and the same class) share compiled functions: a
+        study's many models of one shape trace each function once. A
+        trace reads the weights only as arguments, so sharing changes no
+        number. None (never shared) for SavedModels, plain callables and
+        a configuration Keras cannot serialize. torch runs eagerly: there
+        is no trace to share.
+        """
+        if self._architecture is _UNKNOWN:
+            self._architecture = _architecture_of(self)
+        return self._architecture
 
     def live_view(self):
         """A view on the live weights, compiled by nobody.
@@ -319,11 +352,6 @@ class LatentModel:
     def _weights(self):
         return [v.value for v in self._variables]
 
-    def _compile(self, fn):
-        def traced(weights, *args):
-            return fn(_View(self, weights), *args)
-
-        return backend.compile_on_weights(traced, self._weights)
 
 
 class _View:
@@ -388,3 +416,54 @@ def _reconstruct(view, x):
 
 def _jacobian(view, x):
     return view.jacobian(x)
+
+
+def _architecture_of(adapter):
+    """`LatentModel.architecture`: a canonical JSON of the modules a trace
+    runs, with layer names replaced by their order and seeds left out."""
+    model = adapter.model
+    if not isinstance(model, keras.Model):
+        return None
+    inner = getattr(model, "encoder", None)
+    modules = (
+        [inner, model.decoder] if isinstance(inner, keras.Model) else [model]
+    )
+    names = {}
+    for module in modules:
+        for layer in _layers(module):
+            names.setdefault(layer.name, f"<layer {len(names)}>")
+    try:
+        configs = [keras.saving.serialize_keras_object(m) for m in modules]
+        return json.dumps({
+            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "likelihood": getattr(model, "likelihood", None),
+            "modules": _canonical(configs, names),
+            "weights": [
+                [list(v.shape), str(v.dtype)] for v in adapter._variables
+            ],
+        }, sort_keys=True, default=repr)
+    except (TypeError, ValueError, NotImplementedError):
+        return None
+
+
+def _layers(layer):
+    """`layer` and every layer inside it (models, wrappers), in order."""
+    yield layer
+    children = list(getattr(layer, "layers", None) or [])
+    wrapped = getattr(layer, "layer", None)
+    if isinstance(wrapped, keras.layers.Layer):
+        children.append(wrapped)
+    for child in children:
+        yield from _layers(child)
+
+
+def _canonical(value, names):
+    if isinstance(value, dict):
+        return {
+            k: _canonical(v, names) for k, v in value.items() if k != "seed"
+        }
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v, names) for v in value]
+    if isinstance(value, str):
+        return names.get(value, value)
+    return value

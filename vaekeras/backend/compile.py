@@ -35,7 +35,7 @@ def compile_plain(fn, key=None):
     return compiled
 
 
-def compile_on_weights(traced, weights):
+def compile_on_weights(traced, weights, core=None):
     """`traced(weights, *args)` compiled once; called as `run(*args)`.
 
     `weights()` returns the current weight values, passed at every call,
@@ -43,18 +43,31 @@ def compile_on_weights(traced, weights):
     and every output is per-example: inside a data-parallel scope each
     device takes its share (see `_run_on_replicas`, `_place`). torch runs
     eagerly on the live weights (`traced(None, *args)`).
+
+    `run.core` is the backend's compiled function (None on torch); pass
+    it as `core` to run another model of the same architecture, with its
+    own `weights`, on the traces already made.
     """
     backend = name()
     if backend == "torch":
-        return lambda *args: traced(None, *_tensors(args))
+        def run_eagerly(*args):
+            return traced(None, *_tensors(args))
+
+        run_eagerly.core = None
+        return run_eagerly
     if backend == "jax":
         import jax
 
-        compiled = jax.jit(traced)
-        return lambda *args: compiled(*_place(weights(), _tensors(args)))
+        compiled = core or jax.jit(traced)
+
+        def run_jitted(*args):
+            return compiled(*_place(weights(), _tensors(args)))
+
+        run_jitted.core = compiled
+        return run_jitted
     import tensorflow as tf
 
-    compiled = tf.function(traced, reduce_retracing=True)
+    compiled = core or tf.function(traced, reduce_retracing=True)
     sharded = {}
     first = []
 
@@ -87,6 +100,7 @@ def compile_on_weights(traced, weights):
             first.append(True)
         return compiled(weights(), *args)
 
+    run.core = compiled
     return run
 
 
