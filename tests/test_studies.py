@@ -45,6 +45,26 @@ def test_paper_full_grid_is_the_authors():
     assert min(abs(b - 1.05) for b in paper.FULL_BETAS) < 0.005
 
 
+@pytest.mark.parametrize("name, dataset, epochs", [
+    ("paper", "mnist_5k", 50), ("paper", "fashion_mnist", 10),
+    ("defenses", "mnist_5k", 20), ("defenses", "fashion_mnist", 3),
+    ("defenses", "digits", 20),
+])
+def test_each_data_set_gets_its_epochs_unless_told(name, dataset, epochs):
+    from vaekeras import studies
+
+    study = studies.get_study(name)
+    config = study.configure(
+        studies.ReportConfig(study=name, dataset=dataset)
+    )
+    assert config.epochs == epochs
+    told = study.configure(
+        studies.ReportConfig(study=name, dataset=dataset, epochs=7)
+    )
+    assert told.epochs == 7
+    assert {c.epochs for _, c in study.runs(told)} == {7}
+
+
 def test_unknown_study_names_itself():
     from vaekeras.studies import get_study
 
