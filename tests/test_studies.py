@@ -65,6 +65,15 @@ def test_each_data_set_gets_its_epochs_unless_told(name, dataset, epochs):
     assert {c.epochs for _, c in study.runs(told)} == {7}
 
 
+def test_each_data_set_reports_into_its_own_default_folder():
+    from vaekeras import studies
+
+    assert studies.default_output_dir("paper", "mnist_5k") == "reports/paper"
+    assert studies.default_output_dir("defenses", "fashion_mnist") == (
+        "reports/defenses_fashion_mnist"
+    )
+
+
 def test_unknown_study_names_itself():
     from vaekeras.studies import get_study
 

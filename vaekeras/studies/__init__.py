@@ -26,6 +26,20 @@ STUDY_CLASSES = {
 STUDIES = tuple(STUDY_CLASSES)
 
 
+def default_output_dir(study, dataset):
+    """`reports/<study>`, or `reports/<study>_<dataset>` for any data set
+    but the default mnist_5k, so that studies of two data sets never ask
+    for one folder.
+
+    Examples:
+        >>> default_output_dir("paper", "fashion_mnist")
+        'reports/paper_fashion_mnist'
+    """
+    if dataset == "mnist_5k":
+        return f"reports/{study}"
+    return f"reports/{study}_{dataset}"
+
+
 def get_study(name):
     """The `Study` called `name`.
 
