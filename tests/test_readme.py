@@ -132,3 +132,31 @@ def test_docs_python_snippets_run_as_written_in_reading_order(tmp_path):
     result = run_snippets(blocks, tmp_path)
     assert result.returncode == 0, result.stderr[-4000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["saved_models"]
+
+
+def test_the_results_checker_flags_a_row_its_report_lacks(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import check_readme_results as checker
+    finally:
+        sys.path.pop(0)
+    report = tmp_path / "reports" / "s" / "report.md"
+    report.parent.mkdir(parents=True)
+    report.write_text(
+        "# r\n\n| model | area |\n|---|---:|\n| beta=1 | 0.0307 |\n"
+        "| beta=2 | 0.0257 |\n"
+    )
+    page = tmp_path / "page.md"
+    table = "| model | area |\n|---|---:|\n| beta=1 | 0.0307 |\n"
+    page.write_text(f"<!-- rows from reports/s/report.md -->\n{table}")
+    assert checker.check([str(page)], root=str(tmp_path)) == []
+    page.write_text(
+        "<!-- rows from reports/s/report.md -->\n"
+        f"{table}| beta=2 | 0.0258 |\n\n"
+        "<!-- rows from reports/gone/report.md -->\n| a |\n|---|\n| 1 |\n"
+    )
+    problems = checker.check([str(page)], root=str(tmp_path))
+    assert problems == [
+        f"{page}:5: row 'beta=2 | 0.0258' is not in reports/s/report.md",
+        f"{page}:7: reports/gone/report.md does not exist",
+    ]
