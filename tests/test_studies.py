@@ -204,6 +204,43 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
         text
     )
     assert text.endswith("more than the seeds' spread for 1.")
+    plain[0]["failed_checks"] = {"bare": {}, "mcmc": {"converged": {
+        "runs": 2, "of": 3, "details": ["x"] * 2,
+    }}}
+    assert study._verdict(plain, with_mcmc, [0, 1]).endswith(
+        "did not converge for 1 of 3 configurations (see Sanity checks): "
+        "their MCMC areas are lower bounds, and MCMC's benefit is an upper "
+        "bound."
+    )
+
+
+def test_failed_checks_are_counted_per_evaluation_with_the_worst():
+    from vaekeras.reporting import defenses as defenses_report
+    from vaekeras.studies import defenses as study
+
+    def result(*details):
+        return {"checks": [
+            {"name": "converged", "passed": d is None, "detail": d or "ok"}
+            for d in details
+        ] + [{"name": "monotone_in_eps", "passed": True, "detail": "ok"}]}
+
+    mcmc = study._failures([
+        result("raise it (+6.1%, tolerance 5%)"), result(None),
+        result("raise it (+17.4%, tolerance 5%)"),
+    ])
+    assert mcmc["converged"]["runs"] == 2 and mcmc["converged"]["of"] == 3
+    rows = [
+        {"name": "beta=1", "seeds": 3,
+         "failed_checks": {"bare": {}, "mcmc": mcmc}},
+        {"name": "beta=3", "seeds": 3,
+         "failed_checks": {"bare": {}, "mcmc": {}}},
+    ]
+    assert defenses_report._checks_lines(rows) == [
+        "- Bare models: every check passed in all 6 runs.",
+        "- Through MCMC: `converged` failed in 2 of 6 runs (1 of 2 "
+        "configurations); the largest: raise it (+17.4%, tolerance 5%). "
+        "Those runs' numbers are lower bounds on the damage.",
+    ]
 
 
 def test_a_smoke_report_says_its_verdicts_mean_nothing():

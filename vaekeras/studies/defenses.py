@@ -148,7 +148,23 @@ def _verdict(plain, with_mcmc, frontier):
         f"{', '.join(families)}. Test-time MCMC, attacked through its "
         f"chain, lowered the worst area on its budgets for {len(lowered)} "
         f"of {len(with_mcmc)} models, by more than the seeds' spread for "
-        f"{len(clearly)}."
+        f"{len(clearly)}." + _unconverged_note(plain)
+    )
+
+
+def _unconverged_note(plain):
+    """A caveat when the attack through MCMC did not converge."""
+    unconverged = [
+        r for r in plain
+        if "converged" in r.get("failed_checks", {}).get("mcmc", {})
+    ]
+    if not unconverged:
+        return ""
+    return (
+        f" The attack through the chain did not converge for "
+        f"{len(unconverged)} of {len(plain)} configurations (see Sanity "
+        "checks): their MCMC areas are lower bounds, and MCMC's benefit is "
+        "an upper bound."
     )
 
 
@@ -395,6 +411,12 @@ class DefensesStudy(Study):
                     for key in ("protocol", "mcmc_protocol")
                     for c in a[key]["checks"] if not c["passed"]
                 }),
+                "failed_checks": {
+                    "bare": _failures([a["protocol"] for a in analyses]),
+                    "mcmc": _failures(
+                        [a["mcmc_protocol"] for a in analyses]
+                    ),
+                },
             }
             rows.append({
                 **base, "mcmc": False,
@@ -470,6 +492,21 @@ def _jsonable(result):
     out["worst_damage"] = np.asarray(result["worst_damage"]).tolist()
     out["clean_mse"] = np.asarray(result["clean_mse"]).tolist()
     return out
+
+
+def _failures(results):
+    """Per failed check: how many of the seeds' runs failed it, and the
+    details of those runs."""
+    out = {}
+    for result in results:
+        for check in result["checks"]:
+            if not check["passed"]:
+                out.setdefault(check["name"], []).append(check["detail"])
+    return {
+        name: {"runs": len(details), "of": len(results),
+               "details": details}
+        for name, details in out.items()
+    }
 
 
 def _attack_areas(results):
