@@ -129,7 +129,7 @@ def figures(report, entries, out):
         ax.plot([low, high], [low, high], color="0.5", linewidth=1,
                 linestyle="--", label="no effect")
         _finish(
-            ax, "worst-damage area, bare model",
+            ax, "worst-damage area, bare model (the same points and budgets)",
             "worst-damage area through MCMC (adaptive attack)",
             "Test-time MCMC under an attack through the chain\n"
             "(above the line: the defense adds damage)", loc="upper left",
