@@ -272,8 +272,8 @@ def test_the_empirical_margin_never_undercuts_the_certified_radius(digits):
     budget at which PGD does is at least the radius (soundness), and on
     a plain VAE it is reached at all."""
     from vaekeras import defenses
-    from vaekeras.studies.defenses import MARGIN_GRID
-    from vaekeras.studies.defenses import empirical_margin
+    from vaekeras.defenses.certificates import MARGIN_GRID
+    from vaekeras.defenses.certificates import empirical_margin
 
     keras.utils.set_random_seed(0)
     model = defenses.build_lipschitz_vae(

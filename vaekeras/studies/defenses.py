@@ -26,6 +26,7 @@ from vaekeras import scores
 from vaekeras import training
 from vaekeras.attacks import evaluate_robustness
 from vaekeras.attacks import log_eps_area
+from vaekeras.defenses.certificates import empirical_margin
 from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
@@ -84,8 +85,6 @@ MCMC_GRID_INDICES = (2, 4, 6)
 RESTARTS = 2
 EOT_SAMPLES = 2
 SPSA_ITER, SPSA_SAMPLES = 20, 8
-# Budgets of the empirical margin's search (L2, log-spaced).
-MARGIN_GRID = tuple(float(f"{e:.4g}") for e in np.geomspace(0.02, 12, 25))
 
 
 def _grid(config):
@@ -226,34 +225,6 @@ def _mixup_verdict(rows):
             f"{ties} more are smaller on average but not distinguishable."
         ),
     }
-
-
-def empirical_margin(model, x, r, seed=0, max_iter=20):
-    """Per image, the smallest L2 budget of `MARGIN_GRID` at which PGD on
-    the reconstruction change reaches r (inf when none does).
-
-    The attack is `LatentPGD(objective="reconstruction")`, the strongest
-    for this quantity; the change is ||dec(mu(x_adv)) - dec(mu(x))||_2,
-    the one the certificate bounds. Barrett et al. plot it beside the
-    certified radius: their ratio is the certificate's looseness.
-    """
-    from vaekeras import attacks
-
-    adapter = latent.LatentModel.of(model)
-    clean = adapter.reconstruct_numpy(x)
-    x_advs = attacks.LatentPGD(
-        model, eps=list(MARGIN_GRID), max_iter=max_iter,
-        objective="reconstruction", seed=seed,
-    ).generate(x)
-    margin = np.full(len(x), np.inf)
-    for eps, x_adv in zip(MARGIN_GRID, x_advs):
-        change = np.linalg.norm(
-            (adapter.reconstruct_numpy(x_adv) - clean).reshape(len(x), -1),
-            axis=-1,
-        )
-        reached = (change >= r) & ~np.isfinite(margin)
-        margin[reached] = eps
-    return margin
 
 
 class DefensesStudy(Study):
