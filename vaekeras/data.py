@@ -361,7 +361,7 @@ def load_dataset(
     # process's global seed.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     count = len(images)
-    table, gather = _batch_table(images)
+    gather = _batch_gather(images)
     del images
 
     def one_epoch(_):
@@ -383,11 +383,11 @@ def load_dataset(
     return ds
 
 
-def _batch_table(images):
-    """The training images as one constant, and the function that gathers
-    a batch from it.
+def _batch_gather(images):
+    """The function that gathers a batch of rows from the training images,
+    held as one constant.
 
-    8-bit images (every pixel k / 255, as in every offline data set and
+    8-bit images (every pixel k / 255, as in mnist_5k, Fashion-MNIST and
     tfds' MNIST family) are kept as uint8, a quarter of float32's memory,
     and scaled per batch; float32 division is correctly rounded, so the
     batches equal `load_arrays`' float32 images bit for bit.
@@ -402,9 +402,9 @@ def _batch_table(images):
         def gather(rows):
             return tf.cast(tf.gather(table, rows), tf.float32) / 255.0
 
-        return table, gather
+        return gather
     table = tf.constant(images)
-    return table, lambda rows: tf.gather(table, rows)
+    return lambda rows: tf.gather(table, rows)
 
 
 def _eight_bit(images, rows=4096):
