@@ -217,6 +217,45 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
     )
 
 
+def test_mcmc_is_charged_its_clean_error_in_words_and_table():
+    from vaekeras.reporting import defenses as defenses_report
+
+    def row(name, clean, area, mcmc=False, **extra):
+        return {
+            "name": name, "mcmc": mcmc, "seeds": 2,
+            "clean_mse": base.seed_summary(clean),
+            "worst_area": base.seed_summary(area), **extra,
+        }
+
+    plain = [
+        row("beta=1", [0.02, 0.02], [0.03, 0.03],
+            mcmc_reference_clean_mse=base.seed_summary([0.010, 0.010]),
+            mcmc_reference_area=base.seed_summary([0.02, 0.02]),
+            failed_checks={"bare": {}, "mcmc": {"converged": {
+                "runs": 1, "of": 2, "details": ["x"]}}}),
+        row("beta=3", [0.03, 0.03], [0.02, 0.02],
+            mcmc_reference_clean_mse=base.seed_summary([0.020, 0.020]),
+            mcmc_reference_area=base.seed_summary([0.01, 0.01])),
+    ]
+    with_mcmc = [
+        row("beta=1", [0.015, 0.015], [0.012, 0.012], True),
+        row("beta=3", [0.018, 0.018], [0.011, 0.011], True),
+    ]
+    assert defenses_report.mcmc_clean_note(plain, with_mcmc) == (
+        " On the same clean points the chain's reconstruction error is "
+        "1.20x the bare model's (median; range 0.90-1.50x, higher for 1 of "
+        "2 models); damage through MCMC is counted from the chain's own "
+        "clean reconstruction."
+    )
+    lines = defenses_report._mcmc_lines(
+        plain, {m["name"]: m for m in with_mcmc}
+    )
+    assert lines[-3] == (
+        "| beta=1 | 0.01 ± 0 | 0.015 ± 0 | 0.02 ± 0 | 0.012 ± 0 | 1 of 2 |"
+    )
+    assert lines[-2].endswith("| 0 of 2 |")
+
+
 def test_failed_checks_are_counted_per_evaluation_with_the_worst():
     from vaekeras.reporting import defenses as defenses_report
     from vaekeras.studies import defenses as study

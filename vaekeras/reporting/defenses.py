@@ -159,6 +159,77 @@ def figures(report, entries, out):
     return names
 
 
+def unconverged_note(plain):
+    """A caveat when the attack through MCMC did not converge."""
+    unconverged = [
+        r for r in plain
+        if "converged" in r.get("failed_checks", {}).get("mcmc", {})
+    ]
+    if not unconverged:
+        return ""
+    return (
+        " The attack through the chain failed the convergence check for "
+        f"{len(unconverged)} of {len(plain)} configurations (see Sanity "
+        "checks). Through a randomized defense that check's rerun also "
+        "scores every image with a fresh chain, which alone raises a "
+        "per-image maximum, so it cannot tell a stronger attack from the "
+        "chain's own noise: MCMC's benefit is established only where it "
+        "exceeds the check's gain."
+    )
+
+
+def mcmc_clean_note(plain, with_mcmc):
+    """What the chain costs on clean images, in words.
+
+    Damage through MCMC is measured from the chain's own clean
+    reconstruction, so a chain that blurred every image could lower the
+    damage while raising the error a user sees; this says which way the
+    chain moved the clean error.
+    """
+    by_name = {r["name"]: r for r in plain}
+    ratios = [
+        _mean(m["clean_mse"])
+        / _mean(by_name[m["name"]]["mcmc_reference_clean_mse"])
+        for m in with_mcmc
+        if by_name[m["name"]].get("mcmc_reference_clean_mse")
+    ]
+    if not ratios:
+        return ""
+    raised = sum(r > 1 for r in ratios)
+    return (
+        " On the same clean points the chain's reconstruction error is "
+        f"{np.median(ratios):.2f}x the bare model's (median; range "
+        f"{min(ratios):.2f}-{max(ratios):.2f}x, higher for {raised} of "
+        f"{len(ratios)} models); damage through MCMC is counted from the "
+        "chain's own clean reconstruction."
+    )
+
+
+def _mcmc_lines(plain, with_mcmc):
+    """A table: each model bare and through MCMC, on the same points."""
+    lines = [
+        "## Test-time MCMC", "",
+        "On the points and budgets the chain was attacked at; the clean "
+        "MSE through MCMC is the chain's reconstruction of the clean "
+        "image, and damage through MCMC is counted from it.", "",
+        "| model | clean MSE, bare | clean MSE, MCMC | worst area, bare | "
+        "worst area, MCMC (adaptive) | `converged` failed (runs) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in plain:
+        m = with_mcmc.get(r["name"])
+        if m is None:
+            continue
+        failed = r.get("failed_checks", {}).get("mcmc", {}).get("converged")
+        lines.append(
+            f"| {r['name']} | {pm(r.get('mcmc_reference_clean_mse'))} | "
+            f"{pm(m['clean_mse'])} | {pm(r.get('mcmc_reference_area'))} | "
+            f"{pm(m['worst_area'])} | "
+            f"{failed['runs'] if failed else 0} of {r['seeds']} |"
+        )
+    return lines + [""]
+
+
 def _checks_lines(plain):
     """The failed checks, per evaluation (bare, through MCMC) and check:
     how many runs failed, with the largest shortfall's detail."""
@@ -247,6 +318,8 @@ def markdown(report):
         lines += [f"**Note.** {report['mix_note']}", ""]
     lines += ["## Frontier", "", report["verdict"], ""]
     lines += ["## Sanity checks", ""] + _checks_lines(plain) + [""]
+    if with_mcmc:
+        lines += _mcmc_lines(plain, with_mcmc)
     mix = report.get("mixup")
     if mix:
         lines += [

@@ -147,26 +147,9 @@ def _verdict(plain, with_mcmc, frontier):
         f"{', '.join(families)}. Test-time MCMC, attacked through its "
         f"chain, lowered the worst area on its budgets for {len(lowered)} "
         f"of {len(with_mcmc)} models, by more than the seeds' spread for "
-        f"{len(clearly)}." + _unconverged_note(plain)
-    )
-
-
-def _unconverged_note(plain):
-    """A caveat when the attack through MCMC did not converge."""
-    unconverged = [
-        r for r in plain
-        if "converged" in r.get("failed_checks", {}).get("mcmc", {})
-    ]
-    if not unconverged:
-        return ""
-    return (
-        " The attack through the chain failed the convergence check for "
-        f"{len(unconverged)} of {len(plain)} configurations (see Sanity "
-        "checks). Through a randomized defense that check's rerun also "
-        "scores every image with a fresh chain, which alone raises a "
-        "per-image maximum, so it cannot tell a stronger attack from the "
-        "chain's own noise: MCMC's benefit is established only where it "
-        "exceeds the check's gain."
+        f"{len(clearly)}."
+        + defenses_report.mcmc_clean_note(plain, with_mcmc)
+        + defenses_report.unconverged_note(plain)
     )
 
 
@@ -404,6 +387,13 @@ class DefensesStudy(Study):
                 "mcmc_reference_area": seed_summary(
                     [a["mcmc_reference_area"] for a in analyses]
                 ),
+                # The bare model's clean error on the points MCMC was
+                # attacked at: what the chain's own clean error costs.
+                "mcmc_reference_clean_mse": seed_summary([
+                    float(np.mean(a["protocol"]["clean_mse"][
+                        :len(a["mcmc_protocol"]["clean_mse"])
+                    ])) for a in analyses
+                ]),
             })
             rows.append({
                 **base, "mcmc": True,
