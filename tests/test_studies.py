@@ -254,6 +254,19 @@ def test_mcmc_is_charged_its_clean_error_in_words_and_table():
         "| beta=1 | 0.01 ± 0 | 0.015 ± 0 | 0.02 ± 0 | 0.012 ± 0 | 1 of 2 |"
     )
     assert lines[-2].endswith("| 0 of 2 |")
+    plain[0].update(certified_radius=base.seed_summary([0.001, 0.003]),
+                    empirical_margin=None, on_frontier=True)
+    plain[1].update(certified_radius=None, empirical_margin=None,
+                    on_frontier=False)
+    summary = defenses_report._summary_lines(
+        plain, {"beta=1": with_mcmc[0]}
+    )
+    # From the lowest clean error up; a model without MCMC says so.
+    assert summary[2:4] == [
+        "| beta=1 | 0.02 ± 0 | 0.03 ± 0 | 0.02 -> 0.012 | 0.002 | n/a | "
+        "**yes** |",
+        "| beta=3 | 0.03 ± 0 | 0.02 ± 0 | n/a | n/a | n/a |  |",
+    ]
 
 
 def test_failed_checks_are_counted_per_evaluation_with_the_worst():

@@ -30,6 +30,11 @@ def _mean(summary):
     return float("nan") if summary is None else summary["mean"]
 
 
+def _cell(summary, digits=4):
+    """A seed summary's mean alone, "n/a" when there is none."""
+    return "n/a" if summary is None else fmt(summary["mean"], digits)
+
+
 def _std(summary):
     return 0.0 if summary is None else summary["std"]
 
@@ -230,6 +235,29 @@ def _mcmc_lines(plain, with_mcmc):
     return lines + [""]
 
 
+def _summary_lines(plain, with_mcmc):
+    """One compact row per model, from the lowest clean error up."""
+    lines = [
+        "| model | clean MSE | worst area | MCMC budgets: bare -> through "
+        "MCMC | certified radius | empirical margin | frontier |",
+        "|---|---:|---:|---|---:|---:|---|",
+    ]
+    for r in sorted(plain, key=lambda r: _mean(r["clean_mse"])):
+        m = with_mcmc.get(r["name"])
+        mcmc = (
+            f"{_cell(r.get('mcmc_reference_area'))} -> "
+            f"{_cell(m['worst_area'])}" if m else "n/a"
+        )
+        lines.append(
+            f"| {r['name']} | {pm(r['clean_mse'])} | "
+            f"{pm(r['worst_area'])} | {mcmc} | "
+            f"{_cell(r['certified_radius'], 3)} | "
+            f"{_cell(r['empirical_margin'], 3)} | "
+            f"{'**yes**' if r['on_frontier'] else ''} |"
+        )
+    return lines + [""]
+
+
 def _checks_lines(plain):
     """The failed checks, per evaluation (bare, through MCMC) and check:
     how many runs failed, with the largest shortfall's detail."""
@@ -317,6 +345,8 @@ def markdown(report):
     if report.get("mix_note"):
         lines += [f"**Note.** {report['mix_note']}", ""]
     lines += ["## Frontier", "", report["verdict"], ""]
+    if plain:
+        lines += _summary_lines(plain, with_mcmc)
     lines += ["## Sanity checks", ""] + _checks_lines(plain) + [""]
     if with_mcmc:
         lines += _mcmc_lines(plain, with_mcmc)
