@@ -1,10 +1,12 @@
 import os
+import types
 
 import keras
 import numpy as np
 import pytest
 
 from vaekeras import reporting
+from vaekeras import runs
 from vaekeras.studies import base
 
 
@@ -341,3 +343,92 @@ def test_the_empirical_margin_never_undercuts_the_certified_radius(digits):
     assert np.all(margin >= radius)
     assert np.isfinite(margin).any()
     assert set(margin[np.isfinite(margin)]) <= set(MARGIN_GRID)
+
+
+class _CountingStudy:
+    """Measures by recording the model's name."""
+
+    def __init__(self, on_measure=None):
+        self.measured = []
+        self.on_measure = on_measure
+
+    def analysis_valid(self, cached, config):
+        return True
+
+    def measure(self, entry, x, x_attack, config):
+        self.measured.append(entry["name"])
+        if self.on_measure:
+            self.on_measure(entry["name"])
+        return {"by": "here"}
+
+
+def _model_folders(tmp_path, names):
+    entries = []
+    for name in names:
+        folder = tmp_path / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "model.keras").write_text(name)
+        entries.append({"name": name, "path": str(folder)})
+    return entries
+
+
+def test_two_processes_of_a_study_split_its_models(tmp_path):
+    import threading
+
+    config = types.SimpleNamespace(output_dir=str(tmp_path), verbose=0)
+    entries = _model_folders(tmp_path, ["a", "b", "c"])
+    analysis = tmp_path / "analysis"
+    analysis.mkdir()
+    holding, measured_c = threading.Event(), threading.Event()
+
+    def other_process():
+        # Holds b's lock as a second process measuring b would, and lets
+        # go once this one has moved past b to c.
+        with runs.hold(str(analysis / "b.lock")):
+            holding.set()
+            measured_c.wait(30)
+            runs.write_json(str(analysis / "b.json"), {
+                "by": "other",
+                "model_stamp": base.model_stamp(entries[1]["path"]),
+            })
+
+    other = threading.Thread(target=other_process)
+    other.start()
+    assert holding.wait(30)
+    study = _CountingStudy(
+        on_measure=lambda name: name == "c" and measured_c.set()
+    )
+    base.measure_all(study, config, entries, None, None)
+    other.join()
+    assert study.measured == ["a", "c"]
+    assert [e["analysis"]["by"] for e in entries] == ["here", "other", "here"]
+    # A second run reuses every cache; a retrained model is measured again.
+    again = _CountingStudy()
+    base.measure_all(again, config, entries, None, None)
+    assert again.measured == []
+    model = os.path.join(entries[2]["path"], "model.keras")
+    os.utime(model, (0, os.path.getmtime(model) + 10))
+    base.measure_all(again, config, entries, None, None)
+    assert again.measured == ["c"]
+
+
+def test_a_run_another_process_trains_is_waited_for(tmp_path, monkeypatch):
+
+    trained = []
+
+    def fake_train_one(i, spec, count, verbose):
+        if spec[0] == "busy" and not trained:
+            trained.append("other")
+            raise runs.FolderInUse("in use")
+        trained.append(spec[0])
+        return {"name": spec[0]}
+
+    monkeypatch.setattr(base, "_train_one", fake_train_one)
+    cfg = types.SimpleNamespace
+    specs = [
+        ("busy", cfg(output_dir=str(tmp_path / "busy"))),
+        ("free", cfg(output_dir=str(tmp_path / "free"))),
+    ]
+    entries = base.train_or_reuse(specs, verbose=0)
+    assert [e["name"] for e in entries] == ["busy", "free"]
+    assert trained == ["other", "free", "busy"]

@@ -228,33 +228,37 @@ def prepare(path, config, keys, overwrite=False):
 
 
 @contextlib.contextmanager
-def lock(path):
-    """Holds an exclusive lock on a folder for the life of a run.
+def hold(lock_path, wait=False):
+    """Holds an exclusive OS lock (`fcntl.flock`) on one file.
 
-    The lock is an OS file lock (`fcntl.flock`) on `<path>/.lock`, so a
-    killed process releases it and a stale lock never blocks a new run.
+    A killed process releases its locks, so a stale lock never blocks.
+    The file holds the holder's pid, for the message of the next comer.
+
+    Args:
+        lock_path: the lock file (created when missing).
+        wait: block until the holder lets go instead of raising.
 
     Raises:
-        FolderInUse: when another process holds it; the message names the
-            folder and that process.
+        FolderInUse: when another process holds it and `wait` is False;
+            the message names the file and that process.
     """
     import fcntl
 
-    os.makedirs(path, exist_ok=True)
-    lock_path = os.path.join(path, LOCK)
     handle = open(lock_path, "a+")
     try:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(
+                handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+            )
         except OSError as error:
             if error.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
             handle.seek(0)
             holder = handle.read().strip() or "unknown"
             raise FolderInUse(
-                f"The run folder {path!r} is in use by another vaekeras "
-                f"process (pid {holder}). Wait for it to finish or choose "
-                "another folder."
+                f"{os.path.dirname(lock_path)!r} is in use by another "
+                f"vaekeras process (pid {holder}). Wait for it to finish "
+                "or choose another folder."
             ) from None
         handle.seek(0)
         handle.truncate()
@@ -263,6 +267,25 @@ def lock(path):
         yield
     finally:
         handle.close()
+
+
+@contextlib.contextmanager
+def lock(path, wait=False):
+    """Holds an exclusive lock on a folder for the life of a run.
+
+    The lock is `hold` on `<path>/.lock`, so a killed process releases it.
+
+    Args:
+        path: the run folder (created when missing).
+        wait: block until another process lets go instead of raising.
+
+    Raises:
+        FolderInUse: when another process holds it and `wait` is False;
+            the message names the folder and that process.
+    """
+    os.makedirs(path, exist_ok=True)
+    with hold(os.path.join(path, LOCK), wait):
+        yield
 
 
 def save_model(model, path):

@@ -257,62 +257,128 @@ def load_entry(path):
 def train_or_reuse(specs, verbose=1):
     """Trains each `(name, TrainConfig)` unless finished; loads them all.
 
+    Several processes running the same study share the work: a run that
+    another process is training is skipped, then waited for at the end.
+
     Returns:
         One entry (`load_entry`) per spec, named by the spec, with
         `status` ("reused" or how long training took) and
         `train_seconds` (from the run's metrics).
     """
-    entries = []
-    for i, (name, train_config) in enumerate(specs):
-        if finished(train_config):
-            status = "reused"
-        else:
-            start = time.time()
-            try:
-                training.train(
-                    dataclasses.replace(train_config, overwrite=True)
-                )
-            except FloatingPointError as error:
-                # One diverged model must not sink a whole study: the
-                # report lists it instead.
-                status = f"failed: {error}"
-                if verbose:
-                    print(f"[{i + 1}/{len(specs)}] {name}: {status}")
-                entries.append({"name": name, "status": status,
-                                "failed": True})
-                continue
-            status = f"trained in {time.time() - start:.0f} s"
-        if verbose:
-            print(f"[{i + 1}/{len(specs)}] {name}: {status}")
-        entry = load_entry(train_config.output_dir)
-        entry["name"] = name
-        entry["status"] = status
-        metrics = runs.read_json(
-            os.path.join(train_config.output_dir, runs.METRICS)
-        ) or {}
-        entry["train_seconds"] = metrics.get("train_seconds")
-        entry["epochs_run"] = metrics.get("epochs_run")
-        entries.append(entry)
+    entries = [None] * len(specs)
+    busy = []
+    for i, spec in enumerate(specs):
+        try:
+            entries[i] = _train_one(i, spec, len(specs), verbose)
+        except runs.FolderInUse:
+            busy.append(i)
+    for i in busy:
+        # Blocks until the other process lets go, then reuses its run (or
+        # trains it here when that process died before finishing).
+        with runs.lock(specs[i][1].output_dir, wait=True):
+            pass
+        entries[i] = _train_one(i, specs[i], len(specs), verbose)
     return entries
 
 
-def _measure_cached(study, config, entry, x, x_attack):
-    """The entry's measurements: from its cache when still valid."""
-    cache = os.path.join(
-        config.output_dir, "analysis", f"{slug(entry['name'])}.json"
-    )
-    cached = (
-        runs.read_json(cache)
-        if os.path.exists(cache) and entry.get("status", "") == "reused"
-        else None
-    )
-    if cached is not None and study.analysis_valid(cached, config):
-        return cached
-    began = time.time()
-    analysis = study.measure(entry, x, x_attack, config)
-    analysis["measure_seconds"] = round(time.time() - began, 1)
-    runs.write_json(cache, analysis)
-    return analysis
+def _train_one(i, spec, count, verbose):
+    name, train_config = spec
+    if finished(train_config):
+        status = "reused"
+    else:
+        start = time.time()
+        try:
+            training.train(dataclasses.replace(train_config, overwrite=True))
+        except FloatingPointError as error:
+            # One diverged model must not sink a whole study: the report
+            # lists it instead.
+            status = f"failed: {error}"
+            if verbose:
+                print(f"[{i + 1}/{count}] {name}: {status}")
+            return {"name": name, "status": status, "failed": True}
+        status = f"trained in {time.time() - start:.0f} s"
+    if verbose:
+        print(f"[{i + 1}/{count}] {name}: {status}")
+    entry = load_entry(train_config.output_dir)
+    entry["name"] = name
+    entry["status"] = status
+    metrics = runs.read_json(
+        os.path.join(train_config.output_dir, runs.METRICS)
+    ) or {}
+    entry["train_seconds"] = metrics.get("train_seconds")
+    entry["epochs_run"] = metrics.get("epochs_run")
+    return entry
+
+
+def model_stamp(path):
+    """When the model at `path` (a run folder or SavedModel) was written."""
+    path = os.fspath(path)
+    for name in (runs.MODEL, "saved_model.pb"):
+        if os.path.isfile(os.path.join(path, name)):
+            return os.path.getmtime(os.path.join(path, name))
+    return os.path.getmtime(path)
+
+
+def _measure_cached(study, config, entry, x, x_attack, wait=False):
+    """The entry's measurements: from its cache when still valid.
+
+    The cache is `<output_dir>/analysis/<name>.json`, valid for the model
+    it was measured on (its `model_stamp`) and the study's settings.
+    While one process measures a model it holds `<name>.lock`, so a second
+    process of the same study moves on to the next model.
+
+    Returns:
+        The analysis, or None when another process is measuring it and
+        `wait` is False.
+    """
+    folder = os.path.join(config.output_dir, "analysis")
+    os.makedirs(folder, exist_ok=True)
+    cache = os.path.join(folder, f"{slug(entry['name'])}.json")
+    stamp = model_stamp(entry["path"])
+    try:
+        with runs.hold(cache[: -len(".json")] + ".lock", wait):
+            cached = runs.read_json(cache)
+            if cached is not None and _cache_fits(cached, entry, stamp):
+                if study.analysis_valid(cached, config):
+                    return cached
+            began = time.time()
+            analysis = study.measure(entry, x, x_attack, config)
+            analysis["measure_seconds"] = round(time.time() - began, 1)
+            analysis["model_stamp"] = stamp
+            runs.write_json(cache, analysis)
+            return analysis
+    except runs.FolderInUse:
+        return None
+
+
+def measure_all(study, config, entries, x, x_attack):
+    """Sets each entry's `analysis`: cached, measured, or another's.
+
+    Models that another process of the same study is measuring are
+    skipped, then waited for once the rest are done, so two processes
+    started on one report folder split its models between them.
+    """
+    busy = []
+    for i, entry in enumerate(entries):
+        entry["analysis"] = _measure_cached(study, config, entry, x, x_attack)
+        if entry["analysis"] is None:
+            busy.append(i)
+        elif config.verbose:
+            print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
+    for i in busy:
+        entry = entries[i]
+        entry["analysis"] = _measure_cached(
+            study, config, entry, x, x_attack, wait=True
+        )
+        if config.verbose:
+            print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
+
+
+def _cache_fits(cached, entry, stamp):
+    if "model_stamp" in cached:
+        return cached["model_stamp"] == stamp
+    # A cache from before stamps: trusted only for a model not retrained.
+    return entry.get("status", "") == "reused"
 
 
 # What a report folder's `study.json` records: two reports that differ in
@@ -382,12 +448,7 @@ def run_study(study, config, entries=None):
     os.makedirs(config.output_dir, exist_ok=True)
     # Measurements split their batches over the devices (JAX).
     with distribution.plan_distribution(config.distribution).scope():
-        for i, entry in enumerate(entries):
-            entry["analysis"] = _measure_cached(
-                study, config, entry, x, x_attack
-            )
-            if config.verbose:
-                print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
+        measure_all(study, config, entries, x, x_attack)
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
     report["failed"] = failed
