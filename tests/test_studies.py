@@ -321,6 +321,25 @@ def test_a_smoke_report_says_its_verdicts_mean_nothing():
     assert "Smoke run" not in defenses_report.markdown(report)
 
 
+def test_a_resumed_study_states_what_its_models_cost_in_all():
+    """The models' stored training and measuring seconds add up whichever
+    invocation did them; the invocation's own wall time is stated apart."""
+    from vaekeras.reporting.common import time_note
+
+    entries = [
+        {"train_seconds": 30.0, "analysis": {"measure_seconds": 150.5}},
+        {"train_seconds": None, "analysis": {"measure_seconds": 19.5}},
+        {"train_seconds": 3400.0},
+    ]
+    total = base.compute_seconds(entries)
+    assert total == 3600.0
+    assert time_note({"seconds": 42.5, "compute_seconds": total}) == (
+        "This invocation took 42.5 s; training and measuring the models "
+        "took 3600 s in all (1.0 h on one process)."
+    )
+    assert time_note({"seconds": 2.0}) == "This invocation took 2 s."
+
+
 def test_the_empirical_margin_never_undercuts_the_certified_radius(digits):
     """No attack reaches r inside the certified radius: the smallest
     budget at which PGD does is at least the radius (soundness), and on

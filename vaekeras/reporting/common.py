@@ -105,3 +105,20 @@ def image_rows(rows, path, title=None, column_width=1.0, dpi=100):
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return os.path.basename(path)
+
+
+def time_note(report):
+    """The report's timing sentence: this invocation and the models' total.
+
+    A resumed study's invocation reuses most of its work, so the models'
+    summed training and measuring time is the figure that says what the
+    study costs on one process.
+    """
+    note = f"This invocation took {report['seconds']:g} s"
+    total = report.get("compute_seconds")
+    if total:
+        note += (
+            f"; training and measuring the models took {total:g} s in all "
+            f"({total / 3600:.1f} h on one process)"
+        )
+    return note + "."

@@ -7,6 +7,7 @@ import numpy as np
 from vaekeras.reporting.common import fmt
 from vaekeras.reporting.common import pyplot
 from vaekeras.reporting.common import save_figure
+from vaekeras.reporting.common import time_note
 
 FAMILIES = ("beta-VAE", "mixup", "geometry", "lipschitz", "adversarial", "tc")
 MARKERS = dict(zip(FAMILIES, ("o", "s", "^", "D", "v", "P")))
@@ -41,9 +42,18 @@ def _std(summary):
 
 def _finish(ax, xlabel, ylabel, title, log_y=True, **legend):
     """Log axes, labels, title, grid and legend of one panel."""
+    from matplotlib import ticker
+
+    axes = [ax.xaxis] + ([ax.yaxis] if log_y else [])
     ax.set_xscale("log")
     if log_y:
         ax.set_yscale("log")
+    # Matplotlib labels minor ticks on axes spanning under two decades,
+    # and their labels collide; fixed 1-2-3-5 labels stay readable.
+    for axis in axes:
+        axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 3, 5)))
+        axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
@@ -317,7 +327,7 @@ def markdown(report):
         f"configuration. L2 grid {', '.join(f'{e:g}' for e in grid)}; "
         f"MCMC ({cfg['mcmc_steps']} HMC steps) at "
         f"{', '.join(f'{e:g}' for e in settings.get('mcmc_grid', []))}. "
-        f"Wall time {report['seconds']} s.",
+        + time_note(report),
         "",
         "Every number comes from the evaluation protocol "
         "(`vaekeras.attacks.evaluate_robustness`): per image, the largest "

@@ -6,6 +6,7 @@ from vaekeras.reporting.common import fmt
 from vaekeras.reporting.common import image_rows
 from vaekeras.reporting.common import pyplot
 from vaekeras.reporting.common import save_figure
+from vaekeras.reporting.common import time_note
 
 
 def figures(entries, grid_rows, out):
@@ -144,7 +145,7 @@ def markdown(report, authors):
             f"Runs: {', '.join(cfg['run_dirs'])}. "
         )
         + f"Attacks: L2 eps {', '.join(f'{e:g}' for e in eps)}, PGD "
-        f"{cfg['pgd_iter']} iterations. Wall time {report['seconds']} s.",
+        f"{cfg['pgd_iter']} iterations. " + time_note(report),
         "",
     ]
     if report.get("mix_note"):

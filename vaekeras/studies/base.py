@@ -418,6 +418,20 @@ def claim_folder(config):
     runs.write_json(path, identity)
 
 
+def compute_seconds(entries):
+    """Seconds spent training and measuring `entries`, summed over models.
+
+    Unlike one invocation's wall time, this total does not depend on how
+    many sessions or processes the study took: each model's training and
+    measuring time is stored with it.
+    """
+    total = 0.0
+    for entry in entries:
+        total += entry.get("train_seconds") or 0.0
+        total += (entry.get("analysis") or {}).get("measure_seconds") or 0.0
+    return round(total, 1)
+
+
 def run_study(study, config, entries=None):
     """Trains or reuses, measures, summarises and writes one study.
 
@@ -451,6 +465,7 @@ def run_study(study, config, entries=None):
         measure_all(study, config, entries, x, x_attack)
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
+    report["compute_seconds"] = compute_seconds(entries)
     report["failed"] = failed
     report["figures"], text = study.render(report, entries, x_attack, config)
     runs.write_json(os.path.join(config.output_dir, "report.json"), report)
