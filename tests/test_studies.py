@@ -206,6 +206,23 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
         text
     )
     assert text.endswith("more than the seeds' spread for 1.")
+    assert "worst area than" not in text
+    plain[1]["mcmc_reference_area"] = base.seed_summary([0.004, 0.005, 0.006])
+    with_mcmc.append(row("beta=10", [0.06] * 3, [0.010, 0.011, 0.012], True))
+    assert "spread for 1; it added damage beyond the spread to 1: beta=10." in (
+        study._verdict(plain, with_mcmc, [0, 1])
+    )
+    with_mcmc.pop()
+    # A member whose damage gain over the cleaner one is within the noise.
+    plain.append(row("beta=3", [0.040, 0.041, 0.042],
+                     [0.0125, 0.0135, 0.0145]))
+    text = study._verdict(plain, with_mcmc, [0, 1, 3])
+    assert "beta=10 (clean MSE 0.0610, worst area 0.0130), its lower " in (
+        text
+    )
+    assert "worst area than beta=3's not distinguishable" in text
+    assert "beta=3 (clean MSE 0.0410, worst area 0.0135); beta=10" in text
+    plain.pop()
     plain[0]["failed_checks"] = {"bare": {}, "mcmc": {"converged": {
         "runs": 2, "of": 3, "details": ["x"] * 2,
     }}}

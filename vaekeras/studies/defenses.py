@@ -117,9 +117,11 @@ def _verdict(plain, with_mcmc, frontier):
     """
     if not frontier:
         return "No models."
-    on = [plain[i] for i in frontier]
+    on = sorted(
+        (plain[i] for i in frontier), key=lambda r: r["clean_mse"]["mean"]
+    )
     parts = []
-    for r in on:
+    for k, r in enumerate(on):
         part = (
             f"{defenses_report.label(r)} (clean MSE "
             f"{r['clean_mse']['mean']:.4f}, worst area "
@@ -132,6 +134,13 @@ def _verdict(plain, with_mcmc, frontier):
         ]
         if twins:
             part += f", not distinguishable from {', '.join(twins)}"
+        # A member after the first is there for its lower damage; when the
+        # seeds do not separate that gain, its place is not established.
+        if k and not separated(r["worst_area"], on[k - 1]["worst_area"]):
+            part += (
+                ", its lower worst area than "
+                f"{defenses_report.label(on[k - 1])}'s not distinguishable"
+            )
         parts.append(part)
     families = sorted({r["family"] for r in on})
     by_name = {r["name"]: r for r in plain}
@@ -141,13 +150,20 @@ def _verdict(plain, with_mcmc, frontier):
     clearly = [m for m in lowered if separated(
         m["worst_area"], by_name[m["name"]]["mcmc_reference_area"]
     )]
+    raised = [m for m in with_mcmc if m not in lowered and separated(
+        m["worst_area"], by_name[m["name"]]["mcmc_reference_area"]
+    )]
+    harm = (
+        f"; it added damage beyond the spread to {len(raised)}: "
+        f"{', '.join(m['name'] for m in raised)}" if raised else ""
+    )
     return (
         "On the frontier (seed means), from the lowest clean error to the "
         f"most robust: {'; '.join(parts)}. Families on it: "
         f"{', '.join(families)}. Test-time MCMC, attacked through its "
         f"chain, lowered the worst area on its budgets for {len(lowered)} "
         f"of {len(with_mcmc)} models, by more than the seeds' spread for "
-        f"{len(clearly)}."
+        f"{len(clearly)}{harm}."
         + defenses_report.mcmc_clean_note(plain, with_mcmc)
         + defenses_report.unconverged_note(plain)
     )
