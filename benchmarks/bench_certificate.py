@@ -34,9 +34,7 @@ def main():
     parser.add_argument("--num_examples", type=int, default=200)
     args = parser.parse_args()
     model, flags = runs.load_run(args.run_dir)
-    x = data.load_arrays(flags.get("dataset", "mnist_5k"), "test")[0][
-        :args.num_examples
-    ]
+    x = data.load_run_test_arrays(flags)[0][:args.num_examples]
     constants = defenses.lipschitz_constants(model)
     radius = defenses.certified_radius(model, x, args.r)
     eps = float(np.median(radius))

@@ -38,9 +38,7 @@ def main():
     parser.add_argument("--draws", type=int, default=6)
     args = parser.parse_args()
     model, flags = runs.load_model_or_export(args.run_dir)
-    x = data.load_arrays(flags.get("dataset", "mnist_5k"), "test")[0][
-        :args.examples
-    ]
+    x = data.load_run_test_arrays(flags)[0][:args.examples]
     adapter = latent.LatentModel.of(model)
 
     def chain(seed):

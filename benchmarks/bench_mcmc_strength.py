@@ -64,9 +64,7 @@ def main():
     args = parser.parse_args()
     settings = parse_settings(args.settings)
     model, flags = runs.load_model_or_export(args.run_dir)
-    x = data.load_arrays(flags.get("dataset", "mnist_5k"), "test")[0][
-        :args.examples
-    ]
+    x = data.load_run_test_arrays(flags)[0][:args.examples]
     adapter = latent.LatentModel.of(model)
 
     def chain(seed):

@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--mcmc_examples", type=int, default=50)
     args = parser.parse_args()
     model, flags = runs.load_model_or_export(args.run_dir)
-    images = data.load_arrays(flags.get("dataset", "mnist_5k"), "test")[0]
+    images = data.load_run_test_arrays(flags)[0]
     x = images[:args.examples]
     grid = list(curves.DEFAULT_L2_GRID)
 

@@ -221,6 +221,22 @@ def test_fashion_mnist_reads_idx_files_from_data_dir(tmp_path, gz):
     np.testing.assert_array_equal(y1, labels[:10][1::5])
 
 
+def test_a_runs_test_arrays_come_from_its_own_data_set_and_folder(tmp_path):
+    _, labels = write_fashion_split(str(tmp_path), "test", 7, False)
+    flags = {"dataset": "fashion_mnist", "data_dir": str(tmp_path)}
+    x, y = data.load_run_test_arrays(flags)
+    assert x.shape == (7, 28, 28, 1)
+    np.testing.assert_array_equal(y, labels)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, labels3 = write_fashion_split(str(other), "test", 3, True)
+    np.testing.assert_array_equal(
+        data.load_run_test_arrays(flags, data_dir=str(other))[1], labels3
+    )
+    x, _ = data.load_run_test_arrays({"dataset": "digits"})
+    np.testing.assert_array_equal(x, data.load_arrays("digits", "test")[0])
+
+
 @pytest.mark.parametrize("damage, match", [
     ("truncate", "truncated or padded: its header promises 9408 values"),
     ("magic", "magic number 2049 .*expected 2051"),

@@ -300,6 +300,23 @@ def load_arrays(
     return _load_tfds(name, split, data_dir, download, shard)
 
 
+def load_run_test_arrays(flags, data_dir=None):
+    """The test split of the data set a run trained on.
+
+    Args:
+        flags: the run's flags (`runs.load_run`'s second value); its
+            `dataset` (default `"mnist_5k"`) and `data_dir` are used.
+        data_dir: a folder that overrides the run's own `data_dir`.
+
+    Returns:
+        `(images, labels)`, as `load_arrays` returns them.
+    """
+    return load_arrays(
+        flags.get("dataset", "mnist_5k"), "test",
+        data_dir or flags.get("data_dir"),
+    )
+
+
 def load_dataset(
     name="mnist_5k",
     split="train",

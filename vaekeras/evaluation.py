@@ -149,10 +149,7 @@ def attack_run(
     run_dir = runs.run_folder_of(run_dir)
     model, flags = runs.load_run(run_dir)
     defense = mcmc_defense(model, mcmc_steps, seed)
-    images, labels = data.load_arrays(
-        flags.get("dataset", "mnist_5k"), "test",
-        data_dir or flags.get("data_dir"),
-    )
+    images, labels = data.load_run_test_arrays(flags, data_dir)
     x, labels = images[:num_examples], labels[:num_examples]
     targets = images[pick_targets(labels, seed)][:num_examples]
     if verbose:
