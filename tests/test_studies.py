@@ -468,3 +468,45 @@ def test_a_run_another_process_trains_is_waited_for(tmp_path, monkeypatch):
     entries = base.train_or_reuse(specs, verbose=0)
     assert [e["name"] for e in entries] == ["busy", "free"]
     assert trained == ["other", "free", "busy"]
+
+
+def test_larger_beta_is_more_robust_only_if_the_worst_case_says_so():
+    """The claim needs the protocol's per-image worst damage to fall from
+    the smallest beta to the largest, by more than the seeds' spread; the
+    eigen attack's damage falling at one budget is not enough."""
+    from vaekeras.studies.paper_claims import judge_claims
+
+    def row(beta, eigen, clean, areas):
+        return {
+            "name": f"beta={beta:g}", "beta": beta, "seeds": len(areas),
+            "eigen_excess_mse_eps1": eigen, "random_excess_mse_eps1": 0.001,
+            "eigen_direction_mse": [0.03, 0.02], "clean_mse": clean,
+            "protocol_area": float(np.mean(areas)),
+            "spread": {"protocol_area": base.seed_summary(areas)},
+        }
+
+    report = {
+        "spearman_with_beta": {
+            "median_spectral_radius": {"rho": -1.0, "p": 0.01},
+            "mean_entropy_max": {"rho": -1.0, "p": 0.01},
+            "protocol_area": {"rho": -0.5, "p": 0.67},
+        },
+        "mixup": None,
+    }
+    plain = [
+        row(0.01, 0.014, 0.010, [0.021, 0.022, 0.023]),
+        row(2.0, 0.016, 0.017, [0.029, 0.030, 0.031]),
+        row(8.0, 0.010, 0.024, [0.019, 0.021, 0.023]),
+    ]
+    claim = judge_claims(report, plain, 1.0)[1]
+    assert claim["supported"] == "not distinguishable"
+    assert (
+        "per-image worst-damage area 0.0220 -> 0.0210 (not distinguishable, "
+        "Spearman with beta -0.500; largest 0.0300 at beta 2)."
+    ) in claim["evidence"]
+    plain[2] = row(8.0, 0.010, 0.024, [0.010, 0.011, 0.012])
+    claim = judge_claims(report, plain, 1.0)[1]
+    assert claim["supported"] is True
+    assert "0.0220 -> 0.0110 (smaller" in claim["evidence"]
+    plain[2] = row(8.0, 0.010, 0.024, [0.030, 0.031, 0.032])
+    assert judge_claims(report, plain, 1.0)[1]["supported"] is False

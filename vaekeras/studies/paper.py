@@ -10,7 +10,6 @@ five eigenvectors.
 """
 
 import dataclasses
-import math
 import os
 
 import numpy as np
@@ -24,10 +23,13 @@ from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
-from vaekeras.studies.base import compare
 from vaekeras.studies.base import quartiles as _quartiles
 from vaekeras.studies.base import seed_means
 from vaekeras.studies.base import spearman
+from vaekeras.studies.paper_claims import AUTHORS
+from vaekeras.studies.paper_claims import authors_comparison
+from vaekeras.studies.paper_claims import judge_claims
+from vaekeras.studies.paper_claims import mixup_comparison
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 # The authors' grid: 50 betas log-spaced on [0.01, 10] (index 33 is 1.05).
@@ -41,20 +43,6 @@ DEFAULT_SEEDS = {"paper": 3, "paper_full": 1}
 DEFAULT_EPOCHS = {"mnist_5k": 50, "fashion_mnist": 10, "mnist": 10}
 # Row values whose spread over seeds the report gives.
 SPREAD_KEYS = ("median_spectral_radius", "mean_entropy_max", "clean_mse")
-
-# The authors' stored MNIST results (Khan & Storkey 2023; see PAPER.md).
-AUTHORS = {
-    "spearman_mean_entropy": -0.967,
-    "spearman_median_spectral_radius": -0.969,
-    "median_spectral_radius": {"0.01": 4.09, "1.05": 1.02, "10": 0.07},
-    "mse_step10_u1_to_u5": {
-        "0.01": [0.474, 0.453, 0.431, 0.411, 0.390],
-        "1.05": [0.146, 0.112, 0.083, 0.065, 0.030],
-        "10": [0.064] * 5,
-    },
-    "clean_mse": {"0.01": 0.014, "10": 0.064},
-}
-
 
 def authors_matrix_radius(model, x, batch_size=256):
     """Top eigenvalue of J_mu J_mu^T + J_sigma J_sigma^T, per point.
@@ -130,163 +118,6 @@ def analyse(model, x, x_attack, config):
         for k in range(1, 6)
     ]}
     return result
-
-
-def _authors_comparison(plain):
-    """Median spectral radii at the authors' three betas, beside theirs."""
-    out = {}
-    for label, authors in AUTHORS["median_spectral_radius"].items():
-        row = min(plain, key=lambda r: abs(
-            math.log(r["beta"]) - math.log(float(label))
-        ))
-        out[label] = {
-            "beta": row["beta"],
-            "stochastic": row["median_spectral_radius"],
-            "fisher": row["fisher_median_spectral_radius"],
-            "output": row["output_median_spectral_radius"],
-            "authors_matrix": row.get("authors_matrix_median_radius"),
-            "authors": authors,
-        }
-    return out
-
-
-def _mixup_comparison(rows, plain, middle):
-    mixed = [r for r in rows if r["mixup_alpha"]]
-    base = [r for r in plain if r["beta"] == 1.0]
-    if not mixed or not base or len(plain) < 2:
-        return None
-    mix, base = mixed[0], base[0]
-    equal = min(
-        plain, key=lambda r: abs(
-            math.log(r["median_spectral_radius"] + 1e-12)
-            - math.log(mix["median_spectral_radius"] + 1e-12)
-        ),
-    )
-    keys = (
-        "median_spectral_radius", "mean_entropy_trace", "clean_mse",
-        f"eigen_mse_eps{middle:g}", f"pgd_mse_eps{middle:g}",
-        f"eigen_excess_mse_eps{middle:g}",
-    )
-    def part(row, *extra):
-        out = {k: row[k] for k in ("name", *extra, *keys)}
-        out["seeds"] = row.get("seeds", 1)
-        out["spread"] = row.get("spread", {})
-        return out
-
-    return {
-        "mixup": part(mix),
-        "beta1": part(base),
-        "equal_robustness": part(equal, "beta"),
-    }
-
-
-def _claims(report, plain, middle):
-    claims = []
-    corr = report["spearman_with_beta"]
-    radius, entropy = corr["median_spectral_radius"], corr["mean_entropy_max"]
-    if radius is None:
-        claims.append({
-            "claim": "Robustness scores correlate with beta.",
-            "supported": None,
-            "evidence": report["spearman_note"],
-        })
-    else:
-        # Every score the claim names must agree.
-        supported = all(
-            score["rho"] < 0 and score["p"] < 0.05
-            for score in (radius, entropy)
-        )
-        claims.append({
-            "claim": "Robustness scores correlate with beta (larger beta, "
-                     "smaller spectral radius and lower entropy).",
-            "supported": bool(supported),
-            "evidence": (
-                f"Spearman rho(beta, median spectral radius) = "
-                f"{radius['rho']:.3f} (p = {radius['p']:.2g}); rho(beta, mean "
-                f"entropy, max-normalised) = {entropy['rho']:.3f} (p = "
-                f"{entropy['p']:.2g}). Authors: -0.969 and -0.967."
-            ),
-        })
-    key_eigen = f"eigen_excess_mse_eps{middle:g}"
-    key_random = f"random_excess_mse_eps{middle:g}"
-    if plain:
-        eigen_beats_random = all(r[key_eigen] > r[key_random] for r in plain)
-        top_first = all(
-            r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
-            for r in plain
-        )
-        ordered = sorted(plain, key=lambda r: r["beta"])
-        lo, hi = ordered[0], ordered[-1]
-        robust_worse = (
-            hi[key_eigen] < lo[key_eigen] and hi["clean_mse"] > lo["clean_mse"]
-        )
-        eigen_wins = sum(r[key_eigen] > r[key_random] for r in plain)
-        top_wins = sum(
-            r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
-            for r in plain
-        )
-        claims.append({
-            "claim": "The top eigenvector is the most damaging direction, "
-                     "and larger beta is more robust but reconstructs worse.",
-            "supported": bool(
-                eigen_beats_random and top_first and robust_worse
-            ),
-            "evidence": (
-                f"At L2 eps {middle:g}, with damage = attack MSE minus clean "
-                f"MSE: eigen damage > random damage for "
-                f"{eigen_wins}/{len(plain)} models; MSE along u1 >= along u5 "
-                f"for {top_wins}/{len(plain)}; beta {lo['beta']:g} -> "
-                f"{hi['beta']:g}: eigen "
-                f"damage {lo[key_eigen]:.4f} -> {hi[key_eigen]:.4f}, clean MSE "
-                f"{lo['clean_mse']:.4f} -> {hi['clean_mse']:.4f}. Authors "
-                "(step 10 along u1): 0.474 (beta 0.01), 0.146 (1.05), 0.064 "
-                "(10); clean 0.014 (0.01), 0.064 (10)."
-            ),
-        })
-    mix = report["mixup"]
-    if mix is None:
-        claims.append({
-            "claim": "Mixup at beta = 1 is more robust than beta = 1, and "
-                     "reconstructs better than the equally robust beta-VAE.",
-            "supported": None,
-            "evidence": "No mixup model, or no beta = 1 model, in this report.",
-        })
-    else:
-        m, b, e = mix["mixup"], mix["beta1"], mix["equal_robustness"]
-        if min(m["seeds"], b["seeds"], e["seeds"]) >= 2:
-            # Each gap must exceed the seeds' spread.
-            outcomes = (
-                compare(m, b, "median_spectral_radius"),
-                compare(m, b, key_eigen),
-                compare(m, e, "clean_mse"),
-            )
-            if "larger" in outcomes:
-                supported = False
-            elif all(o == "smaller" for o in outcomes):
-                supported = True
-            else:
-                supported = "not distinguishable"
-        else:
-            supported = bool(
-                m["median_spectral_radius"] < b["median_spectral_radius"]
-                and m[key_eigen] < b[key_eigen]
-                and m["clean_mse"] < e["clean_mse"]
-            )
-        claims.append({
-            "claim": "Mixup at beta = 1 is more robust than beta = 1, and "
-                     "reconstructs better than the equally robust beta-VAE.",
-            "supported": supported,
-            "evidence": (
-                f"median spectral radius {m['median_spectral_radius']:.3g} "
-                f"(mixup) vs {b['median_spectral_radius']:.3g} (beta 1); "
-                f"eigen-attack damage {m[key_eigen]:.4f} vs "
-                f"{b[key_eigen]:.4f}; "
-                f"clean MSE {m['clean_mse']:.4f} vs {e['clean_mse']:.4f} for "
-                f"beta {e['beta']:g}, the beta-VAE of nearest spectral radius "
-                f"({e['median_spectral_radius']:.3g})."
-            ),
-        })
-    return claims
 
 
 def adversarial_grid_rows(entries, x, eps):
@@ -454,7 +285,7 @@ class PaperStudy(Study):
             "median_spectral_radius", "mean_entropy_max", "mean_entropy_trace",
             "fisher_median_spectral_radius", "output_median_spectral_radius",
             "clean_mse", f"eigen_excess_mse_eps{middle:g}",
-            f"eigen_kl_eps{middle:g}",
+            f"eigen_kl_eps{middle:g}", "protocol_area",
         )
         if plain and all("authors_matrix_median_radius" in r for r in plain):
             correlated += ("authors_matrix_median_radius",)
@@ -479,10 +310,10 @@ class PaperStudy(Study):
             "authors": AUTHORS,
         }
         if config.study == "paper_full" and not config.run_dirs:
-            report["authors_comparison"] = _authors_comparison(plain)
+            report["authors_comparison"] = authors_comparison(plain)
         report["mix_note"] = mix_note(entries)
-        report["mixup"] = _mixup_comparison(rows, plain, middle)
-        report["claims"] = _claims(report, plain, middle)
+        report["mixup"] = mixup_comparison(rows, plain, middle)
+        report["claims"] = judge_claims(report, plain, middle)
         return report
 
     def render(self, report, entries, x_attack, config):
