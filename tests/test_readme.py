@@ -1,6 +1,7 @@
 """README's and the documentation's snippets run as written; the site
 builds with `mkdocs build --strict`; README's links resolve."""
 
+import json
 import os
 import re
 import subprocess
@@ -160,3 +161,45 @@ def test_the_results_checker_flags_a_row_its_report_lacks(tmp_path):
         f"{page}:5: row 'beta=2 | 0.0258' is not in reports/s/report.md",
         f"{page}:7: reports/gone/report.md does not exist",
     ]
+
+
+def test_two_data_sets_frontiers_are_compared_configuration_by_configuration(
+    tmp_path,
+):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import compare_frontiers
+    finally:
+        sys.path.pop(0)
+
+    def report(dataset, rows):
+        models = [
+            {"name": name, "mcmc": False, "on_frontier": on,
+             "clean_mse": {"mean": clean}, "worst_area": {"mean": area}}
+            for name, clean, area, on in rows
+        ]
+        path = tmp_path / f"{dataset}.json"
+        path.write_text(json.dumps({"dataset": dataset, "models": models}))
+        return str(path)
+
+    a = report("mnist_5k", [
+        ("beta=0.1", 0.015, 0.030, True), ("beta=1", 0.020, 0.027, False),
+        ("geometry weight=3", 0.037, 0.006, True),
+        ("lipschitz dec=10", 0.054, 0.004, True),
+    ])
+    b = report("fashion_mnist", [
+        ("beta=0.1", 0.011, 0.022, True), ("beta=1", 0.014, 0.027, False),
+        ("geometry weight=3", 0.020, 0.005, True),
+        ("lipschitz dec=10", 0.030, 0.008, False),
+    ])
+    lines = compare_frontiers.compare(a, b)
+    assert "| geometry weight=3 | 0.037 | 0.006 | 2 | 0.02 | 0.005 | 2 |" in (
+        lines
+    )
+    # Areas rank 4,3,2,1 on one and 3,4,1,2 on the other: rho = 0.6.
+    assert "- Spearman rho of the worst area across the 4 configurations: " \
+        "0.600" in "\n".join(lines)
+    assert lines[-1] == (
+        "- On both frontiers: beta=0.1, geometry weight=3; only on "
+        "mnist_5k's: lipschitz dec=10; only on fashion_mnist's: none."
+    )
