@@ -44,6 +44,7 @@ DEFAULT_EPOCHS = {"mnist_5k": 50, "fashion_mnist": 10, "mnist": 10}
 # Row values whose spread over seeds the report gives.
 SPREAD_KEYS = ("median_spectral_radius", "mean_entropy_max", "clean_mse")
 
+
 def authors_matrix_radius(model, x, batch_size=256):
     """Top eigenvalue of J_mu J_mu^T + J_sigma J_sigma^T, per point.
 
