@@ -88,9 +88,7 @@ SPSA_ITER, SPSA_SAMPLES = 20, 8
 
 
 def _grid(config):
-    if config.quick:
-        return (0.1, 0.5, 2.0)
-    return curves.DEFAULT_L2_GRID
+    return (0.1, 0.5, 2.0) if config.quick else curves.DEFAULT_L2_GRID
 
 
 def _mcmc_grid(config):
@@ -150,12 +148,12 @@ def _verdict(plain, with_mcmc, frontier):
     clearly = [m for m in lowered if separated(
         m["worst_area"], by_name[m["name"]]["mcmc_reference_area"]
     )]
-    raised = [m for m in with_mcmc if m not in lowered and separated(
+    raised = [m["name"] for m in with_mcmc if m not in lowered and separated(
         m["worst_area"], by_name[m["name"]]["mcmc_reference_area"]
     )]
     harm = (
         f"; it added damage beyond the spread to {len(raised)}: "
-        f"{', '.join(m['name'] for m in raised)}" if raised else ""
+        f"{', '.join(raised)}" if raised else ""
     )
     return (
         "On the frontier (seed means), from the lowest clean error to the "
