@@ -203,3 +203,28 @@ def test_two_data_sets_frontiers_are_compared_configuration_by_configuration(
         "- On both frontiers: beta=0.1, geometry weight=3; only on "
         "mnist_5k's: lipschitz dec=10; only on fashion_mnist's: none."
     )
+
+    # The same study read from a Results page's marked summary table.
+    page = tmp_path / "results.md"
+    page.write_text(
+        "Some text.\n\n<!-- rows from reports/defenses/report.md -->\n"
+        "| model | clean MSE | worst area | certified radius | frontier |\n"
+        "|---|---:|---:|---:|---|\n"
+        "| beta=0.1 | 0.015 ± 1e-05 | 0.03 ± 0.001 | 0.0008 | **yes** |\n"
+        "| beta=1 | 0.02 ± 0.0002 | 0.027 ± 0.0007 | 0.0006 |  |\n"
+        "| geometry weight=3 | 0.037 ± 0.0005 | 0.006 ± 0.0003 | 0.002 | "
+        "**yes** |\n"
+        "| lipschitz dec=10 | 0.054 ± 0.001 | 0.004 ± 0.0003 | 0.3 | "
+        "**yes** |\n\nMore text.\n"
+    )
+    assert compare_frontiers.compare(str(page), b)[2:-1] == lines[2:-1]
+    assert compare_frontiers.compare(str(page), b)[0].startswith(
+        "| model | clean MSE, reports/defenses | worst area, reports/defenses"
+    )
+    relabelled = compare_frontiers.compare(str(page), b, ["mnist", "fashion"])
+    assert relabelled[-1].endswith("only on fashion's: none.")
+    plain = tmp_path / "plain.md"
+    plain.write_text("| a | b |\n|---|---|\n| 1 | 2 |\n")
+    with pytest.raises(ValueError, match="plain.md has no table with the "
+                       "columns model, clean MSE, worst area, frontier"):
+        compare_frontiers.compare(str(plain), b)
