@@ -67,6 +67,29 @@ def test_each_data_set_gets_its_epochs_unless_told(name, dataset, epochs):
     assert {c.epochs for _, c in study.runs(told)} == {7}
 
 
+@pytest.mark.parametrize("dataset, points, mcmc_points", [
+    ("mnist_5k", 200, 32), ("fashion_mnist", 100, 16), ("digits", 200, 32),
+])
+def test_defenses_attack_fewer_points_of_the_large_data_sets(
+    dataset, points, mcmc_points
+):
+    from vaekeras import studies
+
+    study = studies.get_study("defenses")
+    config = study.configure(
+        studies.ReportConfig(study="defenses", dataset=dataset)
+    )
+    assert (config.attack_examples, config.mcmc_examples) == (
+        points, mcmc_points
+    )
+    told = study.configure(studies.ReportConfig(
+        study="defenses", dataset=dataset, attack_examples=8,
+        mcmc_examples=20,
+    ))
+    # MCMC points are a subset of the protocol's.
+    assert (told.attack_examples, told.mcmc_examples) == (8, 8)
+
+
 def test_each_data_set_reports_into_its_own_default_folder():
     from vaekeras import studies
 
