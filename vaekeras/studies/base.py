@@ -89,6 +89,12 @@ class Study:
         raise NotImplementedError
 
 
+def for_dataset(table, dataset):
+    """A study's setting for `dataset` from a `{data set: value}` table;
+    mnist_5k's for a data set the table does not name."""
+    return table.get(dataset, table["mnist_5k"])
+
+
 def seed_summary(values):
     """Mean, sample standard deviation, extremes and count over seeds.
 

@@ -32,6 +32,7 @@ from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
+from vaekeras.studies.base import for_dataset
 from vaekeras.studies.base import seed_summary
 from vaekeras.studies.base import separated
 
@@ -80,8 +81,7 @@ DEFAULT_MCMC_EXAMPLES = {"mnist_5k": 32, "fashion_mnist": 16, "mnist": 16}
 # Indices into the L2 grid of the budgets MCMC is attacked at; the bare
 # model's worst damage on the same points and budgets stands beside it.
 MCMC_GRID_INDICES = (2, 4, 6)
-# The protocol's settings in this study (restarts, EOT draws, SPSA).
-RESTARTS = 2
+RESTARTS = 2  # the protocol's settings here: restarts, EOT draws, SPSA
 EOT_SAMPLES = 2
 SPSA_ITER, SPSA_SAMPLES = 20, 8
 
@@ -231,20 +231,20 @@ class DefensesStudy(Study):
     def configure(self, config):
         """The study's defaults, and the smoke version's small settings."""
         if config.epochs is None:
-            config.epochs = 1 if config.quick else DEFAULT_EPOCHS.get(
-                config.dataset, DEFAULT_EPOCHS["mnist_5k"]
+            config.epochs = 1 if config.quick else for_dataset(
+                DEFAULT_EPOCHS, config.dataset
             )
         if config.attack_examples is None:
-            config.attack_examples = DEFAULT_ATTACK_EXAMPLES.get(
-                config.dataset, DEFAULT_ATTACK_EXAMPLES["mnist_5k"]
+            config.attack_examples = for_dataset(
+                DEFAULT_ATTACK_EXAMPLES, config.dataset
             )
         if config.pgd_iter is None:
             config.pgd_iter = DEFAULT_PGD_ITER
         if config.seeds is None:
             config.seeds = 1 if config.quick else DEFAULT_SEEDS
         if config.mcmc_examples is None:
-            config.mcmc_examples = DEFAULT_MCMC_EXAMPLES.get(
-                config.dataset, DEFAULT_MCMC_EXAMPLES["mnist_5k"]
+            config.mcmc_examples = for_dataset(
+                DEFAULT_MCMC_EXAMPLES, config.dataset
             )
         if config.quick:
             config.num_examples = min(config.num_examples, 40)

@@ -23,6 +23,7 @@ from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
+from vaekeras.studies.base import for_dataset
 from vaekeras.studies.base import quartiles as _quartiles
 from vaekeras.studies.base import seed_means
 from vaekeras.studies.base import spearman
@@ -165,9 +166,7 @@ class PaperStudy(Study):
         if config.seeds is None:
             config.seeds = 1 if config.run_dirs else DEFAULT_SEEDS[self.name]
         if config.epochs is None:
-            config.epochs = DEFAULT_EPOCHS.get(
-                config.dataset, DEFAULT_EPOCHS["mnist_5k"]
-            )
+            config.epochs = for_dataset(DEFAULT_EPOCHS, config.dataset)
         if config.attack_examples is None:
             config.attack_examples = 500
         if config.pgd_iter is None:
