@@ -13,15 +13,19 @@ from absl import app
 from absl import flags
 from absl import logging
 
+from vaekeras.attacks import registry
+
 # Literal choices: flags are checked before TensorFlow is imported (tests
 # check that they equal the library's).
-ATTACK_NAMES = ["pgd", "eigen", "random", "targeted"]
 KINDS = ["mean", "stochastic", "fisher", "output"]
 
 _RUN_DIR = flags.DEFINE_string(
     "run_dir", None, "Run folder written by apps/train.py.", required=True
 )
-_ATTACK = flags.DEFINE_enum("attack", "eigen", ATTACK_NAMES, "Attack.")
+_ATTACK = flags.DEFINE_enum(
+    "attack", "eigen", list(registry.names()),
+    "A registered attack (docs: Attacks).",
+)
 _EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "Budgets (norm of delta).")
 _NORM = flags.DEFINE_enum("norm", "2", ["2", "inf"], "Norm of the budget.")
 _NUM_EXAMPLES = flags.DEFINE_integer(

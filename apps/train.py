@@ -68,10 +68,10 @@ def define_defense_flags():
     from vaekeras.defenses import registry
 
     flags.DEFINE_enum(
-        "defense", "none", list(registry.DEFENSES),
+        "defense", "none", list(registry.names()),
         "Train a defended VAE (docs: Defenses); its options below.",
     )
-    for name, (defense, option) in registry.OPTIONS.items():
+    for name, (defense, option) in registry.options().items():
         help_text = (
             f"{defense}: {option.help} ({option.spell(option.default)})"
         )
@@ -106,7 +106,7 @@ def defense_settings():
 
     return {
         name: flags.FLAGS[name].value
-        for name in ("defense", *registry.OPTIONS)
+        for name in ("defense", *registry.options())
     }
 
 # Checked at parsing, before TensorFlow loads.

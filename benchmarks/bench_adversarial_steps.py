@@ -21,9 +21,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
+from vaekeras import artifacts
 from vaekeras import attacks  # noqa: E402
 from vaekeras import data  # noqa: E402
-from vaekeras import runs  # noqa: E402
 
 STEPS = (1, 2, 3, 5, 10)
 
@@ -39,7 +39,7 @@ def main():
           + " | ".join(f"{k} steps" for k in STEPS) + " |")
     print("|---|---:|---:|" + "---:|" * len(STEPS))
     for run in args.runs.split(","):
-        model, _ = runs.load_model_or_export(run)
+        model, _ = artifacts.load_model_or_export(run)
         encoder = model.encoder
         z_mean, z_log_var = encoder(x)
         for eps in (float(e) for e in args.eps.split(",")):

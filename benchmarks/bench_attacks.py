@@ -22,15 +22,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
+from vaekeras import artifacts
 from vaekeras import attacks  # noqa: E402
 from vaekeras import data  # noqa: E402
 from vaekeras import defenses
-from vaekeras import runs  # noqa: E402
 
 
 def trained_model(run_dir, epochs, beta):
     if run_dir:
-        return runs.load_run(run_dir)[0]
+        return artifacts.load_run(run_dir)[0]
     keras.utils.set_random_seed(0)
     train, _ = data.load_arrays("mnist_5k", "train")
     model = defenses.build_vae((28, 28, 1), latent_dim=16, beta=beta, seed=0)

@@ -20,11 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from vaekeras import artifacts
 from vaekeras import attacks  # noqa: E402
 from vaekeras import backend
 from vaekeras import data  # noqa: E402
 from vaekeras import defenses  # noqa: E402
-from vaekeras import runs  # noqa: E402
 
 
 def main():
@@ -33,7 +33,7 @@ def main():
     parser.add_argument("--r", type=float, default=1.0)
     parser.add_argument("--num_examples", type=int, default=200)
     args = parser.parse_args()
-    model, flags = runs.load_run(args.run_dir)
+    model, flags = artifacts.load_run(args.run_dir)
     x = data.load_run_test_arrays(flags)[0][:args.num_examples]
     constants = defenses.lipschitz_constants(model)
     radius = defenses.certified_radius(model, x, args.r)

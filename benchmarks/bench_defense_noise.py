@@ -21,10 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
+from vaekeras import artifacts
 from vaekeras import data  # noqa: E402
 from vaekeras import defenses  # noqa: E402
 from vaekeras import latent  # noqa: E402
-from vaekeras import runs  # noqa: E402
 from vaekeras.attacks import adaptive  # noqa: E402
 from vaekeras.attacks import protocol  # noqa: E402
 
@@ -37,7 +37,7 @@ def main():
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--draws", type=int, default=6)
     args = parser.parse_args()
-    model, flags = runs.load_model_or_export(args.run_dir)
+    model, flags = artifacts.load_model_or_export(args.run_dir)
     x = data.load_run_test_arrays(flags)[0][:args.examples]
     adapter = latent.LatentModel.of(model)
 

@@ -17,9 +17,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from vaekeras import artifacts
 from vaekeras import curves  # noqa: E402
 from vaekeras import data  # noqa: E402
-from vaekeras import runs  # noqa: E402
 from vaekeras.attacks import LatentPGD  # noqa: E402
 from vaekeras.attacks import evaluate_robustness  # noqa: E402
 from vaekeras.purification import MCMCReconstruction  # noqa: E402
@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--pgd_iter", type=int, default=20)
     parser.add_argument("--mcmc_examples", type=int, default=50)
     args = parser.parse_args()
-    model, flags = runs.load_model_or_export(args.run_dir)
+    model, flags = artifacts.load_model_or_export(args.run_dir)
     images = data.load_run_test_arrays(flags)[0]
     x = images[:args.examples]
     grid = list(curves.DEFAULT_L2_GRID)
@@ -73,7 +73,7 @@ def main():
         seed=0,
     ).generate(x_mcmc)
     non_adaptive = curves.robustness_curve(
-        model, x_mcmc, "pgd", mcmc_eps, defense=defense, x_advs=transfer,
+        model, x_mcmc, "pgd_kl", mcmc_eps, defense=defense, x_advs=transfer,
     )["reconstruction_damage"]
 
     print(f"{len(x)} digits, L2 budgets {grid[0]:g}-{grid[-1]:g} "

@@ -18,15 +18,16 @@ PACKAGE = os.path.join(ROOT, "vaekeras")
 BACKEND_MODULES = {"backend", "export"}
 FRAMEWORKS = {"tensorflow", "jax", "jaxlib", "torch"}
 BACKEND_NAMES = {"tensorflow", "jax", "torch"}
-# Lowest first; the package itself (`vaekeras`) registers every model and
-# so sits with the defenses.
+# Lowest first; the package itself (`vaekeras`) and the registries import
+# nothing heavy (the public names are lazy), so they sit at the bottom.
 LAYERS = (
-    {"checks", "backend", "reporting"},
+    {"vaekeras", "_lazy", "registry", "checks", "backend", "reporting"},
     {"layers", "architectures", "models"},
     {"latent", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
-    {"defenses", "vaekeras"},
+    {"defenses"},
     {"data", "idx", "distribution", "export", "runs", "backup"},
+    {"artifacts"},
     {"training", "evaluation", "tuning", "cli"},
     {"studies"},
 )

@@ -19,7 +19,7 @@ def test_pgd_curve_grows_with_eps_and_vanishes_at_zero(tiny_model, digits):
     x = digits[1][:32]
     grid = (1e-4, 0.1, 0.2, 0.4, 0.8, 1.6)
     curve = curves.robustness_curve(
-        tiny_model, x, "pgd", grid, pgd_iter=20, seed=0
+        tiny_model, x, "pgd_kl", grid, pgd_iter=20, seed=0
     )
     assert curve["eps"] == list(grid) and curve["norm"] == 2
     for key in curves.DAMAGES:
@@ -92,7 +92,7 @@ def test_pareto_frontier_of_a_hand_made_set():
 ])
 def test_bad_eps_grids_name_the_argument(grid, tiny_model, digits):
     with pytest.raises(ValueError, match="eps_grid"):
-        curves.robustness_curve(tiny_model, digits[1][:2], "pgd", grid)
+        curves.robustness_curve(tiny_model, digits[1][:2], "pgd_kl", grid)
 
 
 def test_unknown_curve_attack(tiny_model, digits):

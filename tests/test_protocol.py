@@ -126,7 +126,7 @@ def test_adaptive_attack_through_mcmc_reaches_the_transfer_damage(
         trained, eps=eps, max_iter=20, objective="damage", seed=0
     ).generate(x)
     non_adaptive = curves.robustness_curve(
-        trained, x, "pgd", eps, defense=defense, x_advs=transfer,
+        trained, x, "pgd_kl", eps, defense=defense, x_advs=transfer,
     )["reconstruction_damage"][0]
     result = vaekeras.evaluate_robustness(
         trained, x, eps, defense=defense, attacks=("pgd_damage",),

@@ -3,6 +3,7 @@ import os
 
 import pytest
 
+from vaekeras import artifacts
 from vaekeras import build_vae
 from vaekeras import runs
 
@@ -66,14 +67,14 @@ def test_saves_are_atomic_and_truncated_models_say_so(tmp_path):
     runs.prepare(run, {"beta": 1.0}, KEYS)
     model = build_vae((4, 4, 1), latent_dim=2, hidden_units=(4,))
     runs.save_model(model, os.path.join(run, runs.MODEL))
-    loaded, flags = runs.load_run(run)
+    loaded, flags = artifacts.load_run(run)
     assert flags == {"beta": 1.0} and loaded.latent_dim == 2
     assert [n for n in os.listdir(run) if n.startswith(".tmp-")] == []
     # What a kill during a save leaves: a truncated file and temporaries.
     with open(os.path.join(run, runs.MODEL), "r+b") as f:
         f.truncate(100)
     with pytest.raises(ValueError, match="incomplete or corrupt"):
-        runs.load_run(run)
+        artifacts.load_run(run)
     open(os.path.join(run, ".tmp-abc.keras"), "w").close()
     os.makedirs(os.path.join(run, ".export-xyz"))
     runs.prepare(run, {"beta": 1.0}, KEYS)

@@ -313,7 +313,7 @@ def test_mcmc_is_charged_its_clean_error_in_words_and_table():
 
 def test_failed_checks_are_counted_per_evaluation_with_the_worst():
     from vaekeras.reporting import defenses as defenses_report
-    from vaekeras.studies import defenses as study
+    from vaekeras.studies import protocol_summaries
 
     def result(*details):
         return {"checks": [
@@ -321,7 +321,7 @@ def test_failed_checks_are_counted_per_evaluation_with_the_worst():
             for d in details
         ] + [{"name": "monotone_in_eps", "passed": True, "detail": "ok"}]}
 
-    mcmc = study._failures([
+    mcmc = protocol_summaries.failures([
         result("raise it (+6.1%, tolerance 5%)"), result(None),
         result("raise it (+17.4%, tolerance 5%)"),
     ])

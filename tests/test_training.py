@@ -25,7 +25,7 @@ def test_default_folders_name_every_setting_that_differs():
 
 def test_every_defense_option_is_a_config_field():
     fields = set(training.TrainConfig.__dataclass_fields__)
-    assert set(registry.OPTIONS) <= fields
+    assert set(registry.options()) <= fields
     with pytest.raises(ValueError, match=(
         "`adv_eps`: it is an option of defense='adversarial', not of "
         "defense='tc'"

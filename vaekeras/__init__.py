@@ -1,6 +1,15 @@
-"""vaekeras: adversarial robustness of VAEs through encoder geometry."""
+"""vaekeras: adversarial robustness of VAEs through encoder geometry.
+
+The public names are imported on first use (PEP 562): `import vaekeras`
+loads no backend, so the apps check their flags before TensorFlow
+starts. Load a saved model with `vaekeras.load_model(path)` (or import
+`vaekeras.defenses` before `keras.saving.load_model`), which registers
+every model class with Keras.
+"""
 
 import os
+
+from vaekeras import _lazy
 
 __version__ = "0.1.0"
 
@@ -10,14 +19,18 @@ __version__ = "0.1.0"
 # imported after vaekeras; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-# Importing the defenses registers every model class for `.keras` loading.
-from vaekeras.attacks import evaluate_robustness  # noqa: E402
-from vaekeras.defenses import MixupVAE  # noqa: E402
-from vaekeras.defenses import build_vae  # noqa: E402
-from vaekeras.layers import Sampling  # noqa: E402
-from vaekeras.models import VAE  # noqa: E402
-
-__all__ = [
-    "VAE", "MixupVAE", "Sampling", "build_vae", "evaluate_robustness",
-    "__version__",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "VAE": "models",
+    "MixupVAE": "defenses",
+    "Sampling": "layers",
+    "build_vae": "defenses",
+    "build_defended_vae": "defenses",
+    "evaluate_robustness": "attacks",
+    "load_model": "artifacts",
+}, submodules=(
+    "architectures", "attacks", "backend", "checks", "curves", "data",
+    "defenses", "evaluation", "export", "geometry", "latent", "layers",
+    "models", "purification", "registry", "reporting", "runs", "scores",
+    "studies", "training", "tuning",
+))
+__all__ = [*__all__, "__version__"]

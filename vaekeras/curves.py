@@ -36,7 +36,7 @@ DEFAULT_LINF_GRID = tuple(
 )
 # The attacks a curve can use: latent PGD on the KL, the eigen attack on
 # the Fisher metric and on the output metric, and random directions.
-CURVE_ATTACKS = ("pgd", "eigen_fisher", "eigen_output", "random")
+CURVE_ATTACKS = ("pgd_kl", "eigen_fisher", "eigen_output", "random")
 DAMAGES = ("reconstruction_damage", "latent_kl", "ssim_damage")
 
 
@@ -56,7 +56,7 @@ def default_grid(norm=2):
 
 
 def robustness_curve(
-    model, x, attack="pgd", eps_grid=None, norm=2, defense=None,
+    model, x, attack="pgd_kl", eps_grid=None, norm=2, defense=None,
     pgd_iter=50, seed=0, batch_size=128, x_advs=None,
 ):
     """Damage of one attack at every budget of a grid.
@@ -86,7 +86,7 @@ def robustness_curve(
         ValueError: for a bad grid, attack name or input.
 
     Examples:
-        >>> curve = robustness_curve(model, x_test[:200], "pgd")
+        >>> curve = robustness_curve(model, x_test[:200], "pgd_kl")
         >>> area_under_damage(curve)
     """
     if isinstance(attack, str):

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from vaekeras import artifacts
 from vaekeras import attacks
 from vaekeras import backend
 from vaekeras import checks
@@ -23,6 +24,7 @@ from vaekeras import latent
 from vaekeras import reporting
 from vaekeras import runs
 from vaekeras import scores
+from vaekeras.reporting import paper as paper_report
 
 
 def pick_targets(labels, seed=0):
@@ -53,7 +55,7 @@ def result_name(attack, norm, kind="stochastic", mcmc_steps=0):
     Examples:
         >>> result_name("eigen", np.inf, "fisher")
         'eigen_linf_fisher'
-        >>> result_name("pgd", 2, mcmc_steps=20)
+        >>> result_name("pgd_kl", 2, mcmc_steps=20)
         'pgd_l2_mcmc20'
     """
     norm = "l2" if attacks.check_norm(norm) == 2 else "linf"
@@ -121,7 +123,7 @@ def attack_run(
 
     Args:
         run_dir: a run folder of `apps/train.py`.
-        attack: one of `ATTACK_NAMES`.
+        attack: a registered attack's name (`vaekeras.attacks.names()`).
         eps: list of budgets.
         norm: 2 or np.inf.
         num_examples: test examples attacked (the first ones of the split).
@@ -142,12 +144,12 @@ def attack_run(
         ValueError, FileNotFoundError: for bad arguments or a run folder
             without a model; nothing is written then.
     """
-    checks.choice("attack", attack, attacks.ATTACK_NAMES)
+    attacks.registry.get(attack)
     eps_list, _ = checks.budgets(list(eps))
     checks.positive_int("num_examples", num_examples)
     check_mcmc_steps(mcmc_steps)
     run_dir = runs.run_folder_of(run_dir)
-    model, flags = runs.load_run(run_dir)
+    model, flags = artifacts.load_run(run_dir)
     defense = mcmc_defense(model, mcmc_steps, seed)
     images, labels = data.load_run_test_arrays(flags, data_dir)
     x, labels = images[:num_examples], labels[:num_examples]
@@ -342,7 +344,7 @@ def evaluate_saved_model(
         loaded, mcmc_steps, seed, flags.get("likelihood", "bernoulli")
     )
     attack_rows = []
-    for name in ("eigen", "pgd", "random"):
+    for name in paper_report.ATTACKS:
         made = attacks.make_attack(
             name, loaded, eps_list, norm, kind, pgd_iter, seed, batch_size
         )
@@ -376,7 +378,7 @@ def evaluate_saved_model(
         ))
     certificate = None
     if os.path.exists(os.path.join(run_dir, runs.MODEL)):
-        model, _ = runs.load_run(run_dir)
+        model, _ = artifacts.load_run(run_dir)
         try:
             certificate = certificate_summary(model, x, eps_list)
         except ValueError as error:  # a layer no bound covers

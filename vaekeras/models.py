@@ -223,8 +223,16 @@ class VAE(keras.Model):
     # A defense's options (`vaekeras.defenses.options.Option`), declared
     # once; the beta-VAE has none.
     options = ()
+    # Added to `seed` for a defense's own random draws (`stream_seed`), so
+    # they never repeat the posterior sampler's; set per defense by
+    # `vaekeras.defenses.register`.
+    seed_stream = 0
     # Whether the constructor takes the training set size (`make`).
     needs_dataset_size = False
+
+    def stream_seed(self):
+        """The seed of this model's own draws: `seed + seed_stream`."""
+        return None if self.seed is None else self.seed + self.seed_stream
 
     @classmethod
     def make(

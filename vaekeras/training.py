@@ -16,6 +16,7 @@ import time
 import keras
 
 from vaekeras import architectures
+from vaekeras import artifacts
 from vaekeras import backend
 from vaekeras import backup
 from vaekeras import callbacks as vaekeras_callbacks
@@ -26,6 +27,7 @@ from vaekeras import export
 from vaekeras import models
 from vaekeras import reporting
 from vaekeras import runs
+from vaekeras.defenses import build
 from vaekeras.defenses import registry
 
 # Settings that define a run besides the defense's options, each with the
@@ -37,8 +39,11 @@ RUN_KEYS = {
         "epochs", "batch_size", "learning_rate", "seed", "keras_backend",
     )),
     "defense": "none",
-    **dict.fromkeys(registry.OPTIONS),
+    **dict.fromkeys(registry.options()),
 }
+# The defense options known when this module was imported: the
+# `TrainConfig` fields beyond `_Settings`.
+OPTION_FIELDS = tuple(registry.options())
 
 
 def run_identity(config):
@@ -78,13 +83,13 @@ class _Settings:
     # Not part of a run's identity either: the same model, on more devices
     # (`vaekeras.distribution`); `batch_size` is the global batch.
     distribution: str = "auto"
-    # A defense (`vaekeras.defenses.DEFENSES`); its options are the fields
+    # A defense (`vaekeras.defenses.names()`); its options are the fields
     # `TrainConfig` derives from the registry.
     defense: str = "none"
 
     def options(self):
         """Every defense option field, by name (None: the default)."""
-        return {name: getattr(self, name) for name in registry.OPTIONS}
+        return {name: getattr(self, name) for name in OPTION_FIELDS}
 
     def defense_options(self):
         """The defense's options, checked, defaults filled in.
@@ -100,7 +105,7 @@ class _Settings:
         defense, options = registry.resolve(self.defense, self.options())
         self.defense = defense
         for name, value in options.items():
-            setattr(self, name, registry.OPTIONS[name][1].spell(value))
+            setattr(self, name, registry.options()[name][1].spell(value))
 
     def default_output_dir(self, root="saved_models"):
         """`root/<dataset>_<arch>[_latent<d>]_beta<beta>[_<defense>...]`.
@@ -113,7 +118,7 @@ class _Settings:
             name += f"_latent{self.latent_dim}"
         name += f"_beta{self.beta:g}"
         defense, options = registry.resolve(self.defense, self.options())
-        defaults = registry.DEFENSE_OPTIONS[defense]
+        defaults = registry.get(defense).defaults()
         if defense == "mixup":
             name += f"_mixup{options.pop('mixup_alpha'):g}"
             if options["mixup_consistency"] != defaults["mixup_consistency"]:
@@ -148,13 +153,13 @@ TrainConfig = dataclasses.make_dataclass(
     "TrainConfig",
     [
         (name, option.type | None, dataclasses.field(default=None))
-        for name, (_, option) in registry.OPTIONS.items()
+        for name, (_, option) in registry.options().items()
     ],
     bases=(_Settings,),
     namespace={"__module__": __name__, "__doc__": (
         "Everything a training run depends on (see `apps/train.py`).\n\n"
         "The settings of `_Settings`, then one field per defense option "
-        "(`vaekeras.defenses.registry.OPTIONS`), None for its default."
+        "(`vaekeras.defenses.options()`), None for its default."
     )},
 )
 
@@ -294,7 +299,7 @@ def _reuse(config):
             f"{metrics['test']['loss']:.2f}); reusing it. Pass --overwrite "
             "to train it again."
         )
-    model, _ = runs.load_run(out)
+    model, _ = artifacts.load_run(out)
     return {"output_dir": out, "metrics": metrics, "model": model}
 
 
@@ -311,7 +316,7 @@ def _train_in(config, train_ds, test_images, plan):
 def _train_in_scope(config, train_ds, test_images, plan):
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
-    model = registry.build_defended_vae(
+    model = build.build_defended_vae(
         tuple(test_images.shape[1:]),
         config.defense,
         latent_dim=config.latent_dim,

@@ -22,43 +22,37 @@ budget, so that no attack is weakened by the box.
 case over an ensemble of these and of damage PGD with restarts, SPSA and,
 through a test-time defense, adaptive PGD with EOT; with sanity checks.
 
-Modules: `budget` (balls, box, projection), `steps` (the compiled
-steps), `methods` (the classes, `make_attack`), `damage`
-(`evaluate_attack`, `damage_curve`), `adaptive` (PGD through a defense,
-SPSA), `sanity` (the protocol's checks), `protocol`
-(`evaluate_robustness`).
+Every attack is registered by name (`registry`; built-ins in `members/`,
+one file each; a user's with `register`), and `make_attack`, the
+protocol's members and the apps' choices come from that registry.
+
+Modules: `registry` (`register`, `make_attack`), `members` (the built-in
+attacks), `budget` (balls, box, projection), `steps` (the compiled
+steps), `methods` (the classes), `function_attack` (a user's function
+as an attack), `damage` (`evaluate_attack`, `damage_curve`), `adaptive`
+(PGD through a defense, SPSA), `scoring` (damage and latent KL),
+`sanity` (the protocol's checks), `protocol` (`evaluate_robustness`).
+
+Names are imported on first use: importing this package imports no
+backend.
 """
 
-from vaekeras.attacks.budget import NORMS
-from vaekeras.attacks.budget import check_eps
-from vaekeras.attacks.budget import check_norm
-from vaekeras.attacks.budget import fit_to_budget
-from vaekeras.attacks.budget import gaussian_kl
-from vaekeras.attacks.budget import gaussian_w2
-from vaekeras.attacks.budget import symmetric_kl
-from vaekeras.attacks.damage import damage_curve
-from vaekeras.attacks.damage import evaluate_attack
-from vaekeras.attacks.damage import log_eps_area
-from vaekeras.attacks.damage import ssim
-from vaekeras.attacks.methods import ATTACK_NAMES
-from vaekeras.attacks.methods import NAMED_EIGEN_ATTACKS
-from vaekeras.attacks.methods import EigenAttack
-from vaekeras.attacks.methods import LatentPGD
-from vaekeras.attacks.methods import RandomAttack
-from vaekeras.attacks.methods import TargetedLatentAttack
-from vaekeras.attacks.methods import make_attack
-from vaekeras.attacks.protocol import ENSEMBLE
-from vaekeras.attacks.protocol import evaluate_robustness
-from vaekeras.attacks.steps import OBJECTIVES
-from vaekeras.attacks.steps import worst_case_inputs
+from vaekeras import _lazy
 
-__all__ = [
-    "ATTACK_NAMES", "ENSEMBLE", "EigenAttack", "LatentPGD",
-    "NAMED_EIGEN_ATTACKS", "NORMS", "OBJECTIVES", "RandomAttack",
-    "TargetedLatentAttack",
-    "check_eps", "check_norm", "damage_curve", "evaluate_attack",
-    "evaluate_robustness", "fit_to_budget", "gaussian_kl", "gaussian_w2",
-    "log_eps_area",
-    "make_attack", "ssim", "symmetric_kl",
-    "worst_case_inputs",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "NORMS": "budget", "check_eps": "budget", "check_norm": "budget",
+    "fit_to_budget": "budget", "gaussian_kl": "budget",
+    "gaussian_w2": "budget", "symmetric_kl": "budget",
+    "damage_curve": "damage", "evaluate_attack": "damage",
+    "log_eps_area": "damage", "ssim": "damage",
+    "EigenAttack": "methods", "LatentPGD": "methods",
+    "RandomAttack": "methods", "TargetedLatentAttack": "methods",
+    "AttackSettings": "registry", "AttackSpec": "registry",
+    "make_attack": "registry", "names": "registry",
+    "register": "registry",
+    "ENSEMBLE": "protocol", "evaluate_robustness": "protocol",
+    "OBJECTIVES": "steps", "worst_case_inputs": "steps",
+}, submodules=(
+    "adaptive", "budget", "damage", "function_attack", "members",
+    "methods", "protocol", "registry", "sanity", "scoring", "steps",
+))

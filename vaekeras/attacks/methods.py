@@ -1,4 +1,6 @@
-"""The attack classes, with an ART-style interface, and their factory.
+"""The attack classes, with an ART-style interface.
+
+The registered attacks (`vaekeras.attacks.members`) build them by name.
 
 Every attack validates its parameters at construction, and
 `generate(x, x_target=None)` returns adversarial images within the budget
@@ -21,11 +23,6 @@ from vaekeras import geometry
 from vaekeras import latent
 from vaekeras.attacks import budget
 from vaekeras.attacks import steps
-
-ATTACK_NAMES = ("pgd", "eigen", "random", "targeted")
-# `make_attack` also builds the eigen attack of these metrics by name (the
-# curves' attacks).
-NAMED_EIGEN_ATTACKS = ("eigen_fisher", "eigen_output")
 
 
 class _Attack:
@@ -428,47 +425,3 @@ class TargetedLatentAttack(_EncoderAttack):
             x, x, eps_t, step, "targeted",
             (x, target_mean, target_log_var, reg), ascend=False,
         )
-
-
-def make_attack(
-    name, model, eps, norm=2, kind="stochastic", max_iter=50, seed=0,
-    batch_size=128,
-):
-    """Builds the attack called `name` (one of `ATTACK_NAMES`).
-
-    Args:
-        name: `"pgd"`, `"eigen"` (of metric `kind`), `"random"`,
-            `"targeted"`, or one of `NAMED_EIGEN_ATTACKS`.
-        model: see the package docstring (unused by `"random"`).
-        eps: budget or list of budgets.
-        norm: 2 or np.inf.
-        kind: metric kind of `"eigen"`.
-        max_iter: iterations of PGD and the targeted attack.
-        seed: seed of random starts and directions.
-        batch_size: images per batch.
-
-    Returns:
-        An attack object.
-
-    Raises:
-        ValueError: for an unknown name or bad parameters.
-    """
-    checks.choice("attack", name, ATTACK_NAMES + NAMED_EIGEN_ATTACKS)
-    if name == "pgd":
-        return LatentPGD(
-            model, norm=norm, eps=eps, max_iter=max_iter, seed=seed,
-            batch_size=batch_size,
-        )
-    if name.startswith("eigen"):
-        return EigenAttack(
-            model, eps=eps, norm=norm, kind=name[6:] or kind,
-            batch_size=batch_size,
-        )
-    if name == "random":
-        return RandomAttack(
-            eps=eps, norm=norm, seed=seed, batch_size=batch_size
-        )
-    return TargetedLatentAttack(
-        model, eps=eps, norm=norm, max_iter=max_iter, seed=seed,
-        batch_size=batch_size,
-    )

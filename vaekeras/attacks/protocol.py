@@ -19,27 +19,33 @@ adversarial example defenses":
   with the identity) and by the gradient-free attack, which queries it;
 - sanity checks that turn a weak or masked evaluation into a flagged one.
 
-The attack members, their names in results: `pgd_kl` (latent KL, on the
-bare encoder), `pgd_damage` (reconstruction error, through the defense),
+The members are registered attacks (`vaekeras.attacks.registry`); the
+default ones (`ENSEMBLE`): `pgd_kl` (latent KL, on the bare encoder),
+`pgd_damage` (reconstruction error, through the defense),
 `eigen_fisher`, `eigen_output` (one step along the metric's top
 eigenvector, on the bare encoder), `random`, `spsa` (gradient-free,
-through the defense). Every member's adversarial images are scored
+through the defense). Any registered attack, a user's too, can be added
+by name; its images are projected onto the budget and the box and
+scored like the others. Every member's adversarial images are scored
 through the defense when one is given.
 """
+
+import dataclasses
 
 import numpy as np
 
 from vaekeras import backend
 from vaekeras import checks
 from vaekeras import latent
-from vaekeras.attacks import adaptive
 from vaekeras.attacks import damage as damage_module
-from vaekeras.attacks import methods
+from vaekeras.attacks import registry
 from vaekeras.attacks import sanity
+from vaekeras.attacks import scoring
 
-ENSEMBLE = (
-    "pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output", "random", "spsa",
-)
+# The default members: every registered attack whose spec says
+# `ensemble=True`. A user's attack joins one evaluation by name:
+# `attacks=ENSEMBLE + ("my_attack",)`.
+ENSEMBLE = registry.ensemble_names()
 
 
 def evaluate_robustness(
@@ -62,7 +68,8 @@ def evaluate_robustness(
             (e.g. `MCMCReconstruction`); with `attack_encode` and
             `attack_draws` the damage PGD goes through it (EOT).
         seed: seeds every random start, direction and draw.
-        attacks: the members to run, a subset of `ENSEMBLE`.
+        attacks: the members to run: registered attack names (default
+            `ENSEMBLE`); untargeted attacks only.
         pgd_iter: iterations of each PGD run.
         restarts: runs of each PGD member, >= 1: the first from the
             clean image, the others from random points of the ball.
@@ -97,14 +104,7 @@ def evaluate_robustness(
         [eps] if np.isscalar(eps) else eps, "eps"
     ))
     norm = checks.norm(norm)
-    members = tuple(attacks)
-    for name in members:
-        checks.choice("attacks", name, ENSEMBLE)
-    if not members:
-        raise ValueError(
-            "Invalid value received for argument `attacks`: expected at "
-            f"least one of {ENSEMBLE}. Received: attacks={attacks!r}"
-        )
+    members = _check_members(attacks)
     restarts = checks.positive_int("restarts", restarts)
     pgd_iter = checks.positive_int("pgd_iter", pgd_iter)
     eot_samples = checks.positive_int("eot_samples", eot_samples)
@@ -122,7 +122,7 @@ def evaluate_robustness(
             "object with `reconstruct(x)`. Received: "
             f"defense={type(defense).__name__}"
         )
-    scorer = Scorer(adapter, x, defense, batch_size)
+    scorer = scoring.Scorer(adapter, x, defense, batch_size)
     runner = Runner(
         model, adapter, defense, norm, seed, pgd_iter, restarts,
         eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
@@ -159,118 +159,66 @@ def evaluate_robustness(
     return result
 
 
-class Scorer:
-    """Damage and latent KL of adversarial images, clean error once."""
-
-    def __init__(self, adapter, x, defense, batch_size):
-        self.adapter = adapter
-        self.defense = defense
-        self.batch_size = batch_size
-        self.x = x
-        self.z_mean, self.z_log_var = _encode_numpy(adapter, x, batch_size)
-        self.clean_mse = self.mse(self.reconstruct(x))
-
-    def reconstruct(self, images):
-        if self.defense is None:
-            return self.adapter.reconstruct_numpy(images, self.batch_size)
-        parts = [
-            np.asarray(backend.as_numpy(self.defense.reconstruct(
-                images[i:i + self.batch_size]
-            )), "float32")
-            for i in range(0, len(images), self.batch_size)
-        ]
-        return np.concatenate(parts).reshape(images.shape)
-
-    def mse(self, reconstructions, x=None):
-        x = self.x if x is None else x
-        axes = tuple(range(1, x.ndim))
-        return np.mean((reconstructions - x) ** 2, axis=axes)
-
-    def damage(self, x_adv):
-        """Per-image damage of `x_adv` (aligned with the clean images)."""
-        return self.mse(self.reconstruct(x_adv)) - self.clean_mse
-
-    def score(self, x_adv):
-        mean, log_var = _encode_numpy(self.adapter, x_adv, self.batch_size)
-        kl = damage_module.gaussian_kl_numpy(
-            mean, log_var, self.z_mean, self.z_log_var
+def _check_members(attacks):
+    """`attacks` as a tuple of registered, untargeted attack names."""
+    members = (attacks,) if isinstance(attacks, str) else tuple(attacks)
+    if not members:
+        raise ValueError(
+            "Invalid value received for argument `attacks`: expected at "
+            f"least one of {registry.names()}. Received: attacks={attacks!r}"
         )
-        return {"damage": self.damage(x_adv), "latent_kl": kl}
+    for name in members:
+        if registry.get(name, "attacks").needs_target:
+            raise ValueError(
+                "Invalid value received for argument `attacks`: the "
+                f"protocol runs untargeted attacks; {name!r} needs target "
+                f"images. Received: attacks={attacks!r}"
+            )
+    return members
 
 
+@dataclasses.dataclass(frozen=True)
 class Runner:
     """Makes each member's adversarial images; one object per evaluation,
-    so the checks rerun members with the same settings."""
+    so the checks rerun members with the same settings. It is the
+    `context` an `AttackSpec.runs` receives."""
 
-    def __init__(
-        self, model, adapter, defense, norm, seed, pgd_iter, restarts,
-        eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
-    ):
-        self.model, self.adapter, self.defense = model, adapter, defense
-        self.norm, self.seed = norm, seed
-        self.pgd_iter, self.restarts = pgd_iter, restarts
-        self.eot_samples = eot_samples
-        self.spsa_iter, self.spsa_samples = spsa_iter, spsa_samples
-        self.batch_size = batch_size
-        self.scorer = scorer
-        self.adaptive = defense is not None and hasattr(
-            defense, "attack_encode"
+    model: object
+    adapter: object
+    defense: object
+    norm: float
+    seed: int
+    pgd_iter: int
+    restarts: int
+    eot_samples: int
+    spsa_iter: int
+    spsa_samples: int
+    batch_size: int
+    scorer: object
+
+    @property
+    def adaptive(self):
+        """Whether gradient attacks go through the defense (EOT)."""
+        return self.defense is not None and hasattr(
+            self.defense, "attack_encode"
         )
 
     def run(self, name, x, eps_list, pgd_iter=None, restarts=None, seed=None):
         """The member's adversarial images: a list over runs (restarts)
         of lists over eps."""
-        pgd_iter = pgd_iter or self.pgd_iter
-        restarts = restarts or self.restarts
-        seed = self.seed if seed is None else seed
-        if name in ("pgd_kl", "pgd_damage"):
-            return [
-                self._pgd(name, x, eps_list, pgd_iter, r, seed + r)
-                for r in range(restarts)
-            ]
-        if name == "spsa":
-            return [[
-                adaptive.spsa(
-                    self.scorer, x, eps, self.norm, self.spsa_iter,
-                    self.spsa_samples, seed=seed + 1000 * i,
-                )
-                for i, eps in enumerate(eps_list)
-            ]]
-        if name == "random":
-            attack = methods.RandomAttack(
-                eps=eps_list, norm=self.norm, seed=seed,
-                batch_size=self.batch_size,
-            )
-        else:
-            attack = methods.EigenAttack(
-                self.model, eps=eps_list, norm=self.norm,
-                kind=name.removeprefix("eigen_"),
-                batch_size=self.batch_size,
-            )
-        return [attack.generate(x)]
-
-    def _pgd(self, name, x, eps_list, pgd_iter, restart, seed):
-        if name == "pgd_damage" and self.adaptive:
-            return adaptive.adaptive_damage_pgd(
-                self.adapter, self.defense, x, eps_list, self.norm,
-                pgd_iter, self.eot_samples, restart > 0, seed,
-                self.batch_size,
-            )
-        attack = methods.LatentPGD(
-            self.model, norm=self.norm, eps=eps_list, max_iter=pgd_iter,
-            objective="kl" if name == "pgd_kl" else "damage",
-            random_init=restart > 0, seed=seed, batch_size=self.batch_size,
+        context = dataclasses.replace(
+            self, pgd_iter=pgd_iter or self.pgd_iter,
+            restarts=restarts or self.restarts,
         )
-        return attack.generate(x)
-
-
-def _encode_numpy(adapter, x, batch_size):
-    means, log_vars = [], []
-    for i in range(0, len(x), batch_size):
-        mean, log_var = adapter.encode(x[i:i + batch_size])
-        means.append(backend.as_numpy(mean))
-        log_vars.append(backend.as_numpy(log_var))
-    return np.concatenate(means), np.concatenate(log_vars)
+        spec = registry.get(name, "attacks")
+        seed = (self.seed if seed is None else seed) + spec.seed_stream
+        if spec.runs is not None:
+            return spec.runs(context, x, eps_list, seed)
+        settings = registry.AttackSettings(
+            norm=self.norm, seed=seed, max_iter=context.pgd_iter,
+            batch_size=self.batch_size,
+        )
+        return [spec.make(self.model, eps_list, settings).generate(x)]
 
 
 def _worst(per_member, n_eps, n_images):

@@ -30,10 +30,9 @@ import numpy as np
 from keras import ops
 
 from vaekeras import backend
+from vaekeras.attacks import registry
 from vaekeras.attacks import steps
 
-# The members that follow a gradient (the protocol's names).
-GRADIENT_ATTACKS = ("pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output")
 # Absolute slack (damage units: per-pixel MSE) under every relative one,
 # so checks on undamaged models do not fail on float noise.
 ATOL = 1e-5
@@ -44,18 +43,26 @@ UNBOUNDED_IMAGES = 32
 
 
 def run_checks(result, runner, scorer, x):
-    """Every applicable check, in the module docstring's order."""
+    """Every applicable check, in the module docstring's order.
+
+    Which members a check compares comes from their registered specs:
+    `needs_gradients`, and the roles `baseline`, `damage` and
+    `gradient_free`.
+    """
     out = [finite_gradients(runner, x)]
-    attacks = result["attacks"]
-    gradient = [name for name in GRADIENT_ATTACKS if name in attacks]
-    if gradient and "random" in attacks:
-        out.append(beats_random(result, gradient))
+    members = list(result["attacks"])
+    gradient = registry.gradient_members(members)
+    baseline = registry.with_role("baseline", members)
+    if gradient and baseline:
+        out.append(beats_random(result, gradient, baseline))
     out.append(monotone_in_eps(result))
-    if "pgd_damage" in attacks:
-        out.append(unbounded_budget(runner, scorer, x))
-        out.append(converged(result, runner, scorer, x))
-    if gradient and "spsa" in attacks:
-        out.append(gradient_free_not_stronger(result, gradient))
+    damage_members = registry.with_role("damage", members)
+    if damage_members:
+        out.append(unbounded_budget(runner, scorer, x, damage_members[0]))
+        out.append(converged(result, runner, scorer, x, damage_members[0]))
+    free = registry.with_role("gradient_free", members)
+    if gradient and free:
+        out.append(gradient_free_not_stronger(result, gradient, free))
     return out
 
 
@@ -131,10 +138,15 @@ def finite_gradients(runner, x):
     return _check("finite_gradients", passed, detail)
 
 
-def beats_random(result, gradient):
+def _best(attacks, names):
+    """Each budget's largest mean damage among the members `names`."""
+    return np.max([attacks[n]["damage"] for n in names], axis=0)
+
+
+def beats_random(result, gradient, baseline=("random",)):
     attacks = result["attacks"]
-    best = np.max([attacks[n]["damage"] for n in gradient], axis=0)
-    rand = np.asarray(attacks["random"]["damage"])
+    best = _best(attacks, gradient)
+    rand = _best(attacks, baseline)
     failed = [
         f"eps {e:g}: {b:.3g} < {r:.3g}"
         for e, b, r in zip(result["eps"], best, rand) if b + ATOL < r
@@ -161,11 +173,11 @@ def monotone_in_eps(result):
     return _check("monotone_in_eps", not failed, detail)
 
 
-def unbounded_budget(runner, scorer, x):
+def unbounded_budget(runner, scorer, x, member="pgd_damage"):
     x = x[:UNBOUNDED_IMAGES]
     size = int(np.prod(x.shape[1:]))
     eps = float(np.sqrt(size)) if runner.norm == 2 else 1.0
-    (x_adv,) = runner.run("pgd_damage", x, [eps], restarts=1)[0]
+    (x_adv,) = runner.run(member, x, [eps], restarts=1)[0]
     attacked = scorer.mse(scorer.reconstruct(x_adv), x) - scorer.clean_mse[
         :len(x)
     ]
@@ -181,12 +193,12 @@ def unbounded_budget(runner, scorer, x):
     )
 
 
-def converged(result, runner, scorer, x):
+def converged(result, runner, scorer, x, member="pgd_damage"):
     index = len(result["eps"]) // 2
     eps = result["eps"][index]
     worst = result["worst_damage"][index]
     (x_adv,) = runner.run(
-        "pgd_damage", x, [eps], pgd_iter=2 * runner.pgd_iter, restarts=1,
+        member, x, [eps], pgd_iter=2 * runner.pgd_iter, restarts=1,
         seed=runner.seed + runner.restarts,
     )[0]
     stronger = np.maximum(worst, scorer.damage(x_adv))
@@ -203,11 +215,11 @@ def converged(result, runner, scorer, x):
     )
 
 
-def gradient_free_not_stronger(result, gradient):
+def gradient_free_not_stronger(result, gradient, free=("spsa",)):
     attacks = result["attacks"]
     tolerance = result["settings"]["tolerance"]
-    best = np.max([attacks[n]["damage"] for n in gradient], axis=0)
-    free = np.asarray(attacks["spsa"]["damage"])
+    best = _best(attacks, gradient)
+    free = _best(attacks, free)
     failed = [
         f"eps {e:g}: SPSA {f:.3g} > {b:.3g}"
         for e, b, f in zip(result["eps"], best, free)

@@ -3,12 +3,14 @@
 Each defense subclasses `vaekeras.models.VAE`, declares its options once
 (`options`) and changes only the loss, through its `extra_loss` hook, so
 training, saving, export, the metric and the attacks work on it
-unchanged. `build_defended_vae(input_shape, defense, ...)` builds any of
-them by name (`DEFENSES`), as `apps/train.py --defense=...` does.
+unchanged. Every defense is registered by name (`registry`; built-ins
+in `members/`, one file each; a user's with `register`), and
+`build_defended_vae(input_shape, defense, ...)` builds any of them, as
+`apps/train.py --defense=...` does.
 
 - `MixupVAE` (`mixup`): trains on convex mixtures of its inputs.
-- `GeometryRegularizedVAE` (`geometry_penalty`): the paper's own lens as
-  a penalty on the encoder's pullback metric.
+- `GeometryRegularizedVAE` (`geometry`): the paper's own lens as a
+  penalty on the encoder's pullback metric.
 - `LipschitzVAE` (`lipschitz`, Barrett et al., 2022), with
   `certified_radius` (`certificates`).
 - `AdversarialVAE` (`adversarial`, Cemgil et al., 2020).
@@ -16,41 +18,42 @@ them by name (`DEFENSES`), as `apps/train.py --defense=...` does.
 
 The test-time MCMC defense is not a model: `vaekeras.purification`
 (`MCMCReconstruction`, also importable from here).
+
+Names are imported on first use: importing this package imports no
+backend.
 """
 
-from vaekeras.defenses.adversarial import ADV_DIVERGENCES
-from vaekeras.defenses.adversarial import AdversarialVAE
-from vaekeras.defenses.adversarial import gaussian_w2
-from vaekeras.defenses.certificates import ACTIVATION_LIPSCHITZ
-from vaekeras.defenses.certificates import certified_radius
-from vaekeras.defenses.certificates import layer_lipschitz
-from vaekeras.defenses.certificates import lipschitz_constants
-from vaekeras.defenses.certificates import operator_norm
-from vaekeras.defenses.geometry_penalty import PENALTIES
-from vaekeras.defenses.geometry_penalty import GeometryRegularizedVAE
-from vaekeras.defenses.geometry_penalty import metric_penalty
-from vaekeras.defenses.lipschitz import LipschitzVAE
-from vaekeras.defenses.lipschitz import build_lipschitz_vae
-from vaekeras.defenses.mixup import DEFAULT_MIXUP_CONSISTENCY
-from vaekeras.defenses.mixup import MixupVAE
-from vaekeras.defenses.registry import DEFENSE_CLASSES
-from vaekeras.defenses.registry import DEFENSE_OPTIONS
-from vaekeras.defenses.registry import DEFENSES
-from vaekeras.defenses.registry import build_defended_vae
-from vaekeras.defenses.registry import build_vae
-from vaekeras.defenses.registry import check_defense_options
-from vaekeras.defenses.tc import TCVAE
-from vaekeras.defenses.tc import kl_decomposition
-from vaekeras.purification import MCMC_METHODS
-from vaekeras.purification import MCMCReconstruction
+from vaekeras import _lazy
 
-__all__ = [
-    "ADV_DIVERGENCES", "ACTIVATION_LIPSCHITZ", "AdversarialVAE",
-    "DEFAULT_MIXUP_CONSISTENCY", "DEFENSES", "DEFENSE_CLASSES",
-    "DEFENSE_OPTIONS", "GeometryRegularizedVAE", "LipschitzVAE",
-    "MCMCReconstruction", "MCMC_METHODS", "MixupVAE", "PENALTIES", "TCVAE",
-    "build_defended_vae", "build_lipschitz_vae", "build_vae",
-    "certified_radius", "check_defense_options", "gaussian_w2",
-    "kl_decomposition", "layer_lipschitz", "lipschitz_constants",
-    "metric_penalty", "operator_norm",
-]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "ADV_DIVERGENCES": "members.adversarial",
+    "AdversarialVAE": "members.adversarial",
+    "gaussian_w2": "members.adversarial",
+    "ACTIVATION_LIPSCHITZ": "certificates",
+    "certified_radius": "certificates",
+    "layer_lipschitz": "certificates",
+    "lipschitz_constants": "certificates",
+    "operator_norm": "certificates",
+    "PENALTIES": "members.geometry",
+    "GeometryRegularizedVAE": "members.geometry",
+    "metric_penalty": "members.geometry",
+    "LipschitzVAE": "members.lipschitz",
+    "build_lipschitz_vae": "members.lipschitz",
+    "DEFAULT_MIXUP_CONSISTENCY": "members.mixup",
+    "MixupVAE": "members.mixup",
+    "TCVAE": "members.tc",
+    "kl_decomposition": "members.tc",
+    "DefenseSpec": "registry",
+    "check_defense_options": "registry",
+    "load_builtins": "registry",
+    "names": "registry",
+    "options": "registry",
+    "register": "registry",
+    "resolve": "registry",
+    "specs": "registry",
+    "Option": "options",
+    "build_defended_vae": "build",
+    "build_vae": "build",
+    "MCMC_METHODS": "vaekeras.purification",
+    "MCMCReconstruction": "vaekeras.purification",
+}, submodules=("build", "certificates", "members", "options", "registry"))

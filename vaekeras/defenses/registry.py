@@ -1,48 +1,164 @@
-"""Every defense by name, and everything derived from their options.
+"""The defense registry: every defense by name, and what derives from it.
 
-Adding a defense: write its class in its own file of this package (a
-`VAE` subclass with an `options` tuple and an `extra_loss`), then add one
-line to `DEFENSE_CLASSES`. Its options then reach `build_defended_vae`,
-`TrainConfig`, the train app's flags and `flags.json` by themselves.
+A defense is a `vaekeras.VAE` subclass that declares its options once
+(`options`, a tuple of `Option`) and adds a loss term (`extra_loss`).
+Each built-in one is a file of `vaekeras/defenses/members/`, named as it
+registers itself; a user's is registered from the user's own module:
+
+    @vaekeras.defenses.register("smooth")
+    class SmoothVAE(vaekeras.VAE):
+        options = (vaekeras.defenses.Option(
+            "smooth_weight", 0.1, "weight of a latent penalty.",
+            vaekeras.checks.non_negative),)
+
+        def extra_loss(self, x, encoding, training=False):
+            return self.smooth_weight * ops.mean(ops.sum(
+                ops.square(encoding.z_mean), axis=-1))
+
+Its options then reach `build_defended_vae`, `.keras` saving, the train
+app's flags, `flags.json`, the reports' legends and the contract tests
+with no other edit.
+
+Pure Python until a defense itself is needed: `names()` reads the
+built-in files' names without importing a backend.
 """
 
-from vaekeras import architectures
+import dataclasses
+
 from vaekeras import checks
-from vaekeras.defenses import adversarial
-from vaekeras.defenses import geometry_penalty
-from vaekeras.defenses import lipschitz
-from vaekeras.defenses import mixup
-from vaekeras.defenses import tc
-from vaekeras.models import VAE
+from vaekeras import registry as registry_module
 
-DEFENSE_CLASSES = {
-    "none": VAE,
-    "mixup": mixup.MixupVAE,
-    "geometry": geometry_penalty.GeometryRegularizedVAE,
-    "lipschitz": lipschitz.LipschitzVAE,
-    "adversarial": adversarial.AdversarialVAE,
-    "tc": tc.TCVAE,
-}
-DEFENSES = tuple(DEFENSE_CLASSES)
-# Option name -> (its defense, the `Option`). Names are unique across
-# defenses, so a flag or config field names one option of one defense.
-OPTIONS = {
-    option.name: (defense, option)
-    for defense, cls in DEFENSE_CLASSES.items() for option in cls.options
-}
-if len(OPTIONS) != sum(len(c.options) for c in DEFENSE_CLASSES.values()):
-    raise ImportError(
-        "Two defenses declare an option of the same name: option names must "
-        "be unique (each is a flag and a TrainConfig field)."
-    )
-# Each defense's options and their defaults.
-DEFENSE_OPTIONS = {
-    defense: {option.name: option.default for option in cls.options}
-    for defense, cls in DEFENSE_CLASSES.items()
-}
+DEFENSES = registry_module.Registry("defense", "vaekeras.defenses.members")
 
 
-def resolve(defense, options):
+@dataclasses.dataclass(frozen=True)
+class DefenseSpec:
+    """One registered defense.
+
+    Attributes:
+        name: its name (`--defense`, `build_defended_vae`, reports).
+        cls: the model class, a `vaekeras.VAE` subclass.
+        label: its family's name in reports and legends.
+        marker: its matplotlib marker in figures.
+    """
+
+    name: str
+    cls: type
+    label: str
+    marker: str = "o"
+
+    @property
+    def options(self):
+        """The class's `Option`s."""
+        return tuple(self.cls.options)
+
+    def defaults(self):
+        """`{option name: default}`."""
+        return {option.name: option.default for option in self.options}
+
+
+def register(name, *, label=None, marker="o", seed_stream=None):
+    """Registers a VAE subclass as the defense `name` (a class decorator).
+
+    Also registers the class with Keras (package `"vaekeras"`), so a
+    model of it survives a `.keras` save and load, and gives it its own
+    random stream (`seed_stream`, added to the model's seed by
+    `VAE.stream_seed`) unless it declares one.
+
+    Args:
+        name: a Python identifier not registered yet.
+        label: its name in reports; default `name`.
+        marker: its matplotlib marker.
+        seed_stream: default: the class's own `seed_stream`, else one
+            derived from the name.
+
+    Returns:
+        The decorator; it returns the class.
+
+    Raises:
+        ValueError: for a bad or taken name, a class that is not a VAE,
+            or an option name another defense declares.
+    """
+    def decorator(cls):
+        import keras
+
+        from vaekeras.models import VAE
+
+        if not (isinstance(cls, type) and issubclass(cls, VAE)):
+            raise ValueError(
+                f"A defense is a subclass of vaekeras.VAE. Received: {cls!r}"
+            )
+        if seed_stream is not None:
+            cls.seed_stream = seed_stream
+        elif "seed_stream" not in vars(cls) and cls is not VAE:
+            cls.seed_stream = registry_module.seed_stream(name)
+        _check_option_names(name, cls)
+        keras.saving.register_keras_serializable(package="vaekeras")(cls)
+        DEFENSES.add(
+            name, DefenseSpec(name, cls, label or name, marker),
+            registry_module.origin_of(cls),
+        )
+        return cls
+
+    return decorator
+
+
+def _check_option_names(name, cls):
+    """Option names are flags and config fields: unique across defenses."""
+    for other, spec in DEFENSES.registered().items():
+        if other == name:
+            continue
+        shared = {o.name for o in spec.options} & {
+            o.name for o in cls.options
+        }
+        if shared:
+            raise ValueError(
+                f"The defense {name!r} declares option(s) {sorted(shared)} "
+                f"that {other!r} declares too: option names must be unique "
+                "(each is a flag and a config field)."
+            )
+
+
+def names():
+    """Every defense's name; imports nothing heavy."""
+    return DEFENSES.names()
+
+
+def get(name, argument="defense"):
+    """The `DefenseSpec` called `name` (a `ValueError` names `argument`)."""
+    return DEFENSES.get(name, argument)
+
+
+def specs():
+    """`{name: DefenseSpec}` of every registered defense."""
+    return DEFENSES.entries()
+
+
+def styles():
+    """`{label: (marker, colour)}` of every defense, for figures.
+
+    The marker is the registered one; colours follow registration order.
+    """
+    return {
+        spec.label: (spec.marker, f"C{i % 10}")
+        for i, spec in enumerate(specs().values())
+    }
+
+
+def load_builtins():
+    """Imports every built-in defense (registers their Keras classes)."""
+    DEFENSES.load()
+
+
+def options():
+    """`{option name: (defense, Option)}` over every defense."""
+    return {
+        option.name: (name, option)
+        for name, spec in specs().items() for option in spec.options
+    }
+
+
+def resolve(defense, given_options):
     """`(defense, its options checked, defaults filled in)`.
 
     Options set to None are left at their defaults. `mixup_alpha` > 0
@@ -53,8 +169,8 @@ def resolve(defense, options):
         ValueError: for an unknown defense, an option of another defense
             (naming both) or an invalid value (naming it).
     """
-    checks.choice("defense", defense, DEFENSES)
-    given = {k: v for k, v in options.items() if v is not None}
+    get(defense)
+    given = {k: v for k, v in given_options.items() if v is not None}
     alpha = given.get("mixup_alpha")
     if alpha is not None and not isinstance(alpha, bool) and alpha == 0:
         if defense == "mixup":
@@ -64,12 +180,13 @@ def resolve(defense, options):
         given.pop("mixup_alpha")
     elif alpha is not None and defense == "none":
         defense = "mixup"
+    known = options()
     for name, value in given.items():
-        if name not in OPTIONS:
+        if name not in known:
             raise ValueError(
-                f"Unknown defense option `{name}`. Options: {sorted(OPTIONS)}"
+                f"Unknown defense option `{name}`. Options: {sorted(known)}"
             )
-        owner, option = OPTIONS[name]
+        owner, option = known[name]
         if owner != defense:
             raise ValueError(
                 f"Invalid value received for argument `{name}`: it is an "
@@ -77,114 +194,13 @@ def resolve(defense, options):
                 f"Received: {name}={value!r}"
             )
         given[name] = option.validate(value)
-    return defense, {**DEFENSE_OPTIONS[defense], **given}
+    return defense, {**get(defense).defaults(), **given}
 
 
-def check_defense_options(defense, options):
-    """The defense's full options: its defaults, updated with `options`.
+def check_defense_options(defense, given_options):
+    """The defense's full options: its defaults, updated with the given.
 
     Raises:
         ValueError: as `resolve`.
     """
-    return resolve(defense, options)[1]
-
-
-def build_defended_vae(
-    input_shape,
-    defense="none",
-    latent_dim=16,
-    architecture="mlp",
-    beta=1.0,
-    likelihood="bernoulli",
-    seed=None,
-    dataset_size=None,
-    hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
-    conv_filters=architectures.DEFAULT_CONV_FILTERS,
-    **options,
-):
-    """Builds the VAE of one defense, ready to compile.
-
-    Weights are initialised from Keras' global seed: call
-    `keras.utils.set_random_seed` first for reproducible weights; `seed`
-    seeds the posterior sampler and the defense's own draws.
-
-    Args:
-        input_shape: `(H, W, C)`.
-        defense: one of `DEFENSES`: `"none"` (a beta-VAE), `"mixup"`,
-            `"geometry"`, `"lipschitz"`, `"adversarial"` or `"tc"`.
-        latent_dim, architecture, hidden_units, conv_filters: see
-            `vaekeras.architectures.build_encoder`.
-        beta: KL weight >= 0.
-        likelihood: `"bernoulli"` or `"gaussian"`.
-        seed: int or None.
-        dataset_size: training set size, for the TC estimator.
-        **options: the defense's options (`DEFENSE_OPTIONS`); None keeps
-            a default.
-
-    Returns:
-        A built model.
-
-    Raises:
-        ValueError: for an unknown defense, an option of another defense,
-            or an invalid value (naming it).
-
-    Examples:
-        >>> model = build_defended_vae((28, 28, 1), "adversarial", adv_eps=0.5)
-    """
-    defense, options = resolve(defense, options)
-    return DEFENSE_CLASSES[defense].make(
-        input_shape, latent_dim=latent_dim, architecture=architecture,
-        hidden_units=hidden_units, conv_filters=conv_filters,
-        dataset_size=dataset_size, beta=beta, likelihood=likelihood,
-        seed=seed, **options,
-    )
-
-
-def build_vae(
-    input_shape,
-    latent_dim=16,
-    architecture="mlp",
-    beta=1.0,
-    mixup_alpha=0.0,
-    likelihood="bernoulli",
-    seed=None,
-    hidden_units=architectures.DEFAULT_HIDDEN_UNITS,
-    conv_filters=architectures.DEFAULT_CONV_FILTERS,
-    mixup_consistency=None,
-):
-    """Builds a VAE (or a MixupVAE when `mixup_alpha > 0`), ready to compile.
-
-    Weights are initialised from Keras' global seed: call
-    `keras.utils.set_random_seed` first for reproducible weights; `seed`
-    seeds the posterior sampler and the mixup draws.
-
-    Args:
-        input_shape: `(H, W, C)`.
-        latent_dim: latent size d >= 1.
-        architecture: `"mlp"` or `"conv"`.
-        beta: KL weight >= 0.
-        mixup_alpha: 0 (default) for a beta-VAE, > 0 for a MixupVAE.
-        likelihood: `"bernoulli"` or `"gaussian"`.
-        seed: int or None.
-        hidden_units, conv_filters: see `architectures.build_encoder`.
-        mixup_consistency: see `MixupVAE`; None for its default.
-
-    Returns:
-        A built `VAE` or `MixupVAE`.
-
-    Raises:
-        ValueError: for any invalid argument, naming it.
-
-    Examples:
-        >>> model = build_vae((28, 28, 1), latent_dim=16, beta=2.0)
-        >>> model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    """
-    if mixup_alpha == 0 and mixup_consistency is not None:
-        mixup_consistency = None  # no mixup: nothing to weigh
-    return build_defended_vae(
-        input_shape, "none", latent_dim=latent_dim,
-        architecture=architecture, beta=beta, likelihood=likelihood,
-        seed=seed, hidden_units=hidden_units, conv_filters=conv_filters,
-        mixup_alpha=checks.non_negative("mixup_alpha", mixup_alpha),
-        mixup_consistency=mixup_consistency,
-    )
+    return resolve(defense, given_options)[1]

@@ -9,9 +9,6 @@ from vaekeras.reporting.common import pyplot
 from vaekeras.reporting.common import save_figure
 from vaekeras.reporting.common import time_note
 
-FAMILIES = ("beta-VAE", "mixup", "geometry", "lipschitz", "adversarial", "tc")
-MARKERS = dict(zip(FAMILIES, ("o", "s", "^", "D", "v", "P")))
-
 
 def label(row):
     """A row's model, with " + MCMC" when measured through the defense."""
@@ -61,7 +58,7 @@ def _finish(ax, xlabel, ylabel, title, log_y=True, **legend):
     ax.legend(fontsize=7, **legend)
 
 
-def figures(report, entries, out):
+def figures(report, entries, out, styles):
     """The Pareto plot, the MCMC comparison and the worst-damage curves;
     their file names.
 
@@ -71,14 +68,15 @@ def figures(report, entries, out):
         entries: the models (one per seed), each with `name`, `family`
             and `analysis`.
         out: the report folder.
+        styles: `{family: (marker, colour)}`, one entry per family drawn
+            (`vaekeras.defenses.registry.styles()`).
     """
     plt = pyplot()
     rows = report["models"]
     plain = [r for r in rows if not r["mcmc"]]
     names = {}
-    colors = {f: f"C{i}" for i, f in enumerate(FAMILIES)}
     fig, ax = plt.subplots(figsize=(11, 5.5))
-    for fam in FAMILIES:
+    for fam, (marker, color) in styles.items():
         pts = [r for r in plain if r["family"] == fam]
         if not pts:
             continue
@@ -87,7 +85,7 @@ def figures(report, entries, out):
             [_mean(r["worst_area"]) for r in pts],
             xerr=[_std(r["clean_mse"]) for r in pts],
             yerr=[_std(r["worst_area"]) for r in pts],
-            fmt=MARKERS[fam], color=colors[fam], markersize=6,
+            fmt=marker, color=color, markersize=6,
             elinewidth=0.8, capsize=2, label=fam,
         )
     frontier = sorted(
@@ -125,7 +123,7 @@ def figures(report, entries, out):
              if r["name"] in with_mcmc and r.get("mcmc_reference_area")]
     if pairs:
         fig, ax = plt.subplots(figsize=(6.5, 5.5))
-        for fam in FAMILIES:
+        for fam, (marker, color) in styles.items():
             pts = [(b, m) for b, m in pairs if b["family"] == fam]
             if not pts:
                 continue
@@ -134,7 +132,7 @@ def figures(report, entries, out):
                 [_mean(m["worst_area"]) for _, m in pts],
                 xerr=[_std(b["mcmc_reference_area"]) for b, _ in pts],
                 yerr=[_std(m["worst_area"]) for _, m in pts],
-                fmt=MARKERS[fam], color=colors[fam], markersize=6,
+                fmt=marker, color=color, markersize=6,
                 elinewidth=0.8, capsize=2, label=fam,
             )
         values = [_mean(b["mcmc_reference_area"]) for b, _ in pairs] + [
@@ -162,7 +160,8 @@ def figures(report, entries, out):
         curves_ = [m["analysis"]["protocol"] for m in members]
         mean = np.mean([c["mean_worst_damage"] for c in curves_], axis=0)
         ax.plot(curves_[0]["eps"], mean,
-                marker=MARKERS.get(members[0]["family"], "o"), markersize=4,
+                marker=styles.get(members[0]["family"], ("o",))[0],
+                markersize=4,
                 color=palette((2 * i) % 20 + (i // 10) % 2), linewidth=1.2,
                 label=name)
     _finish(

@@ -8,6 +8,10 @@ from vaekeras.reporting.common import pyplot
 from vaekeras.reporting.common import save_figure
 from vaekeras.reporting.common import time_note
 
+# The attacks the paper study runs on every model, in its tables' order:
+# the paper's eigen attack, latent PGD and the random baseline.
+ATTACKS = ("eigen", "pgd_kl", "random")
+
 
 def figures(entries, grid_rows, out):
     """Writes the paper study's PNG figures; returns their file names.
@@ -64,7 +68,7 @@ def figures(entries, grid_rows, out):
         from matplotlib import colors
 
         shade = colors.LogNorm(min(betas), max(betas))
-    for ax, attack in zip(axes, ("eigen", "pgd", "random")):
+    for ax, attack in zip(axes, ATTACKS):
         for e in entries:
             rows = e["analysis"]["attacks"][attack]
             # Damage, as the report defines it: what the attack adds to the
@@ -170,8 +174,7 @@ def markdown(report, authors):
         "| model | beta | median radius | mean entropy (max) | mean entropy "
         "(trace) | fisher median radius | output median radius | "
         "clean MSE | "
-        + " | ".join(f"{a} MSE eps {middle:g}" for a in ("eigen", "pgd",
-                                                          "random"))
+        + " | ".join(f"{a} MSE eps {middle:g}" for a in ATTACKS)
         + " | MSE along u1..u5 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -184,7 +187,7 @@ def markdown(report, authors):
             f"{fmt(r['output_median_spectral_radius'])} | "
             f"{fmt(r['clean_mse'])} | "
             + " | ".join(fmt(r[f"{a}_mse_eps{middle:g}"])
-                         for a in ("eigen", "pgd", "random"))
+                         for a in ATTACKS)
             + " | " + ", ".join(f"{v:.3f}" for v in r["eigen_direction_mse"])
             + " |"
         )
@@ -212,13 +215,13 @@ def markdown(report, authors):
         )
     lines += ["", "## Attack damage (latent KL / reconstruction MSE)", ""]
     lines.append("| model | " + " | ".join(
-        f"{a} eps {e:g}" for a in ("eigen", "pgd", "random") for e in eps
+        f"{a} eps {e:g}" for a in ATTACKS for e in eps
     ) + " |")
     lines.append("|---|" + "---:|" * (3 * len(eps)))
     for r in report["models"]:
         lines.append(f"| {r['name']} | " + " | ".join(
             f"{r[f'{a}_kl_eps{e:g}']:.3g} / {r[f'{a}_mse_eps{e:g}']:.4f}"
-            for a in ("eigen", "pgd", "random") for e in eps
+            for a in ATTACKS for e in eps
         ) + " |")
     lines += ["", "## Spearman correlation with beta (beta-VAEs only)", ""]
     if report["spearman_note"]:

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 
+from vaekeras import artifacts
 from vaekeras import backend
 from vaekeras import data
 from vaekeras import distribution
@@ -237,7 +238,7 @@ def load_entry(path):
     """A model (VAE or SavedModel) with its name, settings and flags."""
     path = os.fspath(path)
     try:
-        model, flags = runs.load_model_or_export(path)
+        model, flags = artifacts.load_model_or_export(path)
     except FileNotFoundError as error:
         raise FileNotFoundError(
             f"Invalid value received for argument `run_dirs`: {error}"

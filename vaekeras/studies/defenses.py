@@ -26,10 +26,12 @@ from vaekeras import scores
 from vaekeras import training
 from vaekeras.attacks import evaluate_robustness
 from vaekeras.attacks import log_eps_area
+from vaekeras.defenses import registry as defense_registry
 from vaekeras.defenses.certificates import empirical_margin
 from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
+from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
 from vaekeras.studies.base import for_dataset
@@ -327,8 +329,8 @@ class DefensesStudy(Study):
             "median_spectral_radius": float(
                 np.median(geometry["spectral_radius"])
             ),
-            "protocol": _jsonable(bare),
-            "mcmc_protocol": _jsonable(defended),
+            "protocol": summaries.jsonable(bare),
+            "mcmc_protocol": summaries.jsonable(defended),
             "mcmc_clean_mse": float(np.mean(defended["clean_mse"])),
             # The bare model on the points and budgets MCMC was attacked
             # at: what the chain is compared with.
@@ -384,8 +386,10 @@ class DefensesStudy(Study):
                     for c in a[key]["checks"] if not c["passed"]
                 }),
                 "failed_checks": {
-                    "bare": _failures([a["protocol"] for a in analyses]),
-                    "mcmc": _failures(
+                    "bare": summaries.failures(
+                        [a["protocol"] for a in analyses]
+                    ),
+                    "mcmc": summaries.failures(
                         [a["mcmc_protocol"] for a in analyses]
                     ),
                 },
@@ -396,7 +400,7 @@ class DefensesStudy(Study):
                 "worst_area": seed_summary(
                     [a["protocol"]["area"] for a in analyses]
                 ),
-                "attack_area": _attack_areas(
+                "attack_area": summaries.attack_areas(
                     [a["protocol"] for a in analyses]
                 ),
                 "mcmc_reference_area": seed_summary(
@@ -418,7 +422,7 @@ class DefensesStudy(Study):
                 "worst_area": seed_summary(
                     [a["mcmc_protocol"]["area"] for a in analyses]
                 ),
-                "attack_area": _attack_areas(
+                "attack_area": summaries.attack_areas(
                     [a["mcmc_protocol"] for a in analyses]
                 ),
             })
@@ -460,41 +464,6 @@ class DefensesStudy(Study):
             entry["family"] = family(entry["name"])
             entry["base_name"] = base_name(entry["name"])
         report["figures"] = defenses_report.figures(
-            report, entries, config.output_dir
+            report, entries, config.output_dir, defense_registry.styles()
         )
         return report["figures"], defenses_report.markdown(report)
-
-
-def _jsonable(result):
-    """A protocol result for the cache: per-image worst damage as lists."""
-    out = dict(result)
-    out["worst_damage"] = np.asarray(result["worst_damage"]).tolist()
-    out["clean_mse"] = np.asarray(result["clean_mse"]).tolist()
-    return out
-
-
-def _failures(results):
-    """Per failed check: how many of the seeds' runs failed it, and the
-    details of those runs."""
-    out = {}
-    for result in results:
-        for check in result["checks"]:
-            if not check["passed"]:
-                out.setdefault(check["name"], []).append(check["detail"])
-    return {
-        name: {"runs": len(details), "of": len(results),
-               "details": details}
-        for name, details in out.items()
-    }
-
-
-def _attack_areas(results):
-    """Per attack member, the seed summary of its mean curve's area."""
-    names = results[0]["attacks"]
-    return {
-        name: seed_summary([
-            log_eps_area(r["eps"], r["attacks"][name]["damage"])
-            for r in results
-        ])
-        for name in names
-    }

@@ -94,7 +94,7 @@ def analyse(model, x, x_attack, config):
         np.mean((recon - x) ** 2, axis=(1, 2, 3))
     )
     result["attacks"] = {}
-    for name in ("eigen", "pgd", "random"):
+    for name in paper_report.ATTACKS:
         made = attacks.make_attack(
             name, model, list(config.eps), max_iter=config.pgd_iter,
             seed=config.seed,

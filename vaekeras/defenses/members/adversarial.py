@@ -10,6 +10,7 @@ from keras import ops
 from vaekeras import attacks
 from vaekeras import checks
 from vaekeras.defenses import options as options_module
+from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
@@ -25,7 +26,7 @@ gaussian_w2 = attacks.gaussian_w2
 ADV_INNER = ("divergence", "kl")
 
 
-@keras.saving.register_keras_serializable(package="vaekeras")
+@registry.register("adversarial", marker="v")
 class AdversarialVAE(VAE):
     """Beta-VAE trained to keep q(z|x + delta) close to q(z|x).
 
@@ -90,12 +91,14 @@ class AdversarialVAE(VAE):
             "divergence or the KL.", choices=ADV_INNER,
         ),
     )
+    # Its own random stream: the run's seed plus this (`VAE.stream_seed`).
+    seed_stream = 4
     seed_states = {"adv_seed_generator": "adv_seed_state"}
 
     def __init__(self, encoder, decoder, **kwargs):
         super().__init__(encoder, decoder, **kwargs)
         self.adv_seed_generator = ReplicaSeedGenerator(
-            None if self.seed is None else self.seed + 4
+            self.stream_seed()
         )
         self.adversarial_divergence_tracker = keras.metrics.Mean(
             name="adversarial_divergence"

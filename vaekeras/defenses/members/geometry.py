@@ -11,6 +11,7 @@ from keras import ops
 from vaekeras import backend
 from vaekeras import checks
 from vaekeras import geometry
+from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
@@ -129,7 +130,7 @@ def metric_penalty(
     return ops.sum(ops.square(av), axis=-1)
 
 
-@keras.saving.register_keras_serializable(package="vaekeras")
+@registry.register("geometry", marker="^")
 class GeometryRegularizedVAE(VAE):
     """Beta-VAE penalised by the size of its encoder's pullback metric.
 
@@ -181,12 +182,14 @@ class GeometryRegularizedVAE(VAE):
             checks.positive_int,
         ),
     )
+    # Its own random stream: the run's seed plus this (`VAE.stream_seed`).
+    seed_stream = 2
     seed_states = {"probe_seed_generator": "probe_seed_state"}
 
     def __init__(self, encoder, decoder, **kwargs):
         super().__init__(encoder, decoder, **kwargs)
         self.probe_seed_generator = ReplicaSeedGenerator(
-            None if self.seed is None else self.seed + 2
+            self.stream_seed()
         )
         self.metric_penalty_tracker = keras.metrics.Mean(name="metric_penalty")
 

@@ -8,6 +8,7 @@ import keras
 from keras import ops
 
 from vaekeras import checks
+from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
@@ -17,7 +18,7 @@ from vaekeras.models import VAE
 DEFAULT_MIXUP_CONSISTENCY = 10.0
 
 
-@keras.saving.register_keras_serializable(package="vaekeras")
+@registry.register("mixup", marker="s")
 class MixupVAE(VAE):
     """Beta-VAE that also trains on convex mixtures of its inputs.
 
@@ -44,10 +45,12 @@ class MixupVAE(VAE):
     def __init__(self, encoder, decoder, **kwargs):
         super().__init__(encoder, decoder, **kwargs)
         self.mixup_seed_generator = ReplicaSeedGenerator(
-            None if self.seed is None else self.seed + 1
+            self.stream_seed()
         )
         self.mixup_loss_tracker = keras.metrics.Mean(name="mixup_loss")
 
+    # Its own random stream: the run's seed plus this (`VAE.stream_seed`).
+    seed_stream = 1
     # Saved with the weights under this key (see `VAE.seed_states`).
     seed_states = {"mixup_seed_generator": "mixup_seed_state"}
     options = (

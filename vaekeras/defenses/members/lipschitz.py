@@ -10,12 +10,13 @@ import keras
 from vaekeras import architectures
 from vaekeras import checks
 from vaekeras.defenses import certificates
+from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.models import VAE
 
 
-@keras.saving.register_keras_serializable(package="vaekeras")
+@registry.register("lipschitz", marker="D")
 class LipschitzVAE(VAE):
     """A VAE whose encoder and decoder have known Lipschitz constants.
 

@@ -11,6 +11,7 @@ import keras
 from keras import ops
 
 from vaekeras import checks
+from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.models import VAE
 
@@ -85,7 +86,7 @@ def kl_decomposition(z, z_mean, z_log_var, dataset_size=None):
     )
 
 
-@keras.saving.register_keras_serializable(package="vaekeras")
+@registry.register("tc", marker="P")
 class TCVAE(VAE):
     """Beta-VAE with an extra weight on the total correlation.
 
