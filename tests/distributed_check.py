@@ -53,7 +53,7 @@ result["plan"] = plan.describe()
 if only_defenses:
     # Every defense trains under the plan (their steps run per replica).
     result["defenses"] = {}
-    for defense in ("geometry", "lipschitz", "adversarial", "tc"):
+    for defense in (n for n in defenses.names() if n != "none"):
         result["defenses"][defense] = [
             training.train(config(
                 f"{defense}_{mode}", distribution=mode, defense=defense

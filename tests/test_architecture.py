@@ -155,3 +155,82 @@ def test_the_checks_catch_what_they_are_for():
     assert upward_imports(sources) == [
         "geometry.py: imports the higher 'training'"
     ]
+
+
+def module_graph():
+    """`{dotted module: {dotted vaekeras modules it imports}}`, counting
+    imports anywhere in a module (inside functions too)."""
+    graph = {}
+    for _, path in modules():
+        relative = os.path.relpath(path, ROOT).removesuffix(".py")
+        name = relative.replace(os.sep, ".").removesuffix(".__init__")
+        with open(path) as f:
+            tree = ast.parse(f.read())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                found.add(node.module)
+                found |= {f"{node.module}.{a.name}" for a in node.names}
+        graph[name] = found
+    known = set(graph)
+    # `from package import module` imports the module, not a name of the
+    # package's own: the edge goes to the module alone.
+    for name, targets in graph.items():
+        graph[name] = {
+            t for t in targets
+            if not any(o.startswith(t + ".") and o in targets and o in known
+                       for o in targets)
+        }
+    return {
+        name: {t for t in targets if t in known and t != name}
+        for name, targets in graph.items()
+    }
+
+
+def cycles(graph):
+    """Every import cycle, as a list of modules (depth-first search)."""
+    found, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                found.append(stack[stack.index(target):] + [target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+def test_no_import_cycle_even_through_a_function():
+    assert cycles(module_graph()) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [
+        ["a", "b", "c", "a"]
+    ]
+
+
+def test_importing_the_package_imports_no_backend():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, vaekeras, vaekeras.attacks, vaekeras.defenses;"
+        "print(vaekeras.attacks.names(), vaekeras.defenses.names());"
+        "print(any(m in sys.modules for m in "
+        "('keras', 'tensorflow', 'jax', 'torch')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert "'pgd_kl'" in out[0] and "'mixup'" in out[0]
+    assert out[-1] == "False"

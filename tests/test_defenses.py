@@ -477,27 +477,6 @@ def test_lipschitz_vae_trains_and_round_trips(digits, tmp_path):
     )
 
 
-@pytest.mark.parametrize(
-    "defense", ["geometry", "tc", "lipschitz", "adversarial"]
-)
-def test_every_defense_exports(defense, tf_only, tmp_path, digits):
-    import tensorflow as tf
-
-    from vaekeras import export
-    from vaekeras.defenses import build_defended_vae
-
-    model = build_defended_vae(
-        (8, 8, 1), defense, latent_dim=3, hidden_units=(16,)
-    )
-    path = export.export_saved_model(model, str(tmp_path / "sm"))
-    loaded = tf.saved_model.load(path)  # kept: its functions need it
-    served = loaded.reconstruct(digits[1][:3])["x_mean"]
-    np.testing.assert_allclose(
-        served.numpy(), to_numpy(model.reconstruct(digits[1][:3])),
-        atol=1e-5,
-    )
-
-
 @pytest.mark.parametrize("defense, kwargs, match", [
     ("none", {"adv_eps": 1.0}, "adv_eps.*defense='adversarial'"),
     ("tc", {"metric_weight": 1.0}, "metric_weight.*defense='geometry'"),

@@ -16,63 +16,26 @@ reads. A test walks every module's imports and calls to keep it so.
 """
 
 
-import keras
-import numpy as np
-from keras import ops
-
-BACKENDS = ("tensorflow", "jax", "torch")
-# The backend run folders and tests assume unless another is named.
-DEFAULT = "tensorflow"
-
-
-def name():
-    """The Keras backend name, checked to be one vaekeras differentiates."""
-    backend = keras.backend.backend()
-    if backend not in BACKENDS:
-        raise ValueError(
-            "vaekeras needs the tensorflow, jax or torch backend. Received: "
-            f"KERAS_BACKEND={backend!r}"
-        )
-    return backend
-
-
-def is_symbolic(x):
-    """Whether `x` is traced (inside `tf.function`, `jax.jit`, Keras)."""
-    if isinstance(x, keras.KerasTensor):
-        return True
-    backend = keras.backend.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return isinstance(x, tf.Tensor) and not hasattr(x, "numpy")
-    if backend == "jax":
-        import jax
-
-        return isinstance(x, jax.core.Tracer)
-    return False
-
-
-def as_numpy(x):
-    """A numpy array of any backend tensor."""
-    return np.asarray(ops.convert_to_numpy(x))
-
-
-# The submodules use `name` and friends above: imported after them.
-from vaekeras.backend.autodiff import encoder_jacobian  # noqa: E402
-from vaekeras.backend.autodiff import input_jvp  # noqa: E402
-from vaekeras.backend.autodiff import input_vjp  # noqa: E402
-from vaekeras.backend.autodiff import metric_product  # noqa: E402
-from vaekeras.backend.autodiff import value_and_grad  # noqa: E402
-from vaekeras.backend.compile import compile_on_weights  # noqa: E402
-from vaekeras.backend.compile import compile_plain  # noqa: E402
-from vaekeras.backend.compile import replica_id  # noqa: E402
-from vaekeras.backend.compile import scale_for_replicas  # noqa: E402
-from vaekeras.backend.devices import DATA_PARALLEL_BACKENDS  # noqa: E402
-from vaekeras.backend.devices import data_parallel_engine  # noqa: E402
-from vaekeras.backend.devices import devices  # noqa: E402
-from vaekeras.backend.devices import environment  # noqa: E402
-from vaekeras.backend.devices import processes  # noqa: E402
-from vaekeras.backend.devices import splits_batches_evenly  # noqa: E402
+from vaekeras.backend.autodiff import encoder_jacobian
+from vaekeras.backend.autodiff import input_jvp
+from vaekeras.backend.autodiff import input_vjp
+from vaekeras.backend.autodiff import metric_product
+from vaekeras.backend.autodiff import value_and_grad
+from vaekeras.backend.compile import compile_on_weights
+from vaekeras.backend.compile import compile_plain
+from vaekeras.backend.compile import replica_id
+from vaekeras.backend.compile import scale_for_replicas
+from vaekeras.backend.core import BACKENDS
+from vaekeras.backend.core import DEFAULT
+from vaekeras.backend.core import as_numpy
+from vaekeras.backend.core import is_symbolic
+from vaekeras.backend.core import name
+from vaekeras.backend.devices import DATA_PARALLEL_BACKENDS
+from vaekeras.backend.devices import data_parallel_engine
+from vaekeras.backend.devices import devices
+from vaekeras.backend.devices import environment
+from vaekeras.backend.devices import processes
+from vaekeras.backend.devices import splits_batches_evenly
 
 __all__ = [
     "BACKENDS", "DATA_PARALLEL_BACKENDS", "DEFAULT", "as_numpy",

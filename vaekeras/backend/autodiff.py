@@ -3,7 +3,7 @@
 
 from keras import ops
 
-from vaekeras.backend import name
+from vaekeras.backend.core import name
 
 
 def input_vjp(f, x, cotangent, differentiable=True):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from vaekeras.backend import name
+from vaekeras.backend.core import name
 
 _PLAIN = {}
 
