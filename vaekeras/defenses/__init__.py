@@ -47,7 +47,6 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "check_defense_options": "registry",
     "load_builtins": "registry",
     "names": "registry",
-    "options": "registry",
     "register": "registry",
     "resolve": "registry",
     "specs": "registry",

@@ -9,9 +9,9 @@ from keras import ops
 
 from vaekeras import attacks
 from vaekeras import checks
-from vaekeras.defenses import options as options_module
 from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
+from vaekeras.defenses.options import norm_option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
 
@@ -73,7 +73,7 @@ class AdversarialVAE(VAE):
     options = (
         Option("adv_eps", 1.0, "radius of the training attack.",
                checks.positive),
-        Option("adv_norm", 2, "its norm.", options_module.norm_option,
+        Option("adv_norm", 2, "its norm.", norm_option,
                choices=("2", "inf")),
         # 5 steps reach 0.90 of PGD-50's W2 on an adversarially trained
         # encoder, 1 step 0.59-0.68 (benchmarks/bench_adversarial_steps.py).
