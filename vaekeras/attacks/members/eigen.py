@@ -8,9 +8,10 @@ from vaekeras.attacks import methods
 from vaekeras.attacks import registry
 
 
-def make(model, eps, settings):
+def make(model, eps, settings, kind=None):
+    """The eigen attack of metric `kind` (default: the settings')."""
     return methods.EigenAttack(
-        model, eps=eps, norm=settings.norm, kind=settings.kind,
+        model, eps=eps, norm=settings.norm, kind=kind or settings.kind,
         batch_size=settings.batch_size,
     )
 

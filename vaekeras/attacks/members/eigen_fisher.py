@@ -1,18 +1,12 @@
 """`eigen_fisher`: one step along the top eigenvector of the fisher metric."""
 
-from vaekeras.attacks import methods
+import functools
+
 from vaekeras.attacks import registry
-
-
-def make(model, eps, settings):
-    return methods.EigenAttack(
-        model, eps=eps, norm=settings.norm, kind="fisher",
-        batch_size=settings.batch_size,
-    )
-
+from vaekeras.attacks.members import eigen
 
 SPEC = registry.add(registry.AttackSpec(
-    "eigen_fisher", make=make, family="eigen", ensemble=True,
-    marker="^",
+    "eigen_fisher", make=functools.partial(eigen.make, kind="fisher"),
+    family="eigen", ensemble=True, marker="^",
     help="One step along the top eigenvector of the fisher pullback metric.",
 ), __name__)

@@ -1,18 +1,12 @@
 """`eigen_output`: one step along the top eigenvector of the output metric."""
 
-from vaekeras.attacks import methods
+import functools
+
 from vaekeras.attacks import registry
-
-
-def make(model, eps, settings):
-    return methods.EigenAttack(
-        model, eps=eps, norm=settings.norm, kind="output",
-        batch_size=settings.batch_size,
-    )
-
+from vaekeras.attacks.members import eigen
 
 SPEC = registry.add(registry.AttackSpec(
-    "eigen_output", make=make, family="eigen", ensemble=True,
-    marker="v",
+    "eigen_output", make=functools.partial(eigen.make, kind="output"),
+    family="eigen", ensemble=True, marker="v",
     help="One step along the top eigenvector of the output pullback metric.",
 ), __name__)
