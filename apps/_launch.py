@@ -1,10 +1,11 @@
-"""Starts an app: flags first, help with status 0, a quiet TensorFlow.
+"""Starts an app: plugins, flags, help with status 0, a quiet TensorFlow.
 
-absl exits with status 1 after printing `--help`, which scripts and CI read
-as a failure. This module imports only absl, so flags are checked (and
+Imports only absl and vaekeras' light modules, so flags are checked (and
 help printed) in a fraction of a second, before TensorFlow is imported.
-TensorFlow's C++ start-up banner (printed twice, before its log level is
-read) is dropped; anything else it writes while importing is kept.
+absl exits with status 1 after printing `--help`, which scripts read as a
+failure: here help exits with 0 and a bad flag with 2. TensorFlow's C++
+start-up banner (printed before its log level is read) is dropped;
+anything else it writes while importing is kept.
 """
 
 import os
@@ -14,9 +15,11 @@ import tempfile
 from absl import app
 from absl import flags
 
+from vaekeras import choices
+from vaekeras import registry
+
 # absl's help flags: each prints usage and then exits with status 1.
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
-
 
 # The lines of TensorFlow's import banner; nothing a user can act on.
 BANNER_LINES = (
@@ -25,6 +28,26 @@ BANNER_LINES = (
     "cpu_feature_guard.cc",
     "To enable the following instructions:",
 )
+
+
+def import_plugins():
+    """Imports the modules `--plugins` names, before any flag is defined.
+
+    A plugin registers attacks, defenses or studies, whose names and
+    options become flag choices and flags, so it is imported before the
+    app defines them (absl has not parsed the command line yet).
+    """
+    modules = []
+    for i, arg in enumerate(sys.argv[1:], start=1):
+        if arg.startswith("--plugins="):
+            modules += arg.split("=", 1)[1].split(",")
+        elif arg == "--plugins" and i + 1 < len(sys.argv):
+            modules += sys.argv[i + 1].split(",")
+    try:
+        registry.import_plugins([m for m in modules if m])
+    except ValueError as error:
+        sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
+        sys.exit(2)
 
 
 def import_tensorflow_quietly():
@@ -48,10 +71,7 @@ def import_tensorflow_quietly():
 
 
 def check_positive_numbers(name):
-    """Refuses a list flag unless every entry is a number > 0, at parsing.
-
-    At parsing, so a bad value stops the app before TensorFlow loads.
-    """
+    """Refuses a list flag unless every entry is a number > 0, at parsing."""
     def check(values):
         try:
             parsed = [float(v) for v in values]
@@ -84,26 +104,20 @@ def check_existing_paths(name):
     flags.register_validator(name, check)
 
 
-# vaekeras' offline data sets (`vaekeras.data.OFFLINE_DATASETS`; a test
-# checks they agree).
-OFFLINE_DATASETS = ("mnist_5k", "digits")
-
-
 def check_dataset_name(name="dataset"):
     """Refuses a data set name that is neither offline nor in tfds.
 
-    tensorflow-datasets lists its builders without importing TensorFlow
-    (about a second), so a typo stops before TensorFlow loads, with the
-    nearest names.
+    tensorflow-datasets lists its builders without importing TensorFlow,
+    so a typo stops before TensorFlow loads, with the nearest names.
     """
     def check(value):
-        if value is None or value in OFFLINE_DATASETS:
+        if value is None or value in choices.OFFLINE_DATASETS:
             return True
         import difflib
 
         import tensorflow_datasets as tfds
 
-        known = (*OFFLINE_DATASETS, *tfds.list_builders(
+        known = (*choices.OFFLINE_DATASETS, *tfds.list_builders(
             with_community_datasets=False
         ))
         if value in known:
@@ -112,42 +126,24 @@ def check_dataset_name(name="dataset"):
         hint = f" Did you mean {', '.join(near)}?" if near else ""
         raise flags.ValidationError(
             f"Invalid value received for argument `{name}`: not an offline "
-            f"data set {OFFLINE_DATASETS} nor a tensorflow-datasets name."
-            f"{hint} Received: {name}={value!r}"
+            f"data set {choices.OFFLINE_DATASETS} nor a tensorflow-datasets "
+            f"name.{hint} Received: {name}={value!r}"
         )
 
     flags.register_validator(name, check)
 
 
-def run(main, define_late_flags=None):
-    """Runs `main` through `app.run`; a help request exits with status 0.
+def run(main):
+    """Runs `main` through `app.run`; help exits with 0, a bad flag with 2.
 
-    Args:
-        main: the app's main.
-        define_late_flags: defines flags that need the library (and so
-            TensorFlow) to be declared; called only when the command line
-            holds a flag the app has not defined yet, or asks for help, so
-            the other flags are still checked before TensorFlow loads.
+    TensorFlow is imported (quietly) only once the flags are valid.
     """
     # Before Keras imports torch (see vaekeras/__init__.py for why).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     asked_for_help = any(
-        arg in HELP_FLAGS or arg.split("=")[0] in HELP_FLAGS
-        for arg in sys.argv[1:]
+        arg.split("=")[0] in HELP_FLAGS for arg in sys.argv[1:]
     )
-    if define_late_flags is not None:
-        try:
-            unknown = flags.FLAGS(sys.argv, known_only=True)[1:]
-        except flags.Error:
-            unknown = []  # app.run reports it, before TensorFlow
-        flags.FLAGS.unparse_flags()
-        if unknown or asked_for_help:
-            import_tensorflow_quietly()
-            define_late_flags()
-
     if not asked_for_help:
-        # Parsed here first, so a bad flag exits with 2 like every other
-        # bad input (absl's own parse exits with 1).
         try:
             flags.FLAGS(sys.argv)
         except flags.Error as error:
@@ -158,6 +154,8 @@ def run(main, define_late_flags=None):
             sys.exit(2)
 
     def main_after_tensorflow(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
         import_tensorflow_quietly()
         return main(argv)
 

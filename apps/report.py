@@ -2,7 +2,8 @@
 
 Trains (or reuses) the preset's models, measures robustness scores, clean
 reconstruction error and attack damage, and writes report.md, report.json
-and PNG figures into --output_dir. The logic is in `vaekeras.studies`.
+and PNG figures into --output_dir. Flags, then one library call
+(`vaekeras.studies.run_report`).
 
 Example:
     python apps/report.py --study=paper --dataset=mnist_5k \
@@ -12,126 +13,97 @@ Example:
 """
 
 import _launch
-from absl import app
+import common_flags
 from absl import flags
 from absl import logging
 
-# Literal choices: flags are checked before TensorFlow is imported (tests
-# check that they equal the library's).
-STUDIES = ["paper", "paper_full", "defenses"]
+from vaekeras.studies import registry
 
-_STUDY = flags.DEFINE_enum(
-    "study", "paper", STUDIES,
-    "paper: betas 0.01..8 and mixup at beta 1; paper_full: the authors' 50 "
-    "betas on [0.01, 10]; defenses: every defense on one frontier.",
-)
-_RUN_DIRS = flags.DEFINE_list(
-    "run_dirs", [], "Report on these run folders or SavedModels instead."
-)
-_DATASET = flags.DEFINE_string("dataset", "mnist_5k", "Data set.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "tfds data folder.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None,
-    "Report folder (runs are kept inside); default reports/<study>, or "
-    "reports/<study>_<dataset> for a data set other than mnist_5k.",
-)
-_EPOCHS = flags.DEFINE_integer(
-    "epochs", None,
-    "Epochs per study model (default: paper 50, defenses 20 on mnist_5k; "
-    "10 and 3 on the 60,000-image data sets).",
-    lower_bound=1,
-)
-_QUICK = flags.DEFINE_bool(
-    "quick", False,
-    "Smoke version: fewer models, points, budgets and steps (defenses).",
-)
-_SEEDS = flags.DEFINE_integer(
-    "seeds", None,
-    "Training seeds per configuration, from --seed on (default: 3; 1 "
-    "with --quick, for paper_full and for --run_dirs). Gaps the seeds' "
-    "spread does not separate are reported as not distinguishable.",
-    lower_bound=1,
-)
-_MCMC_EXAMPLES = flags.DEFINE_integer(
-    "mcmc_examples", None,
-    "Test points attacked through test-time MCMC (defenses; default 32).",
-    lower_bound=1,
-)
-_MCMC_STEPS = flags.DEFINE_integer(
-    "mcmc_steps", 20, "HMC steps of the test-time defense (defenses).",
-    lower_bound=1,
-)
-_ARCHITECTURE = flags.DEFINE_enum(
-    "architecture", "mlp", ["mlp", "conv"], "Preset architecture."
-)
-_LATENT_DIM = flags.DEFINE_integer(
-    "latent_dim", 16, "Preset latent size.", lower_bound=1
-)
-_SEED = flags.DEFINE_integer("seed", 0, "Seed.")
-_NUM_EXAMPLES = flags.DEFINE_integer(
-    "num_examples", 1000, "Test points for the scores.", lower_bound=1
-)
-_ATTACK_EXAMPLES = flags.DEFINE_integer(
-    "attack_examples", None,
-    "Test points for the attacks (default: 500 paper, 200 defenses).",
-    lower_bound=1,
-)
-_EPS = flags.DEFINE_list("eps", ["0.5", "1", "2"], "L2 attack budgets.")
-_PGD_ITER = flags.DEFINE_integer(
-    "pgd_iter", None, "PGD iterations (default: 50 paper, 20 defenses).",
-    lower_bound=1,
-)
-DISTRIBUTIONS = ["auto", "none", "data_parallel"]
-_DISTRIBUTION = flags.DEFINE_enum(
-    "distribution", "auto", DISTRIBUTIONS,
-    "Training and measurement on every local accelerator (auto: when there "
-    "are two or more).",
-)
-_OVERWRITE = flags.DEFINE_bool(
-    "overwrite", False,
-    "Replace a report folder that holds another study or setting.",
-)
-_VERBOSE = flags.DEFINE_integer("verbose", 1, "0 for quiet.")
+_launch.import_plugins()
 
-# Checked at parsing, before TensorFlow loads.
+SETTINGS = {
+    "study": flags.DEFINE_enum(
+        "study", "paper", list(registry.names()),
+        "A registered study: paper (betas 0.01..8 and mixup at beta 1), "
+        "paper_full (the authors' 50 betas on [0.01, 10]), defenses (every "
+        "defense on one frontier), or your own (--plugins).",
+    ),
+    "run_dirs": flags.DEFINE_list(
+        "run_dirs", [], "Report on these run folders or SavedModels instead."
+    ),
+    "output_dir": flags.DEFINE_string(
+        "output_dir", None,
+        "Report folder (runs are kept inside); default reports/<study>, or "
+        "reports/<study>_<dataset> for a data set other than mnist_5k.",
+    ),
+    "quick": flags.DEFINE_bool(
+        "quick", False,
+        "Smoke version: fewer models, points, budgets and steps (defenses).",
+    ),
+    "seeds": flags.DEFINE_integer(
+        "seeds", None,
+        "Training seeds per configuration, from --seed on (default: 3; 1 "
+        "with --quick, for paper_full and for --run_dirs). Gaps the seeds' "
+        "spread does not separate are reported as not distinguishable.",
+        lower_bound=1,
+    ),
+    "mcmc_examples": flags.DEFINE_integer(
+        "mcmc_examples", None,
+        "Test points attacked through test-time MCMC (defenses; default "
+        "32).", lower_bound=1,
+    ),
+    "attack_examples": flags.DEFINE_integer(
+        "attack_examples", None,
+        "Test points for the attacks (default: 500 paper, 200 defenses).",
+        lower_bound=1,
+    ),
+    **common_flags.define(
+        "dataset", "data_dir", "epochs", "architecture", "latent_dim",
+        "seed", "num_examples", "eps", "pgd_iter", "mcmc_steps",
+        "distribution", "overwrite", "verbose", "plugins",
+        epochs=(
+            None, "Epochs per study model (default: paper 50, defenses 20 "
+            "on mnist_5k; 10 and 3 on the 60,000-image data sets).",
+        ),
+        num_examples=(1000, "Test points for the scores."),
+        eps=(["0.5", "1", "2"], "L2 attack budgets."),
+        pgd_iter=(
+            None, "PGD iterations (default: 50 paper, 20 defenses).",
+        ),
+        mcmc_steps=(20, "HMC steps of the test-time defense (defenses)."),
+        distribution=(
+            "auto", "Training and measurement on every local accelerator "
+            "(auto: when there are two or more).",
+        ),
+        overwrite=(
+            False,
+            "Replace a report folder that holds another study or setting.",
+        ),
+    ),
+}
+# --help lists the shared flags with the app's own.
+flags.adopt_module_key_flags(common_flags)
+
 _launch.check_dataset_name()
 _launch.check_positive_numbers("eps")
 _launch.check_existing_paths("run_dirs")
 
 
 def main(argv):
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     from vaekeras import cli
     from vaekeras import studies
 
+    settings = common_flags.values(SETTINGS)
+    settings.pop("plugins")
+
     def build():
-        config = studies.ReportConfig(
-            study=_STUDY.value,
-            run_dirs=tuple(_RUN_DIRS.value),
-            dataset=_DATASET.value,
-            data_dir=_DATA_DIR.value,
-            output_dir=_OUTPUT_DIR.value or studies.default_output_dir(
-                _STUDY.value, _DATASET.value
-            ),
-            epochs=_EPOCHS.value,
-            latent_dim=_LATENT_DIM.value,
-            architecture=_ARCHITECTURE.value,
-            seed=_SEED.value,
-            num_examples=_NUM_EXAMPLES.value,
-            attack_examples=_ATTACK_EXAMPLES.value,
-            eps=tuple(cli.parse_float_list("eps", _EPS.value)),
-            pgd_iter=_PGD_ITER.value,
-            quick=_QUICK.value,
-            seeds=_SEEDS.value,
-            mcmc_steps=_MCMC_STEPS.value,
-            mcmc_examples=_MCMC_EXAMPLES.value,
-            distribution=_DISTRIBUTION.value,
-            overwrite=_OVERWRITE.value,
-            verbose=_VERBOSE.value,
+        settings["run_dirs"] = tuple(settings["run_dirs"])
+        settings["eps"] = tuple(cli.parse_float_list("eps", settings["eps"]))
+        settings["output_dir"] = settings["output_dir"] or (
+            studies.default_output_dir(settings["study"], settings["dataset"])
         )
-        return studies.run_report(config)
+        return studies.run_report(studies.ReportConfig(**settings))
 
     cli.run_cli(build)
 

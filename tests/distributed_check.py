@@ -41,7 +41,7 @@ result = {}
 
 
 def config(name, **kwargs):
-    return training.TrainConfig(**{
+    return training.TrainConfig.from_settings(**{
         "dataset": "digits", "epochs": 1, "latent_dim": 3, "batch_size": 64,
         "output_dir": os.path.join(workdir, name), "verbose": 0,
         "monitor_geometry": False, **kwargs,

@@ -21,14 +21,21 @@ BACKEND_NAMES = {"tensorflow", "jax", "torch"}
 # Lowest first; the package itself (`vaekeras`) and the registries import
 # nothing heavy (the public names are lazy), so they sit at the bottom.
 LAYERS = (
-    {"vaekeras", "_lazy", "registry", "checks", "backend", "reporting"},
+    {
+        "vaekeras", "_lazy", "registry", "checks", "choices", "backend",
+        "reporting",
+    },
     {"layers", "architectures", "models"},
     {"latent", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
     {"defenses"},
-    {"data", "idx", "distribution", "export", "runs", "backup"},
+    {
+        "data", "idx", "distribution", "export", "runs", "backup",
+        "train_config",
+    },
     {"artifacts"},
     {"training", "evaluation", "tuning", "cli"},
+    {"saved_model_evaluation"},
     {"studies"},
 )
 

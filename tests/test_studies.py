@@ -144,6 +144,8 @@ def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
 
 
 def test_a_defended_run_is_recognised_as_finished(tmp_path):
+    import dataclasses
+
     from vaekeras import training
 
     config = training.TrainConfig(
@@ -153,13 +155,13 @@ def test_a_defended_run_is_recognised_as_finished(tmp_path):
     training.train(config)
     # The options were left at None; flags.json holds the defaults used.
     assert base.finished(config)
-    explicit = training.TrainConfig(**{
-        **config.__dict__, "tc_weight": 5.0,
-    })
+    explicit = dataclasses.replace(
+        config, defense_options={"tc_weight": 5.0}
+    )
     assert base.finished(explicit)
-    assert not base.finished(training.TrainConfig(**{
-        **config.__dict__, "tc_weight": 2.0,
-    }))
+    assert not base.finished(dataclasses.replace(
+        config, defense_options={"tc_weight": 2.0}
+    ))
 
 
 def test_a_report_folder_holding_another_setting_is_refused(tmp_path):

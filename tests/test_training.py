@@ -10,7 +10,9 @@ from vaekeras.defenses import registry
 
 def test_default_folders_name_every_setting_that_differs():
     names = [
-        os.path.basename(training.TrainConfig(**kwargs).default_output_dir())
+        os.path.basename(
+            training.TrainConfig.from_settings(**kwargs).default_output_dir()
+        )
         for kwargs in (
             {}, {"latent_dim": 8}, {"beta": 2, "mixup_alpha": 0.5},
             {"defense": "adversarial", "adv_eps": 0.5},
@@ -23,22 +25,31 @@ def test_default_folders_name_every_setting_that_differs():
     ]
 
 
-def test_every_built_in_defense_option_is_a_config_field():
-    fields = set(training.TrainConfig.__dataclass_fields__)
-    builtin = {
-        option.name for name in registry.DEFENSES.builtin_names()
-        for option in registry.get(name).options
-    }
-    assert builtin and builtin <= fields
+def test_the_defense_is_resolved_once_with_its_defaults():
+    config = training.TrainConfig.from_settings(mixup_alpha=0.5)
+    assert config.defense == "mixup"
+    assert config.defense_options == registry.get("mixup").defaults()
+    adversarial = training.TrainConfig(
+        defense="adversarial", defense_options={"adv_norm": "inf"}
+    )
+    assert adversarial.defense_options["adv_norm"] == float("inf")
+    assert adversarial.defense_options["adv_eps"] == 1.0
     with pytest.raises(ValueError, match=(
         "`adv_eps`: it is an option of defense='adversarial', not of "
         "defense='tc'"
     )):
-        training.TrainConfig(defense="tc", adv_eps=1.0).validate()
+        training.TrainConfig.from_settings(defense="tc", adv_eps=1.0)
+
+
+def test_flags_json_records_every_option_flat():
+    identity = training.run_identity(training.TrainConfig(defense="tc"))
+    assert identity["tc_weight"] == 5.0
+    assert identity["adv_eps"] is None  # another defense's option
+    assert set(training.run_keys()) <= set(identity)
 
 
 def test_the_summary_line_adds_up_to_the_loss(tmp_path, capsys):
-    result = training.train(training.TrainConfig(
+    result = training.train(training.TrainConfig.from_settings(
         dataset="digits", epochs=1, latent_dim=2, mixup_alpha=0.5,
         output_dir=str(tmp_path / "run"), verbose=1, monitor_geometry=False,
     ))

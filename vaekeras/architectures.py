@@ -10,11 +10,12 @@ import math
 import keras
 
 from vaekeras import checks
+from vaekeras import choices
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.layers import LogVarianceClip
 from vaekeras.layers import SpectralNorm
 
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = choices.ARCHITECTURES
 DEFAULT_HIDDEN_UNITS = (512, 256)
 DEFAULT_CONV_FILTERS = (32, 64)
 

@@ -23,9 +23,10 @@ import importlib.resources
 import numpy as np
 
 from vaekeras import checks
+from vaekeras import choices
 from vaekeras import idx
 
-OFFLINE_DATASETS = ("mnist_5k", "digits")
+OFFLINE_DATASETS = choices.OFFLINE_DATASETS
 TFDS_EXAMPLES = ("mnist", "fashion_mnist", "kmnist", "emnist")
 SPLITS = ("train", "test")
 # The offline splits never depend on the shuffling seed: a run's test set is

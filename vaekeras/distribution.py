@@ -29,8 +29,9 @@ import keras
 
 from vaekeras import backend as backends
 from vaekeras import checks
+from vaekeras import choices
 
-DISTRIBUTIONS = ("auto", "none", "data_parallel")
+DISTRIBUTIONS = choices.DISTRIBUTIONS
 SUPPORTED_BACKENDS = backends.DATA_PARALLEL_BACKENDS
 MULTI_HOST_VARIABLES = (
     "KERAS_DISTRIBUTION_JOB_ADDRESSES", "KERAS_DISTRIBUTION_NUM_PROCESSES",

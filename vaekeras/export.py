@@ -22,6 +22,26 @@ from vaekeras import runs
 ENDPOINTS = ("encode", "decode", "reconstruct", "metric_eigenvalues")
 
 
+def _checked_images(x):
+    """`x`, checked inside the SavedModel: finite and in [0, 1].
+
+    A caller without vaekeras gets an InvalidArgumentError naming the
+    problem, never silent zeros.
+    """
+    import tensorflow as tf
+
+    x = tf.debugging.assert_all_finite(x, "x holds NaN or inf values")
+    with tf.control_dependencies([
+        tf.debugging.assert_greater_equal(
+            x, 0.0, message="x must lie in [0, 1]"
+        ),
+        tf.debugging.assert_less_equal(
+            x, 1.0, message="x must lie in [0, 1]"
+        ),
+    ]):
+        return tf.identity(x)
+
+
 def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     """Writes `model` as a TensorFlow SavedModel with the endpoints above.
 
@@ -65,22 +85,7 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     latent_spec = tf.TensorSpec((None, model.latent_dim), tf.float32)
     geometry.rank_bound(metric_kind, model.latent_dim)  # checks the kind
 
-    def images(x):
-        # Checked inside the SavedModel: a caller without vaekeras gets an
-        # InvalidArgumentError naming the problem, never silent zeros.
-        x = tf.debugging.assert_all_finite(
-            x, "x holds NaN or inf values"
-        )
-        with tf.control_dependencies([
-            tf.debugging.assert_greater_equal(
-                x, 0.0, message="x must lie in [0, 1]"
-            ),
-            tf.debugging.assert_less_equal(
-                x, 1.0, message="x must lie in [0, 1]"
-            ),
-        ]):
-            return tf.identity(x)
-
+    images = _checked_images
     def encode(x):
         z_mean, z_log_var = model.encoder(images(x))
         return {"z_mean": z_mean, "z_log_var": z_log_var}

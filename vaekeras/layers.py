@@ -91,8 +91,7 @@ class ReplicaSeedGenerator(keras.random.SeedGenerator):
     Under a `tf.distribute` strategy every replica runs the same step on
     its own slice of the batch, and a plain generator hands every replica
     the same seed: the same posterior noise, the same mixup weight and
-    pairing on every device (measured: two mirrored CPU replicas drew
-    identical normals). This one offsets the seed by the replica's id
+    pairing on every device. This one offsets the seed by the replica's id
     inside a replica context and is a plain generator everywhere else,
     so one device, JAX's global-batch data parallelism and saved states
     are unchanged.
@@ -158,8 +157,8 @@ class SpectralNorm(keras.layers.Wrapper):
     steps of power iteration on the kernel reshaped to `(-1, filters)`,
     the vector kept between steps. Unlike
     `keras.layers.SpectralNormalization`, which assigns the normalised
-    kernel to the variable (an assignment the JAX trainer drops:
-    measured, a JAX-trained kernel kept norm 1.8), the division is part
+    kernel to the variable (an assignment the JAX trainer drops), the
+    division is part
     of the forward pass on every backend, gradients flow through it, and
     inference uses the same normalised kernel.
 
@@ -169,16 +168,15 @@ class SpectralNorm(keras.layers.Wrapper):
     and its transpose, a VJP, per step, the vector an input-shaped
     image), so the layer's Lipschitz constant is `lipschitz` in both
     cases once the vector has converged. (Normalising the kernel reshaped
-    to a matrix, as Miyato et al. do, bounds another quantity: measured,
-    the convolution operators of such layers had norms 1.48-1.77x their
-    budget.) Certificates still measure the operator with a proven bound
-    (`vaekeras.defenses.lipschitz_constants`).
+    to a matrix, as Miyato et al. do, bounds another quantity, which can
+    sit well below the operator's norm.) Certificates still measure the
+    operator with a proven bound (`vaekeras.defenses.lipschitz_constants`).
 
     Args:
         layer: a `Dense`, `Conv2D` or `Conv2DTranspose` layer.
         power_iterations: power steps per training call, >= 1; default 1
-            for Dense, 5 for convolutions (their operator norms then stay
-            within 5% of `lipschitz` in training, measured).
+            for Dense, 5 for convolutions (whose top singular value is
+            less well separated; docs: Defenses).
         lipschitz: the spectral norm to normalise to, > 0 (default 1).
         **kwargs: base `Wrapper` arguments.
 

@@ -17,12 +17,13 @@ from keras import ops
 from vaekeras import architectures
 from vaekeras import backend
 from vaekeras import checks
+from vaekeras import choices
 from vaekeras.layers import Sampling
 from vaekeras.layers import clip_log_var
 from vaekeras.layers import load_seed_state
 from vaekeras.layers import save_seed_state
 
-LIKELIHOODS = ("bernoulli", "gaussian")
+LIKELIHOODS = choices.LIKELIHOODS
 
 
 def kl_divergence(z_mean, z_log_var):

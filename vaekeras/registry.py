@@ -11,9 +11,12 @@ the user's own module, which must be imported before the entry is used.
 Pure Python: importing this module imports no backend.
 """
 
+import ast
 import importlib
+import importlib.util
 import os
 import pkgutil
+import sys
 import zlib
 
 _ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -120,10 +123,99 @@ class Registry:
             )
         return self._entries[name][0]
 
+    def declaration(self, name, variable, light_modules):
+        """A module-level value of a built-in entry's file, not imported.
+
+        Runs the file's top-level imports of `light_modules` and its
+        assignments, in order, up to the one that binds `variable`, and
+        returns that value; assignments that need anything else are
+        skipped. So what a built-in declares at the top of its file (a
+        defense's options) is known, like its name, before a backend
+        loads. A test compares it with the imported entry's.
+
+        Args:
+            name: a built-in entry's name.
+            variable: the module-level name to read.
+            light_modules: dotted modules that import no backend.
+
+        Raises:
+            LookupError: when the file binds no `variable`.
+        """
+        path = os.path.join(self._folder, f"{name}.py")
+        with open(path, encoding="utf-8") as file:
+            tree = ast.parse(file.read(), path)
+        namespace = {}
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                if _imports_only(node, light_modules):
+                    _run(node, path, namespace)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                try:
+                    _run(node, path, namespace)
+                except NameError:
+                    continue  # needs a module this reading does not import
+                if variable in namespace:
+                    return namespace[variable]
+        raise LookupError(f"{path} binds no module-level {variable!r}")
+
     def entries(self):
         """`{name: entry}` for every entry, built-ins first."""
         self.load()
         return {name: self._entries[name][0] for name in self.names()}
+
+
+def _imports_only(node, modules):
+    """Whether an import statement imports nothing but `modules`."""
+    if isinstance(node, ast.Import):
+        return all(alias.name in modules for alias in node.names)
+    return all(
+        node.module in modules or f"{node.module}.{alias.name}" in modules
+        for alias in node.names
+    )
+
+
+def _run(node, path, namespace):
+    exec(compile(ast.Module([node], []), path, "exec"), namespace)
+
+
+def import_plugins(modules):
+    """Imports a user's modules, which register attacks, defenses, studies.
+
+    Args:
+        modules: dotted module names (importable from `sys.path`) or paths
+            of `.py` files.
+
+    Returns:
+        The imported modules.
+
+    Raises:
+        ValueError: naming a module that cannot be found.
+    """
+    imported = []
+    for module in modules:
+        if module.endswith(".py"):
+            if not os.path.isfile(module):
+                raise ValueError(
+                    "Invalid value received for argument `plugins`: no "
+                    f"such file {module!r}. Received: plugins={module!r}"
+                )
+            name = os.path.splitext(os.path.basename(module))[0]
+            spec = importlib.util.spec_from_file_location(name, module)
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[name] = loaded
+            spec.loader.exec_module(loaded)
+        else:
+            try:
+                loaded = importlib.import_module(module)
+            except ModuleNotFoundError as error:
+                if not module.startswith(error.name or "\0"):
+                    raise  # the plugin's own import failed
+                raise ValueError(
+                    "Invalid value received for argument `plugins`: "
+                    f"{error}. Received: plugins={module!r}"
+                ) from None
+        imported.append(loaded)
+    return imported
 
 
 def seed_stream(name):

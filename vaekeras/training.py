@@ -15,12 +15,10 @@ import time
 
 import keras
 
-from vaekeras import architectures
 from vaekeras import artifacts
 from vaekeras import backend
 from vaekeras import backup
 from vaekeras import callbacks as vaekeras_callbacks
-from vaekeras import checks
 from vaekeras import data
 from vaekeras import distribution
 from vaekeras import export
@@ -28,145 +26,14 @@ from vaekeras import models
 from vaekeras import reporting
 from vaekeras import runs
 from vaekeras.defenses import build
-from vaekeras.defenses import registry
+from vaekeras.train_config import TrainConfig
+from vaekeras.train_config import run_identity
+from vaekeras.train_config import run_keys
 
-# Settings that define a run besides the defense's options, each with the
-# value a run folder written before the key existed implies; two runs
-# differing in one of these must never share a folder.
-RUN_KEYS = {
-    **dict.fromkeys((
-        "dataset", "architecture", "latent_dim", "beta", "likelihood",
-        "epochs", "batch_size", "learning_rate", "seed", "keras_backend",
-    )),
-    "defense": "none",
-    **dict.fromkeys(registry.options()),
-}
-# The defense options known when this module was imported: the
-# `TrainConfig` fields beyond `_Settings`.
-OPTION_FIELDS = tuple(registry.options())
-
-
-def run_identity(config):
-    """What `flags.json` records: the configuration and the Keras backend.
-
-    Runs of the same flags on two backends are two different models, so
-    the backend is part of a run's identity. The defense and its options
-    are recorded resolved (`--mixup_alpha=0.5` is defense "mixup") with
-    their defaults filled in, so a run asked for with and without a
-    default spelled out is one run.
-    """
-    config = dataclasses.replace(config)
-    config.resolve_defense()
-    return {**dataclasses.asdict(config), "keras_backend": backend.name()}
-
-
-@dataclasses.dataclass
-class _Settings:
-    """The settings every run has; `TrainConfig` adds the defenses'."""
-
-    dataset: str = "mnist_5k"
-    data_dir: str | None = None
-    download: bool = False
-    architecture: str = "mlp"
-    latent_dim: int = 16
-    beta: float = 1.0
-    likelihood: str = "bernoulli"
-    epochs: int = 50
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    seed: int = 0
-    output_dir: str | None = None
-    overwrite: bool = False
-    verbose: int = 1
-    # Not part of a run's identity: watching does not change the model.
-    monitor_geometry: bool = True
-    # Not part of a run's identity either: the same model, on more devices
-    # (`vaekeras.distribution`); `batch_size` is the global batch.
-    distribution: str = "auto"
-    # A defense (`vaekeras.defenses.names()`); its options are the fields
-    # `TrainConfig` derives from the registry.
-    defense: str = "none"
-
-    def options(self):
-        """Every defense option field, by name (None: the default)."""
-        return {name: getattr(self, name) for name in OPTION_FIELDS}
-
-    def defense_options(self):
-        """The defense's options, checked, defaults filled in.
-
-        Raises:
-            ValueError: for an unknown defense, an option of another one
-                (e.g. `adv_eps` with `defense="none"`), or a bad value.
-        """
-        return registry.resolve(self.defense, self.options())[1]
-
-    def resolve_defense(self):
-        """Writes the defense and the options it will use into the config."""
-        defense, options = registry.resolve(self.defense, self.options())
-        self.defense = defense
-        for name, value in options.items():
-            setattr(self, name, registry.options()[name][1].spell(value))
-
-    def default_output_dir(self, root="saved_models"):
-        """`root/<dataset>_<arch>[_latent<d>]_beta<beta>[_<defense>...]`.
-
-        Every setting that defines the model and differs from its default
-        is in the name, so a second configuration gets its own folder.
-        """
-        name = f"{self.dataset}_{self.architecture}"
-        if self.latent_dim != _Settings.latent_dim:
-            name += f"_latent{self.latent_dim}"
-        name += f"_beta{self.beta:g}"
-        defense, options = registry.resolve(self.defense, self.options())
-        defaults = registry.get(defense).defaults()
-        if defense == "mixup":
-            name += f"_mixup{options.pop('mixup_alpha'):g}"
-            if options["mixup_consistency"] != defaults["mixup_consistency"]:
-                name += f"_c{options.pop('mixup_consistency'):g}"
-            options = {}
-        elif defense != "none":
-            name += f"_{defense}"
-        for option, value in options.items():
-            if value != defaults[option]:
-                name += f"_{option}{_short(value)}"
-        if backend.name() != backend.DEFAULT:  # as in run_identity
-            name += f"_{backend.name()}"
-        return os.path.join(root, name)
-
-    def validate(self):
-        """Raises a `ValueError` naming the first invalid field."""
-        checks.non_negative("beta", self.beta)
-        checks.positive("learning_rate", self.learning_rate)
-        for name in ("latent_dim", "epochs", "batch_size"):
-            checks.positive_int(name, getattr(self, name))
-        checks.choice(
-            "architecture", self.architecture, architectures.ARCHITECTURES
-        )
-        checks.choice("likelihood", self.likelihood, models.LIKELIHOODS)
-        checks.choice(
-            "distribution", self.distribution, distribution.DISTRIBUTIONS
-        )
-        self.defense_options()
-
-
-TrainConfig = dataclasses.make_dataclass(
-    "TrainConfig",
-    [
-        (name, option.type | None, dataclasses.field(default=None))
-        for name, (_, option) in registry.options().items()
-    ],
-    bases=(_Settings,),
-    namespace={"__module__": __name__, "__doc__": (
-        "Everything a training run depends on (see `apps/train.py`).\n\n"
-        "The settings of `_Settings`, then one field per defense option "
-        "(`vaekeras.defenses.options()`), None for its default."
-    )},
+__all__ = (
+    "TrainConfig", "environment", "likely_causes", "run_identity",
+    "run_keys", "train",
 )
-
-
-def _short(value):
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
 
 def environment():
     """Versions, backend and devices: what a run's numbers depend on."""
@@ -235,8 +102,9 @@ def likely_causes(config):
         )
     if config.beta > 1e3:
         causes.append(f"--beta={config.beta:g}")
-    if (config.mixup_consistency or 0) > 1e3:
-        causes.append(f"--mixup_consistency={config.mixup_consistency:g}")
+    consistency = config.defense_options.get("mixup_consistency", 0)
+    if consistency > 1e3:
+        causes.append(f"--mixup_consistency={consistency:g}")
     return causes or [
         f"--learning_rate={config.learning_rate:g} (try a smaller one)"
     ]
@@ -264,11 +132,10 @@ def train(config):
         >>> result = train(TrainConfig(beta=2.0, epochs=5))
         >>> result["metrics"]["test"]["reconstruction_loss"]
     """
-    config = dataclasses.replace(config)
-    config.validate()
     if config.output_dir is None:
-        config.output_dir = config.default_output_dir()
-    config.resolve_defense()
+        config = dataclasses.replace(
+            config, output_dir=config.default_output_dir()
+        )
     plan = distribution.plan_distribution(config.distribution)
     multiple = plan.batch_multiple()
     train_ds = data.load_dataset(
@@ -283,8 +150,8 @@ def train(config):
     out = config.output_dir
     with runs.lock(out):
         identity = run_identity(config)
-        runs.prepare(out, identity, RUN_KEYS, config.overwrite)
-        if runs.is_finished(out, identity, RUN_KEYS):
+        runs.prepare(out, identity, run_keys(), config.overwrite)
+        if runs.is_finished(out, identity, run_keys()):
             return _reuse(config)
         return _train_in(config, train_ds, test_images, plan)
 
@@ -314,6 +181,7 @@ def _train_in(config, train_ds, test_images, plan):
 
 
 def _train_in_scope(config, train_ds, test_images, plan):
+    """Builds, fits, checks, evaluates and saves; returns `train`'s dict."""
     out = config.output_dir
     keras.utils.set_random_seed(config.seed)
     model = build.build_defended_vae(
@@ -325,25 +193,14 @@ def _train_in_scope(config, train_ds, test_images, plan):
         likelihood=config.likelihood,
         seed=config.seed,
         dataset_size=getattr(train_ds, "num_examples", None),
-        **config.defense_options(),
+        **config.defense_options,
     )
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
-    nan_guard = _StopOnNaN()
-    monitor = None
-    callbacks = [
-        _DataEpoch(train_ds),
-        backup.AtomicBackupAndRestore(os.path.join(out, "backup")),
-    ]
+    guard, monitor = _StopOnNaN(), None
     if config.monitor_geometry:
-        # Before TensorBoard, which then logs what the monitor adds.
         monitor = vaekeras_callbacks.GeometryMonitor(
             test_images[:MONITOR_IMAGES]
         )
-        callbacks.append(monitor)
-    callbacks += [
-        keras.callbacks.TensorBoard(os.path.join(out, "logs")),
-        nan_guard,
-    ]
     done = runs.read_json(os.path.join(
         out, "backup", "training_metadata.json"
     ))
@@ -355,8 +212,57 @@ def _train_in_scope(config, train_ds, test_images, plan):
             f"done, training {resumed_at + 1}-{config.epochs}."
         )
     start = time.time()
+    history = _fit(
+        model, config, train_ds, plan,
+        _callbacks(config, train_ds, monitor, guard),
+    )
+    train_seconds = time.time() - start
+    _raise_if_failed(guard, config)
+    test = model.evaluate(
+        plan.local_share(test_images),
+        batch_size=plan.local_batch(config.batch_size), return_dict=True,
+        verbose=0,
+    )
+    test.pop(models.INVALID_INPUTS, None)
+    metrics = {
+        "train": {
+            key: float(values[-1]) for key, values in history.history.items()
+            if not key.startswith(("val_", "geometry_"))
+        },
+        "test": {key: float(value) for key, value in test.items()},
+        "epochs_run": len(history.history.get("loss", [])),
+        # Set when the run resumed from a backup: the epochs done before.
+        "resumed_after_epoch": resumed_at,
+        "train_seconds": round(train_seconds, 2),
+    }
+    if monitor is not None:
+        metrics["geometry"] = {
+            key: values[-1] for key, values in monitor.history.items()
+            if values and key != "epoch"
+        }
+    _save(model, config, metrics, history, monitor, test_images, plan)
+    return {"output_dir": out, "metrics": metrics, "model": model}
+
+
+def _callbacks(config, train_ds, monitor, guard):
+    """The data order, the backup, the monitor, TensorBoard, the guard."""
+    out = config.output_dir
+    callbacks = [
+        _DataEpoch(train_ds),
+        backup.AtomicBackupAndRestore(os.path.join(out, "backup")),
+    ]
+    if monitor is not None:
+        # Before TensorBoard, which then logs what the monitor adds.
+        callbacks.append(monitor)
+    return callbacks + [
+        keras.callbacks.TensorBoard(os.path.join(out, "logs")), guard,
+    ]
+
+
+def _fit(model, config, train_ds, plan, callbacks):
+    """`model.fit` with the held-out split; bad images named."""
     try:
-        history = model.fit(
+        return model.fit(
             train_ds,
             epochs=config.epochs,
             validation_data=data.load_dataset(
@@ -371,48 +277,33 @@ def _train_in_scope(config, train_ds, test_images, plan):
         )
     except models.InvalidInputError as error:
         raise models.InvalidInputError(
-            f"{error} The run in {out!r} stopped and saved no model; images "
-            "must be float32 in [0, 1] (scale uint8 images by 1/255)."
+            f"{error} The run in {config.output_dir!r} stopped and saved no "
+            "model; images must be float32 in [0, 1] (scale uint8 images by "
+            "1/255)."
         ) from None
-    train_seconds = time.time() - start
-    if nan_guard.bad_batch is not None or nan_guard.diverged is not None:
-        if nan_guard.diverged is not None:
-            batch, loss, first = nan_guard.diverged
-            what = (
-                f"The loss diverged ({loss:.3g} at batch {batch}, against "
-                f"{first:.3g} for the untrained model)"
-            )
-        else:
-            what = (
-                f"The loss became NaN or inf (batch {nan_guard.bad_batch})"
-            )
-        raise FloatingPointError(
-            f"{what}; the run in {out!r} stopped and saved no model. Likely "
-            f"cause: {', '.join(likely_causes(config))}."
+
+
+def _raise_if_failed(guard, config):
+    """A `FloatingPointError` naming the likely cause of a NaN or blow-up."""
+    if guard.bad_batch is None and guard.diverged is None:
+        return
+    if guard.diverged is not None:
+        batch, loss, first = guard.diverged
+        what = (
+            f"The loss diverged ({loss:.3g} at batch {batch}, against "
+            f"{first:.3g} for the untrained model)"
         )
-    test = model.evaluate(
-        plan.local_share(test_images),
-        batch_size=plan.local_batch(config.batch_size), return_dict=True,
-        verbose=0,
+    else:
+        what = f"The loss became NaN or inf (batch {guard.bad_batch})"
+    raise FloatingPointError(
+        f"{what}; the run in {config.output_dir!r} stopped and saved no "
+        f"model. Likely cause: {', '.join(likely_causes(config))}."
     )
-    test.pop(models.INVALID_INPUTS, None)
-    final_train = {
-        key: float(values[-1]) for key, values in history.history.items()
-        if not key.startswith(("val_", "geometry_"))
-    }
-    metrics = {
-        "train": final_train,
-        "test": {key: float(value) for key, value in test.items()},
-        "epochs_run": len(history.history.get("loss", [])),
-        # Set when the run resumed from a backup: the epochs done before.
-        "resumed_after_epoch": resumed_at,
-        "train_seconds": round(train_seconds, 2),
-    }
-    if monitor is not None:
-        metrics["geometry"] = {
-            key: values[-1] for key, values in monitor.history.items()
-            if values and key != "epoch"
-        }
+
+
+def _save(model, config, metrics, history, monitor, test_images, plan):
+    """Writes the model, its export, figures and JSON; prints a summary."""
+    out = config.output_dir
     runs.save_model(model, os.path.join(out, runs.MODEL))
     export.export_if_supported(
         model, os.path.join(out, runs.EXPORT), verbose=config.verbose
@@ -424,7 +315,7 @@ def _train_in_scope(config, train_ds, test_images, plan):
     )
     reporting.save_training_curves(
         history.history, os.path.join(out, "training.png"), monitor,
-        first_epoch=(resumed_at or 0) + 1,
+        first_epoch=(metrics["resumed_after_epoch"] or 0) + 1,
     )
     runs.write_json(os.path.join(out, runs.METRICS), metrics)
     runs.write_json(os.path.join(out, runs.ENVIRONMENT), {
@@ -442,4 +333,3 @@ def _train_in_scope(config, train_ds, test_images, plan):
             f"Saved {out}: test loss {metrics['test']['loss']:.2f} "
             f"({terms})"
         )
-    return {"output_dir": out, "metrics": metrics, "model": model}

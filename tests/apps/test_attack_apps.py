@@ -3,7 +3,6 @@ import shutil
 
 import numpy as np
 import pytest
-from app_helpers import ROOT
 from app_helpers import run_app
 from app_helpers import start_apps
 
@@ -142,37 +141,6 @@ def test_results_of_other_norms_and_kinds_do_not_overwrite(run_dir):
     assert fisher["kind"] == "fisher"
 
 
-def test_app_choice_flags_match_the_library():
-    import ast
-    import types
-
-    from vaekeras import distribution
-    from vaekeras import geometry
-    from vaekeras import studies
-    from vaekeras import tuning
-
-    def app(name):
-        """The literal UPPER_CASE constants of apps/<name>.py."""
-        with open(os.path.join(ROOT, "apps", f"{name}.py")) as f:
-            tree = ast.parse(f.read())
-        return types.SimpleNamespace(**{
-            node.targets[0].id: ast.literal_eval(node.value)
-            for node in tree.body
-            if isinstance(node, ast.Assign)
-            and isinstance(node.targets[0], ast.Name)
-            and node.targets[0].id.isupper()
-            and isinstance(node.value, (ast.List, ast.Tuple))
-        })
-
-    assert app("attack").KINDS == list(geometry.KINDS)
-    assert app("evaluate").KINDS == list(geometry.KINDS)
-    assert app("report").STUDIES == list(studies.STUDIES)
-    assert app("tune").TUNERS == list(tuning.TUNERS)
-    assert app("tune").OBJECTIVES == list(tuning.OBJECTIVES)
-    for name in ("train", "tune", "report"):
-        assert app(name).DISTRIBUTIONS == list(distribution.DISTRIBUTIONS)
-
-
 def test_attack_app_measures_damage_through_mcmc(run_dir):
     result = run_app(
         "attack.py", f"--run_dir={run_dir}", "--attack=random", "--eps=1",
@@ -211,7 +179,7 @@ def test_defended_run_trains_evaluates_and_certifies(tmp_path):
     report_path = str(tmp_path / "evaluation.json")
     result = run_app(
         "evaluate.py", f"--saved_model={out}/export", "--num_examples=20",
-        "--eps=0.1,5", "--pgd_iter=2", "--mcmc_steps=2",
+        "--eps=0.1,5", "--pgd_iter=2", "--mcmc_steps=2", "--certify",
         f"--output={report_path}",
     )
     assert result.returncode == 0, result.stderr[-4000:]
@@ -276,3 +244,15 @@ def test_attack_and_evaluate_take_a_run_folder_or_its_export(run_dir, tmp_path):
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert runs.read_json(out)["num_examples"] == 10
+
+
+def test_certifying_a_bare_saved_model_names_what_it_lacks(tmp_path):
+    from vaekeras import saved_model_evaluation
+
+    with pytest.raises(FileNotFoundError, match=(
+        r"bare SavedModel keeps none; it needs the run's model.keras .* "
+        r"Received: certify=True"
+    )):
+        saved_model_evaluation.certify(
+            str(tmp_path), np.zeros((1, 8, 8, 1), "float32"), [1.0]
+        )

@@ -80,9 +80,6 @@ def test_train_library_with_flagsaver_and_overwrite(tmp_path):
     os.makedirs(out)
     with open(os.path.join(out, "flags.json"), "w") as f:
         json.dump({"beta": 9.0}, f)
-    # The app defines its defense flags only when a command line needs
-    # them; a script that sets them through flagsaver defines them first.
-    train_app.define_defense_flags()
     flags.FLAGS.mark_as_parsed()
     settings = dict(
         dataset="digits", epochs=1, mixup_alpha=0.5, output_dir=out,
@@ -104,10 +101,10 @@ def test_train_library_with_flagsaver_and_overwrite(tmp_path):
     ("architecture", "vit"), ("epochs", 0),
 ])
 def test_train_config_errors_name_the_field(field, value, tmp_path):
-    config = training.TrainConfig(output_dir=str(tmp_path / "x"))
-    setattr(config, field, value)
     with pytest.raises(ValueError, match=f"{field}={value!r}"):
-        training.train(config)
+        training.TrainConfig.from_settings(
+            output_dir=str(tmp_path / "x"), **{field: value}
+        )
     assert not os.path.exists(tmp_path / "x")
 
 
@@ -168,7 +165,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
     tmp_path, monkeypatch
 ):
     def config(name):
-        return training.TrainConfig(
+        return training.TrainConfig.from_settings(
             dataset="digits", epochs=3, latent_dim=2, mixup_alpha=0.5,
             output_dir=str(tmp_path / name), verbose=0,
         )
@@ -295,26 +292,63 @@ def imported(importtime_output):
     }
 
 
-@pytest.mark.parametrize("app", APPS)
-def test_help_exits_zero_and_flags_are_checked_before_tensorflow(app):
-    for help_flag in ("--help", "--helpfull"):
-        result = run_app(app, help_flag, timeout=60)
-        assert result.returncode == 0, result.stderr[-2000:]
-        assert "--seed" in result.stdout or "--run_dir" in result.stdout
-    # A flag error must not pay for importing TensorFlow: -X importtime
-    # lists every module imported before the exit. The train app's defense
-    # flags come from the defense classes, so it looks a name it does not
-    # know up there: its fast errors are the other flags' values.
-    bad = "--latent_dim=x" if app == "train.py" else "--no_such_flag=1"
+def run_without_tensorflow(app, *args):
+    """Runs an app under `-X importtime`; returns (result, modules)."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run(
         [sys.executable, "-X", "importtime", os.path.join(ROOT, "apps", app),
-         bad],
-        capture_output=True, text=True, env=env, timeout=60,
+         *args],
+        capture_output=True, text=True, env=env, timeout=60, cwd=ROOT,
     )
-    assert result.returncode == 2  # as every other bad input
-    assert bad[2:].split("=")[0] in result.stderr
-    assert not {"tensorflow", "keras"} & imported(result.stderr)
+    return result, imported(result.stderr)
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_help_exits_zero_and_flags_are_checked_before_tensorflow(app):
+    for help_flag in ("--help", "--helpfull"):
+        result, modules = run_without_tensorflow(app, help_flag)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "--seed" in result.stdout or "--run_dir" in result.stdout
+        assert not {"tensorflow", "keras"} & modules
+    # A flag error must not pay for importing TensorFlow: -X importtime
+    # lists every module imported before the exit.
+    for bad in ("--no_such_flag=1", "--seed=x"):
+        result, modules = run_without_tensorflow(app, bad)
+        assert result.returncode == 2  # as every other bad input
+        assert bad[2:].split("=")[0] in result.stderr
+        assert not {"tensorflow", "keras"} & modules
+
+
+def test_a_defense_option_is_checked_before_tensorflow():
+    result, modules = run_without_tensorflow(
+        "train.py", "--defense=adversarial", "--adv_eps=-1"
+    )
+    assert result.returncode == 2
+    assert (
+        "Invalid value received for argument `adv_eps`: expected a finite "
+        "number > 0. Received: adv_eps=-1.0"
+    ) in result.stderr
+    assert not {"tensorflow", "keras"} & modules
+
+
+def test_plugins_add_a_users_defense_to_the_train_app(tmp_path):
+    plugin = os.path.join(ROOT, "tests", "user_extensions.py")
+    help_text = run_app("train.py", f"--plugins={plugin}", "--helpfull")
+    assert help_text.returncode == 0, help_text.stderr[-2000:]
+    assert "--smooth_weight" in help_text.stdout
+    assert "smooth: weight of a latent penalty. (0.1)" in help_text.stdout
+    out = str(tmp_path / "smooth")
+    result = run_app(
+        "train.py", f"--plugins={plugin}", "--defense=smooth",
+        "--smooth_weight=0.2", "--dataset=digits", "--epochs=1",
+        "--latent_dim=2", f"--output_dir={out}", "--verbose=0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = runs.read_json(os.path.join(out, "flags.json"))
+    assert (recorded["defense"], recorded["smooth_weight"]) == ("smooth", 0.2)
+    missing = run_app("train.py", "--plugins=no_such_plugin_xyz")
+    assert missing.returncode == 2
+    assert "plugins='no_such_plugin_xyz'" in missing.stderr
 
 
 def test_torch_threads_wait_passively_unless_told_otherwise():
@@ -356,14 +390,3 @@ def test_bad_values_and_missing_paths_stop_before_tensorflow(app, args):
     assert "tensorflow" not in imported(result.stderr)
     if name == "dataset":  # the nearest names
         assert "Did you mean" in result.stderr
-
-
-def test_the_apps_offline_data_sets_are_the_librarys():
-    sys.path.insert(0, os.path.join(ROOT, "apps"))
-    try:
-        import _launch
-    finally:
-        sys.path.pop(0)
-    from vaekeras import data
-
-    assert _launch.OFFLINE_DATASETS == data.OFFLINE_DATASETS

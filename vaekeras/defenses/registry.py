@@ -150,11 +150,37 @@ def load_builtins():
     DEFENSES.load()
 
 
+# What a built-in defense's file may import for its `OPTIONS` to be read
+# without a backend (`Registry.declaration`).
+LIGHT_MODULES = (
+    "math", "vaekeras.checks", "vaekeras.choices", "vaekeras.defenses.options",
+)
+
+
+def declared_options(name):
+    """The `Option`s of the defense `name`; a built-in one is not imported.
+
+    A registered class's own `options`; a built-in defense not imported
+    yet is read from its file's `OPTIONS` (no backend loads).
+    """
+    registered = DEFENSES.registered()
+    if name in registered:
+        return registered[name].options
+    try:
+        return tuple(DEFENSES.declaration(name, "OPTIONS", LIGHT_MODULES))
+    except LookupError:
+        return ()
+
+
 def options():
-    """`{option name: (defense, Option)}` over every defense."""
+    """`{option name: (defense, Option)}` over every defense.
+
+    Imports no backend (`declared_options`), so the apps define a flag per
+    option before TensorFlow loads.
+    """
     return {
         option.name: (name, option)
-        for name, spec in specs().items() for option in spec.options
+        for name in names() for option in declared_options(name)
     }
 
 

@@ -10,9 +10,10 @@ import numpy as np
 from keras import ops
 
 from vaekeras import checks
+from vaekeras import choices
 
-KINDS = ("mean", "stochastic", "fisher", "output")
-METHODS = ("exact", "lanczos", "auto")
+KINDS = choices.KINDS
+METHODS = choices.METHODS
 # `method="auto"` builds A = (B, rows, D) float32 when it fits this budget.
 AUTO_MEMORY_BYTES = 256 * 2**20
 

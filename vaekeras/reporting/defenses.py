@@ -75,6 +75,16 @@ def figures(report, entries, out, styles):
     rows = report["models"]
     plain = [r for r in rows if not r["mcmc"]]
     names = {}
+    names["frontier"] = _frontier_figure(plt, plain, out, styles)
+    mcmc = _mcmc_figure(plt, rows, plain, out, styles)
+    if mcmc is not None:
+        names["mcmc"] = mcmc
+    names["damage_curves"] = _curves_figure(plt, entries, out, styles)
+    return names
+
+
+def _frontier_figure(plt, plain, out, styles):
+    """Worst-damage area against clean error, the Pareto frontier."""
     fig, ax = plt.subplots(figsize=(11, 5.5))
     for fam, (marker, color) in styles.items():
         pts = [r for r in plain if r["family"] == fam]
@@ -116,8 +126,11 @@ def figures(report, entries, out, styles):
         log_y=all(_mean(r["worst_area"]) > 0 for r in plain),
         loc="upper right",
     )
-    names["frontier"] = save_figure(fig, out, "frontier.png")
+    return save_figure(fig, out, "frontier.png")
 
+
+def _mcmc_figure(plt, rows, plain, out, styles):
+    """Each model's area through MCMC against bare; None without pairs."""
     with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
     pairs = [(r, with_mcmc[r["name"]]) for r in plain
              if r["name"] in with_mcmc and r.get("mcmc_reference_area")]
@@ -147,8 +160,12 @@ def figures(report, entries, out, styles):
             "Test-time MCMC under an attack through the chain\n"
             "(above the line: the defense adds damage)", loc="upper left",
         )
-        names["mcmc"] = save_figure(fig, out, "mcmc.png")
+        return save_figure(fig, out, "mcmc.png")
+    return None
 
+
+def _curves_figure(plt, entries, out, styles):
+    """The per-image worst damage against eps, one line per model."""
     grouped = {}
     for entry in entries:
         grouped.setdefault(entry.get("base_name", entry["name"]), []).append(
@@ -169,8 +186,7 @@ def figures(report, entries, out, styles):
         "Per-image worst damage over the attack ensemble (seed mean)",
         loc="upper left", bbox_to_anchor=(1.02, 1.0),
     )
-    names["damage_curves"] = save_figure(fig, out, "damage_curves.png")
-    return names
+    return save_figure(fig, out, "damage_curves.png")
 
 
 def unconverged_note(plain):
@@ -308,11 +324,40 @@ def _percent(detail):
 def markdown(report):
     """The defenses study's report as Markdown."""
     cfg = report["config"]
-    settings = report.get("settings", {})
-    grid = settings.get("grid", [])
     rows = report["models"]
     plain = [r for r in rows if not r["mcmc"]]
     with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
+    lines = _intro(report)
+    if cfg.get("quick"):
+        lines += [
+            "**Smoke run (`--quick`).** Models of "
+            f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''} "
+            f"measured on {cfg['attack_examples']} points with one seed: "
+            "it checks that the study runs end to end; its numbers and "
+            "verdicts say nothing about the defenses.",
+            "",
+        ]
+    if report.get("mix_note"):
+        lines += [f"**Note.** {report['mix_note']}", ""]
+    lines += ["## Frontier", "", report["verdict"], ""]
+    if plain:
+        lines += _summary_lines(plain, with_mcmc)
+    lines += ["## Sanity checks", ""] + _checks_lines(plain) + [""]
+    if with_mcmc:
+        lines += _mcmc_lines(plain, with_mcmc)
+    lines += _mixup_lines(report.get("mixup"))
+    lines += _models_lines(plain, with_mcmc)
+    lines += ["", "## Figures", ""]
+    for name in report.get("figures", {}).values():
+        lines.append(f"![{name}]({name})")
+    return "\n".join(lines) + "\n"
+
+
+def _intro(report):
+    """The title, the setting and how every number is measured."""
+    cfg = report["config"]
+    settings = report.get("settings", {})
+    grid = settings.get("grid", [])
     lines = [
         "# vaekeras defenses report",
         "",
@@ -342,24 +387,12 @@ def markdown(report):
         "difference.",
         "",
     ]
-    if cfg.get("quick"):
-        lines += [
-            "**Smoke run (`--quick`).** Models of "
-            f"{cfg['epochs']} epoch{'s' if cfg['epochs'] != 1 else ''} "
-            f"measured on {cfg['attack_examples']} points with one seed: "
-            "it checks that the study runs end to end; its numbers and "
-            "verdicts say nothing about the defenses.",
-            "",
-        ]
-    if report.get("mix_note"):
-        lines += [f"**Note.** {report['mix_note']}", ""]
-    lines += ["## Frontier", "", report["verdict"], ""]
-    if plain:
-        lines += _summary_lines(plain, with_mcmc)
-    lines += ["## Sanity checks", ""] + _checks_lines(plain) + [""]
-    if with_mcmc:
-        lines += _mcmc_lines(plain, with_mcmc)
-    mix = report.get("mixup")
+    return lines
+
+
+def _mixup_lines(mix):
+    """Mixup against the beta-VAEs at most as clean (claim 3)."""
+    lines = []
     if mix:
         lines += [
             "## Mixup (the paper's claim 3)", "",
@@ -378,7 +411,12 @@ def markdown(report):
                    f"{pm(b['worst_area'])})") + f" | {v['outcome']} |"
             )
         lines.append("")
-    lines += [
+    return lines
+
+
+def _models_lines(plain, with_mcmc):
+    """One row per model: every area, radius, margin and cost."""
+    lines = [
         "## Models", "",
         "| model | clean MSE | worst area | damage-PGD area | KL-PGD area | "
         "bare on MCMC budgets | through MCMC | median radius (fisher) | "
@@ -401,7 +439,4 @@ def markdown(report):
             f"{fmt(r['epoch_seconds'], 3)} | "
             f"{'**yes**' if r['on_frontier'] else ''} |"
         )
-    lines += ["", "## Figures", ""]
-    for name in report.get("figures", {}).values():
-        lines.append(f"![{name}]({name})")
-    return "\n".join(lines) + "\n"
+    return lines

@@ -30,6 +30,18 @@ def figures(entries, grid_rows, out):
     )
     mixed = [e for e in entries if e["mixup_alpha"]]
 
+    names["scores_vs_beta"] = _scores_figure(plt, plain, mixed, out)
+    names["attack_damage"] = _damage_figure(plt, entries, out)
+    names["spectra"] = _spectra_figure(plt, plain, mixed, out)
+    names["adversarial_grid"] = image_rows(
+        grid_rows, os.path.join(out, "adversarial_grid.png"),
+        column_width=0.9,
+    )
+    return names
+
+
+def _scores_figure(plt, plain, mixed, out):
+    """The three scores against beta: medians and quartiles."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
     panels = (
         ("spectral_radius", "spectral radius"),
@@ -58,8 +70,11 @@ def figures(entries, grid_rows, out):
         ax.set_ylabel(title)
         ax.set_title(f"{title}: median, IQR", fontsize=10)
         ax.legend(fontsize=7)
-    names["scores_vs_beta"] = save_figure(fig, out, "scores_vs_beta.png")
+    return save_figure(fig, out, "scores_vs_beta.png")
 
+
+def _damage_figure(plt, entries, out):
+    """Each attack's damage against eps, one line per model."""
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.6), sharey=True)
     # Many models (the 50-beta grid): colour by beta, not a legend.
     betas = [e["beta"] for e in entries if e["beta"]]
@@ -94,8 +109,11 @@ def figures(entries, grid_rows, out):
             plt.cm.ScalarMappable(norm=shade, cmap="viridis"), ax=axes[-1]
         )
         bar.set_label("beta")
-    names["attack_damage"] = save_figure(fig, out, "attack_damage.png")
+    return save_figure(fig, out, "attack_damage.png")
 
+
+def _spectra_figure(plt, plain, mixed, out):
+    """Median top eigenvalues of three beta-VAEs and the mixup models."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     chosen = plain[:1] + plain[len(plain) // 2:len(plain) // 2 + 1] + plain[-1:]
     for e in list({id(e): e for e in chosen}.values()) + mixed:
@@ -107,13 +125,7 @@ def figures(entries, grid_rows, out):
     ax.set_ylabel("median eigenvalue")
     ax.set_title("median top-10 eigenvalues (stochastic)", fontsize=10)
     ax.legend(fontsize=7)
-    names["spectra"] = save_figure(fig, out, "spectra.png")
-
-    names["adversarial_grid"] = image_rows(
-        grid_rows, os.path.join(out, "adversarial_grid.png"),
-        column_width=0.9,
-    )
-    return names
+    return save_figure(fig, out, "spectra.png")
 
 
 def _pm(summary, value, digits=4):
@@ -130,9 +142,27 @@ def markdown(report, authors):
         report: what `vaekeras.studies.paper` summarised.
         authors: the authors' stored MNIST numbers (`AUTHORS` there).
     """
+    lines = [
+        *_intro(report), *_claims(report), *_models(report),
+        *_protocol(report), *_damage(report), *_spearman(report, authors),
+        *_authors_radii(report), *_mixup(report),
+        "",
+        "## The authors' stored MNIST figures",
+        "",
+        _authors_paragraph(authors),
+        "",
+        "## Figures",
+        "",
+    ]
+    for name in report.get("figures", {}).values():
+        lines.append(f"![{name}]({name})")
+    return "\n".join(lines) + "\n"
+
+
+def _intro(report):
+    """The title and what was measured, on what, how."""
     cfg = report["config"]
     eps = cfg["eps"]
-    middle = eps[len(eps) // 2]
     lines = [
         "# vaekeras robustness report",
         "",
@@ -154,7 +184,12 @@ def markdown(report, authors):
     ]
     if report.get("mix_note"):
         lines += [f"**Note.** {report['mix_note']}", ""]
-    lines += [
+    return lines
+
+
+def _claims(report):
+    """Each claim with its verdict."""
+    lines = [
         "## Claims",
         "",
     ]
@@ -164,7 +199,14 @@ def markdown(report, authors):
                    "not distinguishable": "not distinguishable (the gaps "
                    "are within the seeds' spread)"}[claim["supported"]]
         lines.append(f"- **{claim['claim']}** {verdict}. {claim['evidence']}")
-    lines += [
+    return lines
+
+
+def _models(report):
+    """The models' scores and damage at the middle budget."""
+    eps = report["config"]["eps"]
+    middle = eps[len(eps) // 2]
+    lines = [
         "",
         "## Models",
         "",
@@ -191,7 +233,12 @@ def markdown(report, authors):
             + " | " + ", ".join(f"{v:.3f}" for v in r["eigen_direction_mse"])
             + " |"
         )
-    lines += [
+    return lines
+
+
+def _protocol(report):
+    """The evaluation protocol's area per model, with spreads."""
+    lines = [
         "", "## Per-image worst damage (the evaluation protocol)", "",
         "Area under the mean worst damage over the budgets "
         "(`vaekeras.attacks.evaluate_robustness`), and the spread over "
@@ -213,7 +260,13 @@ def markdown(report, authors):
             f"{_pm(spread.get('clean_mse'), r['clean_mse'])} | {radius} | "
             f"{failed} |"
         )
-    lines += ["", "## Attack damage (latent KL / reconstruction MSE)", ""]
+    return lines
+
+
+def _damage(report):
+    """Every attack's KL and MSE at every budget."""
+    eps = report["config"]["eps"]
+    lines = ["", "## Attack damage (latent KL / reconstruction MSE)", ""]
     lines.append("| model | " + " | ".join(
         f"{a} eps {e:g}" for a in ATTACKS for e in eps
     ) + " |")
@@ -223,7 +276,12 @@ def markdown(report, authors):
             f"{r[f'{a}_kl_eps{e:g}']:.3g} / {r[f'{a}_mse_eps{e:g}']:.4f}"
             for a in ATTACKS for e in eps
         ) + " |")
-    lines += ["", "## Spearman correlation with beta (beta-VAEs only)", ""]
+    return lines
+
+
+def _spearman(report, authors):
+    """The correlations with beta, beside the authors'."""
+    lines = ["", "## Spearman correlation with beta (beta-VAEs only)", ""]
     if report["spearman_note"]:
         lines.append(report["spearman_note"])
     else:
@@ -241,6 +299,12 @@ def markdown(report, authors):
             lines.append(
                 f"| {key} | {value['rho']:.3f} | {value['p']:.2g} | {mark} |"
             )
+    return lines
+
+
+def _authors_radii(report):
+    """Median radii of each metric kind beside the authors'."""
+    lines = []
     if report.get("authors_comparison"):
         lines += [
             "", "## Absolute median spectral radii beside the authors'", "",
@@ -257,7 +321,14 @@ def markdown(report, authors):
                 f"{fmt(row['output'])} | {fmt(row['authors_matrix'])} | "
                 f"{row['authors']:g} |"
             )
-    lines += ["", "## Mixup", ""]
+    return lines
+
+
+def _mixup(report):
+    """Mixup beside beta 1 and the equally robust beta-VAE."""
+    eps = report["config"]["eps"]
+    middle = eps[len(eps) // 2]
+    lines = ["", "## Mixup", ""]
     mix = report["mixup"]
     if mix is None:
         lines.append("No mixup model and beta = 1 model to compare.")
@@ -265,7 +336,7 @@ def markdown(report, authors):
         lines += [
             "| model | median radius | mean entropy (trace) | clean MSE | "
             f"eigen MSE eps {middle:g} | eigen damage eps {middle:g} | "
-            f"pgd MSE eps {middle:g} |",
+            f"pgd_kl MSE eps {middle:g} |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for label in ("mixup", "beta1", "equal_robustness"):
@@ -275,20 +346,9 @@ def markdown(report, authors):
                 f" | {fmt(m['mean_entropy_trace'])} | {fmt(m['clean_mse'])} "
                 f"| {fmt(m[f'eigen_mse_eps{middle:g}'])} | "
                 f"{fmt(m[f'eigen_excess_mse_eps{middle:g}'])} | "
-                f"{fmt(m[f'pgd_mse_eps{middle:g}'])} |"
+                f"{fmt(m[f'pgd_kl_mse_eps{middle:g}'])} |"
             )
-    lines += [
-        "",
-        "## The authors' stored MNIST figures",
-        "",
-        _authors_paragraph(authors),
-        "",
-        "## Figures",
-        "",
-    ]
-    for name in report.get("figures", {}).values():
-        lines.append(f"![{name}]({name})")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _authors_paragraph(authors):

@@ -230,7 +230,7 @@ def finished(train_config):
     """Whether a run folder already holds this configuration, complete."""
     return runs.is_finished(
         train_config.output_dir, training.run_identity(train_config),
-        training.RUN_KEYS,
+        training.run_keys(),
     )
 
 

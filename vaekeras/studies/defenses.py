@@ -35,7 +35,6 @@ from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
 from vaekeras.studies.base import for_dataset
-from vaekeras.studies.base import seed_summary
 from vaekeras.studies.base import separated
 
 # (family, name, TrainConfig overrides). Strengths were chosen to span
@@ -266,7 +265,7 @@ class DefensesStudy(Study):
                 continue
             folder = name.replace("=", "").replace(" ", "_")
             for seed in range(config.seed, config.seed + config.seeds):
-                out.append((f"{name} [seed {seed}]", training.TrainConfig(
+                run = training.TrainConfig.from_settings(
                     dataset=config.dataset, data_dir=config.data_dir,
                     architecture=config.architecture,
                     latent_dim=config.latent_dim, epochs=config.epochs,
@@ -277,7 +276,8 @@ class DefensesStudy(Study):
                         f"{folder}_seed{seed}",
                     ),
                     **overrides,
-                )))
+                )
+                out.append((f"{name} [seed {seed}]", run))
         return out
 
     def _settings(self, config):
@@ -357,75 +357,12 @@ class DefensesStudy(Study):
         groups = {}
         for entry in entries:
             groups.setdefault(base_name(entry["name"]), []).append(entry)
-        rows = []
-        for name, members in groups.items():
-            analyses = [m["analysis"] for m in members]
-            per_epoch = [
-                m["train_seconds"] / max(m.get("epochs_run") or 1, 1)
-                for m in members if m.get("train_seconds") is not None
-            ]
-            base = {
-                "name": name,
-                "family": family(name),
-                "seeds": len(members),
-                "median_spectral_radius": seed_summary(
-                    [a["median_spectral_radius"] for a in analyses]
-                ),
-                "certified_radius": seed_summary(
-                    [a["certified_radius"] for a in analyses]
-                ),
-                "empirical_margin": seed_summary(
-                    [a["empirical_margin"] for a in analyses]
-                ),
-                "epoch_seconds": (
-                    float(np.mean(per_epoch)) if per_epoch else None
-                ),
-                "checks_failed": sorted({
-                    c["name"] for a in analyses
-                    for key in ("protocol", "mcmc_protocol")
-                    for c in a[key]["checks"] if not c["passed"]
-                }),
-                "failed_checks": {
-                    "bare": summaries.failures(
-                        [a["protocol"] for a in analyses]
-                    ),
-                    "mcmc": summaries.failures(
-                        [a["mcmc_protocol"] for a in analyses]
-                    ),
-                },
-            }
-            rows.append({
-                **base, "mcmc": False,
-                "clean_mse": seed_summary([a["clean_mse"] for a in analyses]),
-                "worst_area": seed_summary(
-                    [a["protocol"]["area"] for a in analyses]
-                ),
-                "attack_area": summaries.attack_areas(
-                    [a["protocol"] for a in analyses]
-                ),
-                "mcmc_reference_area": seed_summary(
-                    [a["mcmc_reference_area"] for a in analyses]
-                ),
-                # The bare model's clean error on the points MCMC was
-                # attacked at: what the chain's own clean error costs.
-                "mcmc_reference_clean_mse": seed_summary([
-                    float(np.mean(a["protocol"]["clean_mse"][
-                        :len(a["mcmc_protocol"]["clean_mse"])
-                    ])) for a in analyses
-                ]),
-            })
-            rows.append({
-                **base, "mcmc": True,
-                "clean_mse": seed_summary(
-                    [a["mcmc_clean_mse"] for a in analyses]
-                ),
-                "worst_area": seed_summary(
-                    [a["mcmc_protocol"]["area"] for a in analyses]
-                ),
-                "attack_area": summaries.attack_areas(
-                    [a["mcmc_protocol"] for a in analyses]
-                ),
-            })
+        rows = [
+            row for name, members in groups.items()
+            for row in summaries.configuration_rows(
+                name, family(name), members
+            )
+        ]
         # The frontier is drawn on one axis of areas: the bare models'
         # full grid. MCMC rows, measured on fewer budgets, stand beside
         # their own references instead.

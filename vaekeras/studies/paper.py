@@ -149,6 +149,59 @@ def adversarial_grid_rows(entries, x, eps):
     return rows
 
 
+def model_row(entry):
+    """One model's row: its scores, clean error and every attack's damage."""
+    a = entry["analysis"]
+    stochastic = a["scores"]["stochastic"]
+    fisher = a["scores"]["fisher"]
+    row = {
+        "name": entry["name"],
+        "beta": entry["beta"],
+        "mixup_alpha": entry["mixup_alpha"] or 0.0,
+        "median_spectral_radius": stochastic["spectral_radius"][
+            "median"
+        ],
+        "mean_entropy_max": stochastic["von_neumann_entropy_max"][
+            "mean"
+        ],
+        "mean_entropy_trace": stochastic[
+            "von_neumann_entropy_trace"
+        ]["mean"],
+        "fisher_median_spectral_radius": fisher[
+            "spectral_radius"
+        ]["median"],
+        # Pullback through the reconstruction map (geometry's "output").
+        "output_median_spectral_radius": a["scores"]["output"][
+            "spectral_radius"
+        ]["median"],
+        "clean_mse": a["clean_mse"]["mean"],
+        **{
+            f"{name}_mse_eps{row['eps']:g}": row["reconstruction_mse"]
+            for name, rows_ in a["attacks"].items() for row in rows_
+        },
+        **{
+            f"{name}_kl_eps{row['eps']:g}": row["latent_kl"]
+            for name, rows_ in a["attacks"].items() for row in rows_
+        },
+        # What the attack adds to the clean reconstruction error.
+        **{
+            f"{name}_excess_mse_eps{row['eps']:g}": (
+                row["reconstruction_mse"]
+                - row["clean_reconstruction_mse"]
+            )
+            for name, rows_ in a["attacks"].items() for row in rows_
+        },
+        "eigen_direction_mse": a["eigen_directions"][
+            "reconstruction_mse"
+        ],
+    }
+    if "authors_matrix" in a:
+        row["authors_matrix_median_radius"] = a["authors_matrix"][
+            "median"
+        ]
+    return row
+
+
 class PaperStudy(Study):
     """Khan & Storkey's claims, on a grid of beta-VAEs and a mixup VAE.
 
@@ -185,7 +238,7 @@ class PaperStudy(Study):
         for name, beta, alpha in grid:
             folder = f"beta{beta:g}" + (f"_mixup{alpha:g}" if alpha else "")
             for seed in range(config.seed, config.seed + config.seeds):
-                out.append((f"{name} [seed {seed}]", training.TrainConfig(
+                run = training.TrainConfig.from_settings(
                     dataset=config.dataset, data_dir=config.data_dir,
                     architecture=config.architecture,
                     latent_dim=config.latent_dim, beta=beta,
@@ -195,7 +248,8 @@ class PaperStudy(Study):
                         config.output_dir, "runs", config.dataset,
                         f"{folder}_seed{seed}",
                     ),
-                )))
+                )
+                out.append((f"{name} [seed {seed}]", run))
         return out
 
     def analysis_valid(self, cached, config):
@@ -218,56 +272,7 @@ class PaperStudy(Study):
 
     def summarise(self, entries, config, dataset):
         """Tables, correlations, the mixup comparison and the claims."""
-        rows = []
-        for entry in entries:
-            a = entry["analysis"]
-            stochastic = a["scores"]["stochastic"]
-            fisher = a["scores"]["fisher"]
-            rows.append({
-                "name": entry["name"],
-                "beta": entry["beta"],
-                "mixup_alpha": entry["mixup_alpha"] or 0.0,
-                "median_spectral_radius": stochastic["spectral_radius"][
-                    "median"
-                ],
-                "mean_entropy_max": stochastic["von_neumann_entropy_max"][
-                    "mean"
-                ],
-                "mean_entropy_trace": stochastic[
-                    "von_neumann_entropy_trace"
-                ]["mean"],
-                "fisher_median_spectral_radius": fisher[
-                    "spectral_radius"
-                ]["median"],
-                # Pullback through the reconstruction map (geometry's "output").
-                "output_median_spectral_radius": a["scores"]["output"][
-                    "spectral_radius"
-                ]["median"],
-                "clean_mse": a["clean_mse"]["mean"],
-                **{
-                    f"{name}_mse_eps{row['eps']:g}": row["reconstruction_mse"]
-                    for name, rows_ in a["attacks"].items() for row in rows_
-                },
-                **{
-                    f"{name}_kl_eps{row['eps']:g}": row["latent_kl"]
-                    for name, rows_ in a["attacks"].items() for row in rows_
-                },
-                # What the attack adds to the clean reconstruction error.
-                **{
-                    f"{name}_excess_mse_eps{row['eps']:g}": (
-                        row["reconstruction_mse"]
-                        - row["clean_reconstruction_mse"]
-                    )
-                    for name, rows_ in a["attacks"].items() for row in rows_
-                },
-                "eigen_direction_mse": a["eigen_directions"][
-                    "reconstruction_mse"
-                ],
-            })
-            if "authors_matrix" in a:
-                rows[-1]["authors_matrix_median_radius"] = a["authors_matrix"][
-                    "median"
-                ]
+        rows = [model_row(entry) for entry in entries]
         for row, entry in zip(rows, entries):
             row["protocol_area"] = entry["analysis"]["protocol"]["area"]
             row["protocol_checks_failed"] = [

@@ -50,7 +50,7 @@ def mixup_comparison(rows, plain, middle):
     )
     keys = (
         "median_spectral_radius", "mean_entropy_trace", "clean_mse",
-        f"eigen_mse_eps{middle:g}", f"pgd_mse_eps{middle:g}",
+        f"eigen_mse_eps{middle:g}", f"pgd_kl_mse_eps{middle:g}",
         f"eigen_excess_mse_eps{middle:g}",
     )
     def part(row, *extra):
@@ -105,22 +105,31 @@ def judge_claims(report, plain, middle):
         A list of dicts; `supported` is True, False, None (nothing to
         judge) or "not distinguishable" (the seeds do not separate a gap).
     """
-    claims = []
+    claims = [
+        _scores_claim(report),
+        _eigen_claim(report, plain, middle),
+        _mixup_claim(report, middle),
+    ]
+    return [claim for claim in claims if claim is not None]
+
+
+def _scores_claim(report):
+    """Claim 1: the robustness scores fall as beta grows."""
     corr = report["spearman_with_beta"]
     radius, entropy = corr["median_spectral_radius"], corr["mean_entropy_max"]
     if radius is None:
-        claims.append({
+        return {
             "claim": "Robustness scores correlate with beta.",
             "supported": None,
             "evidence": report["spearman_note"],
-        })
+        }
     else:
         # Every score the claim names must agree.
         supported = all(
             score["rho"] < 0 and score["p"] < 0.05
             for score in (radius, entropy)
         )
-        claims.append({
+        return {
             "claim": "Robustness scores correlate with beta (larger beta, "
                      "smaller spectral radius and lower entropy).",
             "supported": bool(supported),
@@ -130,62 +139,72 @@ def judge_claims(report, plain, middle):
                 f"entropy, max-normalised) = {entropy['rho']:.3f} (p = "
                 f"{entropy['p']:.2g}). Authors: -0.969 and -0.967."
             ),
-        })
+        }
+
+
+def _eigen_claim(report, plain, middle):
+    """Claim 2: u1 is the worst direction; larger beta, robust but blurry."""
     key_eigen = f"eigen_excess_mse_eps{middle:g}"
     key_random = f"random_excess_mse_eps{middle:g}"
-    if plain:
-        eigen_beats_random = all(r[key_eigen] > r[key_random] for r in plain)
-        top_first = all(
-            r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
-            for r in plain
-        )
-        ordered = sorted(plain, key=lambda r: r["beta"])
-        lo, hi = ordered[0], ordered[-1]
-        robust_worse = (
-            hi[key_eigen] < lo[key_eigen] and hi["clean_mse"] > lo["clean_mse"]
-        )
-        # "More robust" is judged on the protocol's per-image worst damage
-        # too: one attack's damage at one budget can fall while the worst
-        # case does not.
-        worst = worst_area_trend(ordered, report)
-        if worst["outcome"] == "larger":
-            robust_worse = False
-        elif worst["outcome"] == "not distinguishable" and robust_worse:
-            robust_worse = "not distinguishable"
-        eigen_wins = sum(r[key_eigen] > r[key_random] for r in plain)
-        top_wins = sum(
-            r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
-            for r in plain
-        )
-        claims.append({
-            "claim": "The top eigenvector is the most damaging direction, "
-                     "and larger beta is more robust but reconstructs worse.",
-            "supported": (
-                robust_worse if robust_worse == "not distinguishable"
-                and eigen_beats_random and top_first
-                else bool(eigen_beats_random and top_first and robust_worse)
-            ),
-            "evidence": (
-                f"At L2 eps {middle:g}, with damage = attack MSE minus clean "
-                f"MSE: eigen damage > random damage for "
-                f"{eigen_wins}/{len(plain)} models; MSE along u1 >= along u5 "
-                f"for {top_wins}/{len(plain)}; beta {lo['beta']:g} -> "
-                f"{hi['beta']:g}: eigen "
-                f"damage {lo[key_eigen]:.4f} -> {hi[key_eigen]:.4f}, clean MSE "
-                f"{lo['clean_mse']:.4f} -> {hi['clean_mse']:.4f}; "
-                f"{worst['text']} Authors "
-                "(step 10 along u1): 0.474 (beta 0.01), 0.146 (1.05), 0.064 "
-                "(10); clean 0.014 (0.01), 0.064 (10)."
-            ),
-        })
+    if not plain:
+        return None
+    eigen_beats_random = all(r[key_eigen] > r[key_random] for r in plain)
+    top_first = all(
+        r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
+        for r in plain
+    )
+    ordered = sorted(plain, key=lambda r: r["beta"])
+    lo, hi = ordered[0], ordered[-1]
+    robust_worse = (
+        hi[key_eigen] < lo[key_eigen] and hi["clean_mse"] > lo["clean_mse"]
+    )
+    # "More robust" is judged on the protocol's per-image worst damage
+    # too: one attack's damage at one budget can fall while the worst
+    # case does not.
+    worst = worst_area_trend(ordered, report)
+    if worst["outcome"] == "larger":
+        robust_worse = False
+    elif worst["outcome"] == "not distinguishable" and robust_worse:
+        robust_worse = "not distinguishable"
+    eigen_wins = sum(r[key_eigen] > r[key_random] for r in plain)
+    top_wins = sum(
+        r["eigen_direction_mse"][0] >= r["eigen_direction_mse"][-1]
+        for r in plain
+    )
+    return {
+        "claim": "The top eigenvector is the most damaging direction, "
+                 "and larger beta is more robust but reconstructs worse.",
+        "supported": (
+            robust_worse if robust_worse == "not distinguishable"
+            and eigen_beats_random and top_first
+            else bool(eigen_beats_random and top_first and robust_worse)
+        ),
+        "evidence": (
+            f"At L2 eps {middle:g}, with damage = attack MSE minus clean "
+            f"MSE: eigen damage > random damage for "
+            f"{eigen_wins}/{len(plain)} models; MSE along u1 >= along u5 "
+            f"for {top_wins}/{len(plain)}; beta {lo['beta']:g} -> "
+            f"{hi['beta']:g}: eigen "
+            f"damage {lo[key_eigen]:.4f} -> {hi[key_eigen]:.4f}, clean MSE "
+            f"{lo['clean_mse']:.4f} -> {hi['clean_mse']:.4f}; "
+            f"{worst['text']} Authors "
+            "(step 10 along u1): 0.474 (beta 0.01), 0.146 (1.05), 0.064 "
+            "(10); clean 0.014 (0.01), 0.064 (10)."
+        ),
+    }
+
+
+def _mixup_claim(report, middle):
+    """Claim 3: mixup is more robust than beta 1 and sharper than its peer."""
+    key_eigen = f"eigen_excess_mse_eps{middle:g}"
     mix = report["mixup"]
     if mix is None:
-        claims.append({
+        return {
             "claim": "Mixup at beta = 1 is more robust than beta = 1, and "
                      "reconstructs better than the equally robust beta-VAE.",
             "supported": None,
             "evidence": "No mixup model, or no beta = 1 model, in this report.",
-        })
+        }
     else:
         m, b, e = mix["mixup"], mix["beta1"], mix["equal_robustness"]
         if min(m["seeds"], b["seeds"], e["seeds"]) >= 2:
@@ -207,7 +226,7 @@ def judge_claims(report, plain, middle):
                 and m[key_eigen] < b[key_eigen]
                 and m["clean_mse"] < e["clean_mse"]
             )
-        claims.append({
+        return {
             "claim": "Mixup at beta = 1 is more robust than beta = 1, and "
                      "reconstructs better than the equally robust beta-VAE.",
             "supported": supported,
@@ -220,5 +239,4 @@ def judge_claims(report, plain, middle):
                 f"beta {e['beta']:g}, the beta-VAE of nearest spectral radius "
                 f"({e['median_spectral_radius']:.3g})."
             ),
-        })
-    return claims
+        }

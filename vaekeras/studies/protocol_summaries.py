@@ -39,3 +39,81 @@ def attack_areas(results):
         ])
         for name in names
     }
+
+
+def configuration_rows(name, family, members):
+    """A configuration's two rows, bare and through MCMC, over its seeds.
+
+    Args:
+        name: the configuration's name (without the seed).
+        family: its defense's family (the reports' legend).
+        members: its entries, one per seed, each with its `analysis`.
+    """
+    analyses = [m["analysis"] for m in members]
+    per_epoch = [
+        m["train_seconds"] / max(m.get("epochs_run") or 1, 1)
+        for m in members if m.get("train_seconds") is not None
+    ]
+    base = {
+        "name": name,
+        "family": family,
+        "seeds": len(members),
+        "median_spectral_radius": seed_summary(
+            [a["median_spectral_radius"] for a in analyses]
+        ),
+        "certified_radius": seed_summary(
+            [a["certified_radius"] for a in analyses]
+        ),
+        "empirical_margin": seed_summary(
+            [a["empirical_margin"] for a in analyses]
+        ),
+        "epoch_seconds": (
+            float(np.mean(per_epoch)) if per_epoch else None
+        ),
+        "checks_failed": sorted({
+            c["name"] for a in analyses
+            for key in ("protocol", "mcmc_protocol")
+            for c in a[key]["checks"] if not c["passed"]
+        }),
+        "failed_checks": {
+            "bare": failures(
+                [a["protocol"] for a in analyses]
+            ),
+            "mcmc": failures(
+                [a["mcmc_protocol"] for a in analyses]
+            ),
+        },
+    }
+    bare = {
+        **base, "mcmc": False,
+        "clean_mse": seed_summary([a["clean_mse"] for a in analyses]),
+        "worst_area": seed_summary(
+            [a["protocol"]["area"] for a in analyses]
+        ),
+        "attack_area": attack_areas(
+            [a["protocol"] for a in analyses]
+        ),
+        "mcmc_reference_area": seed_summary(
+            [a["mcmc_reference_area"] for a in analyses]
+        ),
+        # The bare model's clean error on the points MCMC was
+        # attacked at: what the chain's own clean error costs.
+        "mcmc_reference_clean_mse": seed_summary([
+            float(np.mean(a["protocol"]["clean_mse"][
+                :len(a["mcmc_protocol"]["clean_mse"])
+            ])) for a in analyses
+        ]),
+    }
+    through_mcmc = {
+        **base, "mcmc": True,
+        "clean_mse": seed_summary(
+            [a["mcmc_clean_mse"] for a in analyses]
+        ),
+        "worst_area": seed_summary(
+            [a["mcmc_protocol"]["area"] for a in analyses]
+        ),
+        "attack_area": attack_areas(
+            [a["mcmc_protocol"] for a in analyses]
+        ),
+    }
+    return [bare, through_mcmc]

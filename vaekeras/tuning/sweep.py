@@ -16,6 +16,7 @@ import keras
 import keras_tuner as kt
 
 from vaekeras import checks
+from vaekeras import choices
 from vaekeras import data
 from vaekeras import distribution
 from vaekeras import reporting
@@ -25,10 +26,8 @@ from vaekeras.tuning.hypermodel import BetaHyperModel
 from vaekeras.tuning.hypermodel import check_betas
 from vaekeras.tuning.oracle_repairs import DEFAULT_WORKER_TIMEOUT
 
-TUNERS = ("grid", "random", "bayesian")
-OBJECTIVES = (
-    "val_loss", "val_reconstruction_loss", "val_spectral_radius", "tradeoff"
-)
+TUNERS = choices.TUNERS
+OBJECTIVES = choices.TUNING_OBJECTIVES
 
 
 def check_tuner_settings(kind, objective, max_trials):
@@ -305,7 +304,7 @@ def _export_best(tuner, trial, config, best, test_images, project_dir):
     model = tuner.load_model(trial)
     run_dir = os.path.join(project_dir, "best")
     flags = {
-        **training.run_identity(training.TrainConfig(
+        **training.run_identity(training.TrainConfig.from_settings(
             dataset=config.dataset, data_dir=config.data_dir,
             architecture=config.architecture, latent_dim=config.latent_dim,
             beta=float(best["beta"]),
@@ -316,7 +315,7 @@ def _export_best(tuner, trial, config, best, test_images, project_dir):
         )),
         "trial_id": best["trial_id"],
     }
-    runs.prepare(run_dir, flags, training.RUN_KEYS, overwrite=True)
+    runs.prepare(run_dir, flags, training.run_keys(), overwrite=True)
     runs.save_model(model, os.path.join(run_dir, runs.MODEL))
     export.export_if_supported(
         model, os.path.join(run_dir, runs.EXPORT), verbose=config.verbose

@@ -26,6 +26,31 @@ gaussian_w2 = attacks.gaussian_w2
 ADV_INNER = ("divergence", "kl")
 
 
+# Declared at module level, before the class, so the registry reads
+# them (the train app's flags) without importing a backend.
+OPTIONS = (
+    Option("adv_eps", 1.0, "radius of the training attack.",
+           checks.positive),
+    Option("adv_norm", 2, "its norm.", norm_option,
+           choices=("2", "inf")),
+    # 5 steps reach 0.90 of PGD-50's W2 on an adversarially trained
+    # encoder, 1 step 0.59-0.68 (benchmarks/bench_adversarial_steps.py).
+    Option("adv_steps", 5, "PGD steps per training step.",
+           checks.positive_int),
+    Option("adv_weight", 1.0, "weight of the smoothness term.",
+           checks.non_negative),
+    Option(
+        "adv_divergence", "wasserstein",
+        "distance of the smoothness term.", choices=ADV_DIVERGENCES,
+    ),
+    Option(
+        "adv_inner", "divergence",
+        "what the training attack maximises: the smoothness term's "
+        "divergence or the KL.", choices=ADV_INNER,
+    ),
+)
+
+
 @registry.register("adversarial", marker="v")
 class AdversarialVAE(VAE):
     """Beta-VAE trained to keep q(z|x + delta) close to q(z|x).
@@ -70,27 +95,7 @@ class AdversarialVAE(VAE):
         >>> model = AdversarialVAE(encoder, decoder, adv_eps=1.0)
     """
 
-    options = (
-        Option("adv_eps", 1.0, "radius of the training attack.",
-               checks.positive),
-        Option("adv_norm", 2, "its norm.", norm_option,
-               choices=("2", "inf")),
-        # 5 steps reach 0.90 of PGD-50's W2 on an adversarially trained
-        # encoder, 1 step 0.59-0.68 (benchmarks/bench_adversarial_steps.py).
-        Option("adv_steps", 5, "PGD steps per training step.",
-               checks.positive_int),
-        Option("adv_weight", 1.0, "weight of the smoothness term.",
-               checks.non_negative),
-        Option(
-            "adv_divergence", "wasserstein",
-            "distance of the smoothness term.", choices=ADV_DIVERGENCES,
-        ),
-        Option(
-            "adv_inner", "divergence",
-            "what the training attack maximises: the smoothness term's "
-            "divergence or the KL.", choices=ADV_INNER,
-        ),
-    )
+    options = OPTIONS
     # Its own random stream: the run's seed plus this (`VAE.stream_seed`).
     seed_stream = 4
     seed_states = {"adv_seed_generator": "adv_seed_state"}

@@ -10,6 +10,7 @@ from keras import ops
 
 from vaekeras import backend
 from vaekeras import checks
+from vaekeras import choices
 from vaekeras import geometry
 from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
@@ -130,6 +131,28 @@ def metric_penalty(
     return ops.sum(ops.square(av), axis=-1)
 
 
+# Declared at module level, before the class, so the registry reads
+# them (the train app's flags) without importing a backend.
+OPTIONS = (
+    Option(
+        "metric_weight", 1.0, "weight of the metric penalty.",
+        checks.non_negative,
+    ),
+    Option(
+        "metric_kind", "fisher", "metric kind of the penalty.",
+        choices=choices.KINDS,
+    ),
+    Option("penalty", "trace", "what of G(x) is penalised.",
+           choices=PENALTIES),
+    Option("probes", 1, "Hutchinson probes per image (trace).",
+           checks.positive_int),
+    Option(
+        "power_iterations", 3, "power steps (spectral_radius).",
+        checks.positive_int,
+    ),
+)
+
+
 @registry.register("geometry", marker="^")
 class GeometryRegularizedVAE(VAE):
     """Beta-VAE penalised by the size of its encoder's pullback metric.
@@ -164,24 +187,7 @@ class GeometryRegularizedVAE(VAE):
         >>> model.fit(images, epochs=5)
     """
 
-    options = (
-        Option(
-            "metric_weight", 1.0, "weight of the metric penalty.",
-            checks.non_negative,
-        ),
-        Option(
-            "metric_kind", "fisher", "metric kind of the penalty.",
-            choices=geometry.KINDS,
-        ),
-        Option("penalty", "trace", "what of G(x) is penalised.",
-               choices=PENALTIES),
-        Option("probes", 1, "Hutchinson probes per image (trace).",
-               checks.positive_int),
-        Option(
-            "power_iterations", 3, "power steps (spectral_radius).",
-            checks.positive_int,
-        ),
-    )
+    options = OPTIONS
     # Its own random stream: the run's seed plus this (`VAE.stream_seed`).
     seed_stream = 2
     seed_states = {"probe_seed_generator": "probe_seed_state"}

@@ -15,6 +15,20 @@ from vaekeras.defenses.options import Option
 from vaekeras.layers import BoundedLogVariance
 from vaekeras.models import VAE
 
+# Declared at module level, before the class, so the registry reads
+# them (the train app's flags) without importing a backend.
+OPTIONS = (
+    Option("max_std", 1.0, "bound on the encoder's std.", checks.positive),
+    Option(
+        "encoder_lipschitz", 1.0,
+        "Lipschitz budget of the encoder mean.", checks.positive,
+    ),
+    Option(
+        "decoder_lipschitz", 10.0,
+        "spectral norm of the decoder's logits layer.", checks.positive,
+    ),
+)
+
 
 @registry.register("lipschitz", marker="D")
 class LipschitzVAE(VAE):
@@ -51,17 +65,7 @@ class LipschitzVAE(VAE):
         >>> certified_radius(model, images[:100], r=1.0)
     """
 
-    options = (
-        Option("max_std", 1.0, "bound on the encoder's std.", checks.positive),
-        Option(
-            "encoder_lipschitz", 1.0,
-            "Lipschitz budget of the encoder mean.", checks.positive,
-        ),
-        Option(
-            "decoder_lipschitz", 10.0,
-            "spectral norm of the decoder's logits layer.", checks.positive,
-        ),
-    )
+    options = OPTIONS
 
     def __init__(self, encoder, decoder, **kwargs):
         super().__init__(encoder, decoder, **kwargs)

@@ -18,6 +18,20 @@ from vaekeras.models import VAE
 DEFAULT_MIXUP_CONSISTENCY = 10.0
 
 
+# Declared at module level, before the class, so the registry reads
+# them (the train app's flags) without importing a backend.
+OPTIONS = (
+    Option(
+        "mixup_alpha", 0.5, "Beta(alpha, alpha) of the mixing weight; "
+        "0 = no mixup.", checks.positive,
+    ),
+    Option(
+        "mixup_consistency", DEFAULT_MIXUP_CONSISTENCY,
+        "weight of the latent consistency term.", checks.non_negative,
+    ),
+)
+
+
 @registry.register("mixup", marker="s")
 class MixupVAE(VAE):
     """Beta-VAE that also trains on convex mixtures of its inputs.
@@ -53,16 +67,7 @@ class MixupVAE(VAE):
     seed_stream = 1
     # Saved with the weights under this key (see `VAE.seed_states`).
     seed_states = {"mixup_seed_generator": "mixup_seed_state"}
-    options = (
-        Option(
-            "mixup_alpha", 0.5, "Beta(alpha, alpha) of the mixing weight; "
-            "0 = no mixup.", checks.positive,
-        ),
-        Option(
-            "mixup_consistency", DEFAULT_MIXUP_CONSISTENCY,
-            "weight of the latent consistency term.", checks.non_negative,
-        ),
-    )
+    options = OPTIONS
 
     def mixup_terms(self, x, z_mean, lam, partner, training=False):
         """Per-sample `(negative ELBO of x_mix, latent consistency)`.

@@ -86,6 +86,16 @@ def kl_decomposition(z, z_mean, z_log_var, dataset_size=None):
     )
 
 
+# Declared at module level, before the class, so the registry reads
+# them (the train app's flags) without importing a backend.
+OPTIONS = (
+    Option(
+        "tc_weight", 5.0, "extra weight on total correlation.",
+        checks.non_negative,
+    ),
+)
+
+
 @registry.register("tc", marker="P")
 class TCVAE(VAE):
     """Beta-VAE with an extra weight on the total correlation.
@@ -113,12 +123,7 @@ class TCVAE(VAE):
     """
 
     needs_dataset_size = True
-    options = (
-        Option(
-            "tc_weight", 5.0, "extra weight on total correlation.",
-            checks.non_negative,
-        ),
-    )
+    options = OPTIONS
 
     def __init__(self, encoder, decoder, dataset_size=None, **kwargs):
         super().__init__(encoder, decoder, **kwargs)

@@ -1,0 +1,24 @@
+"""The names a user chooses among, declared once and free of a backend.
+
+The library checks its arguments against these tuples and the apps
+offer them as flag choices; keeping them in a module that imports nothing
+lets an app refuse a bad value before TensorFlow loads. Attacks, defenses
+and studies are registries instead (`vaekeras.registry`): a user adds to
+those.
+"""
+
+ARCHITECTURES = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+# "auto": data parallel when two or more local accelerators are visible.
+DISTRIBUTIONS = ("auto", "none", "data_parallel")
+# Shipped with the package: no download, no tensorflow-datasets.
+OFFLINE_DATASETS = ("mnist_5k", "digits")
+# Kinds of the pullback metric (docs: Geometry).
+KINDS = ("mean", "stochastic", "fisher", "output")
+METHODS = ("exact", "lanczos", "auto")
+# A perturbation budget's norm as flags spell it.
+NORM_NAMES = ("2", "inf")
+TUNERS = ("grid", "random", "bayesian")
+TUNING_OBJECTIVES = (
+    "val_loss", "val_reconstruction_loss", "val_spectral_radius", "tradeoff"
+)
