@@ -241,3 +241,51 @@ def test_importing_the_package_imports_no_backend():
     ).stdout.splitlines()
     assert "'pgd_kl'" in out[0] and "'mixup'" in out[0]
     assert out[-1] == "False"
+
+
+# The style's limits: a function fits on a screen, a module has one job.
+MAX_FUNCTION_LINES = 80
+MAX_MODULE_LINES = 500
+
+
+def long_functions(tree, limit=MAX_FUNCTION_LINES):
+    """`(name, lines)` of each function longer than `limit` besides its
+    docstring."""
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        lines = node.end_lineno - node.lineno + 1
+        if ast.get_docstring(node, clean=False) is not None:
+            doc = node.body[0]
+            lines -= doc.end_lineno - doc.lineno + 1
+        if lines > limit:
+            yield node.name, lines
+
+
+def test_no_function_over_a_screen_and_no_module_over_its_limit(sources):
+    apps = [
+        os.path.join(ROOT, "apps", name)
+        for name in sorted(os.listdir(os.path.join(ROOT, "apps")))
+        if name.endswith(".py")
+    ]
+    trees = [(path, tree) for _, path, tree in sources] + [
+        (path, ast.parse(open(path).read())) for path in apps
+    ]
+    too_long = [
+        (os.path.relpath(path, ROOT), name, lines)
+        for path, tree in trees for name, lines in long_functions(tree)
+    ]
+    assert too_long == []
+    assert [
+        os.path.relpath(path, ROOT) for path, _ in trees
+        if len(open(path).read().splitlines()) >= MAX_MODULE_LINES
+    ] == []
+
+
+def test_the_length_check_counts_code_not_docstrings():
+    body = "\n".join(f"    x{i} = {i}" for i in range(80))  # + def line
+    doc = '    """' + "\n" * 30 + '    """\n'
+    long_code = ast.parse(f"def f():\n{doc}{body}\n")
+    long_doc = ast.parse(f"def g():\n{doc}" + body.split("\n", 1)[1] + "\n")
+    assert list(long_functions(long_code)) == [("f", 81)]
+    assert list(long_functions(long_doc)) == []
