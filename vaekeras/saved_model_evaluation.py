@@ -228,7 +228,7 @@ def evaluate_saved_model(
         ValueError: a SavedModel without `encode`, a data set whose images
             do not fit it, or bad arguments.
 
-    Example:
+    Examples:
         >>> result = evaluate_saved_model("saved_models/run/export")
         >>> result["robustness"]["area"]
     """

@@ -69,7 +69,7 @@ class TrainConfig:
         ValueError: on construction, naming the first invalid value, an
             unknown defense or an option of another defense.
 
-    Example:
+    Examples:
         >>> TrainConfig(beta=2.0, defense="adversarial",
         ...             defense_options={"adv_eps": 0.5}).defense_options
         {'adv_eps': 0.5, 'adv_norm': 2, 'adv_steps': 5, ...}
