@@ -19,6 +19,8 @@ from absl import logging
 
 from vaekeras import choices
 
+_launch.import_plugins()
+
 SETTINGS = {
     "betas": flags.DEFINE_list(
         "betas", ["0.25", "0.5", "1", "2", "4", "8"], "Betas to search."
@@ -64,7 +66,7 @@ SETTINGS = {
     **common_flags.define(
         "epochs", "batch_size", "learning_rate", "dataset", "data_dir",
         "architecture", "latent_dim", "overwrite", "seed", "verbose",
-        "distribution",
+        "distribution", "plugins",
         epochs=(5, "Epochs per trial."),
         overwrite=(False, "Start the sweep afresh."),
         distribution=(
@@ -87,6 +89,7 @@ def main(argv):
     from vaekeras import tuning
 
     settings = common_flags.values(SETTINGS)
+    settings.pop("plugins")
 
     def sweep():
         settings["betas"] = tuple(

@@ -58,3 +58,12 @@ def test_the_summary_line_adds_up_to_the_loss(tmp_path, capsys):
     assert f"test loss {test['loss']:.2f}" in line
     assert f"mixup {test['mixup_loss']:.2f}" in line
     assert f"reconstruction {test['reconstruction_loss']:.2f}" in line
+
+
+def test_built_in_options_read_without_import_are_the_classes():
+    registry.load_builtins()
+    for name in registry.DEFENSES.builtin_names():
+        declared = registry.DEFENSES.declaration(
+            name, "OPTIONS", registry.LIGHT_MODULES
+        ) if registry.get(name).options else ()
+        assert tuple(declared) == registry.get(name).options, name

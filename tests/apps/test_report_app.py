@@ -123,9 +123,10 @@ def test_bad_report_input(tmp_path):
         "report.py", "--study=ablation", f"--output_dir={tmp_path}/x"
     )
     assert result.returncode != 0
-    assert "--study=ablation: value should be one of <defenses|paper|paper_full>" in (
-        result.stderr
-    )
+    assert (
+        "--study=ablation: value should be one of "
+        "<defenses|paper|paper_full>"
+    ) in result.stderr
 
 
 def test_defenses_study_quick_writes_everything(tmp_path):
