@@ -85,9 +85,8 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
     latent_spec = tf.TensorSpec((None, model.latent_dim), tf.float32)
     geometry.rank_bound(metric_kind, model.latent_dim)  # checks the kind
 
-    images = _checked_images
     def encode(x):
-        z_mean, z_log_var = model.encoder(images(x))
+        z_mean, z_log_var = model.encoder(_checked_images(x))
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
     def decode(z):
@@ -95,13 +94,14 @@ def export_saved_model(model, path, metric_kind="stochastic", metric_k=None):
         return {"x_mean": model.decode(z)}
 
     def reconstruct(x):
-        z_mean, _ = model.encoder(images(x))
+        z_mean, _ = model.encoder(_checked_images(x))
         return {"x_mean": model.decode(z_mean)}
 
     def metric_eigenvalues(x):
         # The whole model, so kind="output" has its decoder path.
         return {"eigenvalues": geometry.eigenvalues(
-            model, images(x), metric_kind, metric_k, method="exact"
+            model, _checked_images(x), metric_kind, metric_k,
+            method="exact",
         )}
 
     archive = keras.export.ExportArchive()
