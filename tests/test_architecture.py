@@ -10,6 +10,7 @@ module, calls, comparisons), so no spelling or indirection passes them:
 
 import ast
 import os
+import pathlib
 
 import pytest
 
@@ -269,7 +270,7 @@ def test_no_function_over_a_screen_and_no_module_over_its_limit(sources):
         if name.endswith(".py")
     ]
     trees = [(path, tree) for _, path, tree in sources] + [
-        (path, ast.parse(open(path).read())) for path in apps
+        (path, ast.parse(pathlib.Path(path).read_text())) for path in apps
     ]
     too_long = [
         (os.path.relpath(path, ROOT), name, lines)
@@ -278,7 +279,8 @@ def test_no_function_over_a_screen_and_no_module_over_its_limit(sources):
     assert too_long == []
     assert [
         os.path.relpath(path, ROOT) for path, _ in trees
-        if len(open(path).read().splitlines()) >= MAX_MODULE_LINES
+        if len(pathlib.Path(path).read_text().splitlines())
+        >= MAX_MODULE_LINES
     ] == []
 
 
