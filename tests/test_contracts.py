@@ -129,8 +129,8 @@ def test_attack_specs_are_consistent():
     specs = attack_registry.specs()
     ensemble = attack_registry.ensemble_names()
     assert set(ensemble) == {
-        "pgd_kl", "pgd_damage", "eigen_fisher", "eigen_output", "random",
-        "spsa",
+        "apgd_damage", "apgd_kl", "eigen_fisher", "eigen_output", "random",
+        "square",
     }
     assert vaekeras.attacks.ENSEMBLE == ensemble
     # The checks need one member of each role in the default ensemble.
@@ -148,8 +148,8 @@ def test_a_user_attack_joins_the_protocol_within_its_budget(
     x = digits[1][:8]
     result = vaekeras.evaluate_robustness(
         trained, x, [0.5, 1.0], attacks=vaekeras.attacks.ENSEMBLE
-        + ("my_shift",), pgd_iter=3, restarts=1, spsa_iter=2,
-        spsa_samples=2, sanity_checks=False,
+        + ("my_shift",), pgd_iter=3, restarts=1, square_queries=5,
+        sanity_checks=False,
     )
     member = result["attacks"]["my_shift"]
     assert len(member["damage"]) == 2

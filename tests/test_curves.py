@@ -87,6 +87,17 @@ def test_pareto_frontier_of_a_hand_made_set():
     assert curves.pareto_frontier([(0.5, float("inf")), (2, 2)]) == [1]
 
 
+def test_a_frontier_drops_an_unreliable_model():
+    # (2, 2) would dominate (3, 3); unreliable, it neither sits on the
+    # frontier nor pushes (3, 3) off it.
+    points = [(1, 5), (2, 2), (3, 3), (4, 1)]
+    assert curves.pareto_frontier(points, [True, False, True, True]) == [
+        0, 2, 3,
+    ]
+    with pytest.raises(ValueError, match="one bool per point"):
+        curves.pareto_frontier(points, [True])
+
+
 @pytest.mark.parametrize("grid", [
     [], [0.5, 0.2], [0.0, 1.0], [-1.0], [0.1, 0.1], ["a"], [float("nan")],
 ])

@@ -1,6 +1,7 @@
 """The evaluation protocol: per-image worst case, adaptive attacks through
 a defense, and the sanity checks that flag a masked model."""
 
+import decoys  # the suite's masked models (tests/decoys.py)
 import keras
 import numpy as np
 import pytest
@@ -13,8 +14,9 @@ from vaekeras.attacks import protocol
 from vaekeras.purification import MCMCReconstruction
 
 CHECK_NAMES = [
-    "finite_gradients", "beats_random", "monotone_in_eps",
-    "unbounded_budget", "converged", "gradient_free_not_stronger",
+    "finite_gradients", "gradients_match_finite_differences",
+    "beats_random", "monotone_in_eps", "unbounded_budget", "converged",
+    "gradient_free_not_stronger",
 ]
 
 
@@ -46,7 +48,7 @@ def test_the_ensemble_on_a_trained_model(trained, digits):
     x = digits[1][:24]
     eps = [0.3, 1.0]
     result = vaekeras.evaluate_robustness(
-        trained, x, eps, pgd_iter=20, spsa_iter=10, spsa_samples=8, seed=0,
+        trained, x, eps, pgd_iter=20, square_queries=200, seed=0,
     )
     assert result["eps"] == eps and result["norm"] == 2
     assert result["worst_damage"].shape == (2, 24)
@@ -65,9 +67,11 @@ def test_the_ensemble_on_a_trained_model(trained, digits):
     assert [c["name"] for c in result["checks"]] == CHECK_NAMES
     failed = [c for c in result["checks"] if not c["passed"]]
     assert failed == []
-    # Damage PGD attacks the damage itself: the strongest member here.
+    assert result["reliable"] is True
+    assert result["reliability"] == "every check passed"
+    # APGD attacks the damage itself: the strongest member here.
     damage = {n: s["damage"][-1] for n, s in result["attacks"].items()}
-    assert max(damage, key=damage.get) == "pgd_damage"
+    assert max(damage, key=damage.get) == "apgd_damage"
 
 
 @keras.saving.register_keras_serializable(package="vaekeras_tests")
@@ -98,8 +102,8 @@ def masked_vae(digits):
 def test_a_gradient_masked_model_is_flagged_not_called_robust(digits):
     model = masked_vae(digits)
     result = vaekeras.evaluate_robustness(
-        model, digits[1][:16], [0.5, 2.0], pgd_iter=10, spsa_iter=5,
-        spsa_samples=4, restarts=1,
+        model, digits[1][:16], [0.5, 2.0], pgd_iter=10, square_queries=100,
+        restarts=1,
     )
     checks = {c["name"]: c for c in result["checks"]}
     assert not checks["finite_gradients"]["passed"]
@@ -109,7 +113,9 @@ def test_a_gradient_masked_model_is_flagged_not_called_robust(digits):
     # whole-box attack cannot even match swapping images.
     assert not checks["unbounded_budget"]["passed"]
     damage = {n: s["damage"][-1] for n, s in result["attacks"].items()}
-    assert damage["pgd_damage"] < damage["random"]
+    assert damage["apgd_damage"] < damage["random"]
+    assert result["reliable"] is False
+    assert result["reliability"].startswith("failed: finite_gradients")
 
 
 def test_adaptive_attack_through_mcmc_reaches_the_transfer_damage(
@@ -129,11 +135,11 @@ def test_adaptive_attack_through_mcmc_reaches_the_transfer_damage(
         trained, x, "pgd_kl", eps, defense=defense, x_advs=transfer,
     )["reconstruction_damage"][0]
     result = vaekeras.evaluate_robustness(
-        trained, x, eps, defense=defense, attacks=("pgd_damage",),
+        trained, x, eps, defense=defense, attacks=("apgd_damage",),
         pgd_iter=20, restarts=1, eot_samples=2, sanity_checks=False,
     )
     assert result["settings"]["adaptive"] is True
-    adaptive = result["attacks"]["pgd_damage"]["damage"][0]
+    adaptive = result["attacks"]["apgd_damage"]["damage"][0]
     assert adaptive >= non_adaptive
     assert result["mean_worst_damage"][0] == pytest.approx(adaptive)
 
@@ -145,12 +151,14 @@ def test_adaptive_attack_runs_on_every_backend(trained, digits):
     )
     result = vaekeras.evaluate_robustness(
         trained, digits[1][:8], [1.0], defense=defense,
-        attacks=("pgd_damage", "random"), pgd_iter=3, restarts=1,
+        attacks=("apgd_damage", "random"), pgd_iter=5, restarts=1,
         eot_samples=1, sanity_checks=False,
     )
     damage = result["attacks"]
     assert np.isfinite(result["worst_damage"]).all()
-    assert damage["pgd_damage"]["damage"][0] > damage["random"]["damage"][0]
+    assert damage["apgd_damage"]["damage"][0] > (
+        damage["random"]["damage"][0]
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,6 +169,7 @@ def test_adaptive_attack_runs_on_every_backend(trained, digits):
         ({"eps": [1.0, 0.5]}, "eps"),
         ({"restarts": 0}, "restarts=0"),
         ({"spsa_samples": 0}, "spsa_samples=0"),
+        ({"square_queries": 0}, "square_queries=0"),
         ({"defense": object()}, "defense=object"),
     ],
 )
@@ -168,3 +177,54 @@ def test_bad_arguments_name_the_argument(trained, digits, kwargs, match):
     args = {"eps": [1.0], **kwargs}
     with pytest.raises(ValueError, match=match):
         vaekeras.evaluate_robustness(trained, digits[1][:4], **args)
+
+
+def test_shattered_gradients_are_caught_and_the_model_is_unreliable(
+    trained, digits
+):
+    # The decoy computes exactly what the trained model computes; only
+    # its gradient is shattered. The honest model stays reliable.
+    x = digits[1][:24]
+    eps = [0.5, 2.0]
+    settings = dict(pgd_iter=20, square_queries=300, seed=0)
+    honest = vaekeras.evaluate_robustness(trained, x, eps, **settings)
+    decoy = decoys.wrapped(trained, decoys.Shatter())
+    np.testing.assert_array_equal(
+        vaekeras.latent.LatentModel.of(decoy).reconstruct_numpy(x),
+        vaekeras.latent.LatentModel.of(trained).reconstruct_numpy(x),
+    )
+    masked = vaekeras.evaluate_robustness(decoy, x, eps, **settings)
+    assert honest["reliable"] is True
+    assert masked["reliable"] is False
+    checks = {c["name"]: c for c in masked["checks"]}
+    assert checks["finite_gradients"]["passed"]  # not zero: shattered
+    assert not checks["gradients_match_finite_differences"]["passed"]
+    assert "shattered" in checks[
+        "gradients_match_finite_differences"]["detail"]
+    assert "gradients_match_finite_differences" in masked["reliability"]
+    # The gradient attacks are fooled: the decoy looks more robust.
+    assert masked["attacks"]["apgd_damage"]["damage"][-1] < (
+        0.8 * honest["attacks"]["apgd_damage"]["damage"][-1]
+    )
+
+
+def test_a_rounding_model_is_unreliable(trained, digits):
+    decoy = decoys.wrapped(trained, decoys.Round(levels=16))
+    result = vaekeras.evaluate_robustness(
+        decoy, digits[1][:16], [0.5, 2.0], pgd_iter=10, square_queries=200,
+        restarts=1, seed=0,
+    )
+    checks = {c["name"]: c["passed"] for c in result["checks"]}
+    assert result["reliable"] is False
+    assert not checks["finite_gradients"]
+    assert not checks["gradient_free_not_stronger"]
+
+
+def test_without_checks_nothing_is_called_reliable(trained, digits):
+    result = vaekeras.evaluate_robustness(
+        trained, digits[1][:4], [1.0], pgd_iter=3, restarts=1,
+        square_queries=10, sanity_checks=False,
+    )
+    assert result["checks"] == []
+    assert result["reliable"] is False
+    assert "sanity_checks=False" in result["reliability"]

@@ -146,33 +146,51 @@ def area_under_damage(curve, key="reconstruction_damage"):
     return attacks.log_eps_area(eps, curve[key])
 
 
-def pareto_frontier(points):
+def pareto_frontier(points, reliable=None):
     """Indices of the points no other point beats on both coordinates.
 
     Each point is `(cost, damage)`, both to be minimised (e.g. clean MSE
     and area under damage). A point is on the frontier unless another is
-    at most as large in both and smaller in one; a point with a NaN or
-    infinite coordinate never is.
+    at most as large in both and smaller in one. A point with a NaN or
+    infinite coordinate, or one whose evaluation is not reliable (its
+    damage a lower bound of unknown quality: `evaluate_robustness`'s
+    `reliable`), is never on it and beats no other.
 
     Args:
         points: sequence of `(cost, damage)` pairs.
+        reliable: None (every point reliable) or one bool per point.
 
     Returns:
         The frontier's indices, sorted by cost.
 
+    Raises:
+        ValueError: when `reliable` does not give one value per point.
+
     Examples:
         >>> pareto_frontier([(1, 5), (2, 2), (3, 3), (4, 1)])
         [0, 1, 3]
+        >>> pareto_frontier([(1, 5), (2, 2), (4, 1)], [True, False, True])
+        [0, 2]
     """
     pts = [(float(a), float(b)) for a, b in points]
-    # A point with a NaN or infinite coordinate is never on the frontier
-    # (NaN compares False, so it would beat nothing and lose to nothing).
-    finite = [np.isfinite(a) and np.isfinite(b) for a, b in pts]
+    if reliable is None:
+        reliable = [True] * len(pts)
+    if len(reliable) != len(pts):
+        raise ValueError(
+            "Invalid value received for argument `reliable`: expected one "
+            f"bool per point ({len(pts)}). Received: {len(reliable)} values"
+        )
+    # NaN compares False, so such a point would beat nothing and lose to
+    # nothing: it is left out like an unreliable one.
+    kept = [
+        bool(ok) and np.isfinite(a) and np.isfinite(b)
+        for (a, b), ok in zip(pts, reliable)
+    ]
     frontier = [
         i for i, (a, b) in enumerate(pts)
-        if finite[i] and not any(
+        if kept[i] and not any(
             (c <= a and d <= b) and (c < a or d < b)
-            for (c, d), ok in zip(pts, finite) if ok
+            for (c, d), ok in zip(pts, kept) if ok
         )
     ]
     return sorted(frontier, key=lambda i: (pts[i][0], pts[i][1]))

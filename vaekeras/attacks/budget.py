@@ -114,7 +114,8 @@ def fit_to_budget(x, delta, eps, norm, clip_min, clip_max, grow=False):
         The new perturbation, `x + result` inside the box and the ball.
     """
     if norm == np.inf:
-        delta = ops.clip(delta, -eps, eps)
+        # minimum/maximum, not clip: eps may be a tensor per image.
+        delta = ops.minimum(ops.maximum(delta, -eps), eps)
         return ops.clip(x + delta, clip_min, clip_max) - x
     y, xf = flat(delta), flat(x)
     room_up, room_down = clip_max - xf, xf - clip_min  # >= 0

@@ -1,33 +1,37 @@
 """The evaluation protocol: the strongest attacks, per image, with checks.
 
 `evaluate_robustness` is the one measurement every study, app and
-documented number uses. It follows Carlini et al. (2019), "On evaluating
-adversarial robustness", and Tramer et al. (2020), "On adaptive attacks to
-adversarial example defenses":
+documented number uses. It follows AutoAttack (Croce & Hein 2020: a
+parameter-free ensemble of diverse attacks, each image scored by its
+worst), Carlini et al. (2019), "On evaluating adversarial robustness",
+and Tramer et al. (2020), "On adaptive attacks to adversarial example
+defenses":
 
 - an ensemble of attacks, each image scored by the worst of them at each
-  budget (not the largest of the attacks' means);
-- the damage itself attacked (PGD on the reconstruction error, with
-  random restarts), beside the latent KL-PGD, the metric's eigen attacks,
-  random directions and a gradient-free attack (SPSA, Uesato et al. 2018);
-- adaptive through a defense: with `defense=`, the damage PGD
+  budget (not the largest of the attacks' means), every budget of the
+  curve attacked in one batch;
+- the damage itself attacked by Auto-PGD (step schedule, momentum, runs
+  from next to x, random points and latent warm starts), beside APGD on
+  the latent KL, the metric's eigen attacks, random directions and a
+  score-based black-box attack (Square, Andriushchenko et al. 2020);
+- adaptive through a defense: with `defense=`, the damage APGD
   differentiates through the defended reconstruction, averaging over the
   defense's randomness (expectation over transformation, Athalye et al.
   2018), when the defense offers `attack_encode` (as
   `vaekeras.purification.MCMCReconstruction` does); a defense that offers
-  only `reconstruct` is attacked with the bare model's gradient (BPDA
-  with the identity) and by the gradient-free attack, which queries it;
-- sanity checks that turn a weak or masked evaluation into a flagged one.
+  only `reconstruct` is attacked through the bare model's gradient (a
+  differentiable surrogate whose images transfer) and by the black-box
+  attack, which queries the defense itself;
+- checks that turn a weak or masked evaluation into one marked
+  `reliable: False` (`vaekeras.attacks.sanity`).
 
 The members are registered attacks (`vaekeras.attacks.registry`); the
-default ones (`ENSEMBLE`): `pgd_kl` (latent KL, on the bare encoder),
-`pgd_damage` (reconstruction error, through the defense),
-`eigen_fisher`, `eigen_output` (one step along the metric's top
-eigenvector, on the bare encoder), `random`, `spsa` (gradient-free,
-through the defense). Any registered attack, a user's too, can be added
-by name; its images are projected onto the budget and the box and
-scored like the others. Every member's adversarial images are scored
-through the defense when one is given.
+default ones (`ENSEMBLE`) are those registered with `ensemble=True`:
+`apgd_damage`, `apgd_kl`, `eigen_fisher`, `eigen_output`, `random` and
+`square`. Any registered attack, a user's too, can be added by name; its
+images are projected onto the budget and the box and scored like the
+others. Every member's adversarial images are scored through the
+defense when one is given.
 """
 
 import dataclasses
@@ -50,8 +54,8 @@ ENSEMBLE = registry.ensemble_names()
 
 def evaluate_robustness(
     model, x, eps, norm=2, defense=None, seed=0, attacks=ENSEMBLE,
-    pgd_iter=50, restarts=2, eot_samples=2, spsa_iter=20, spsa_samples=16,
-    batch_size=128, sanity_checks=True, tolerance=0.05,
+    pgd_iter=100, restarts=3, eot_samples=2, spsa_iter=20, spsa_samples=16,
+    batch_size=128, sanity_checks=True, tolerance=0.05, square_queries=1000,
 ):
     """Per-image worst-case damage over an ensemble of attacks, checked.
 
@@ -70,12 +74,15 @@ def evaluate_robustness(
         seed: seeds every random start, direction and draw.
         attacks: the members to run: registered attack names (default
             `ENSEMBLE`); untargeted attacks only.
-        pgd_iter: iterations of each PGD run.
-        restarts: runs of each PGD member, >= 1: the first from the
-            clean image, the others from random points of the ball.
+        pgd_iter: iterations of each (A)PGD run.
+        restarts: runs of the damage attack, >= 1: the first from next
+            to the clean image, then random points of the ball and
+            latent warm starts in turn (`apgd_attack.start_kinds`).
         eot_samples: defense draws averaged per gradient (adaptive PGD).
         spsa_iter, spsa_samples: iterations and perturbation pairs per
-            iteration of the gradient-free attack.
+            iteration of `spsa` (when it is a member).
+        square_queries: damage queries per image and budget of the
+            Square attack.
         batch_size: images per compiled call.
         sanity_checks: run the checks (they cost about one more PGD run
             at one budget and one at the whole box).
@@ -90,7 +97,9 @@ def evaluate_robustness(
         `attacks` (per member: `damage` and `latent_kl`, the means at
         each eps, and `worst_share`, the fraction of images it was the
         worst for), `checks` (a list of `{"name", "passed", "detail"}`)
-        and `settings`.
+        and `settings`; `reliable` (True when every check passed: only
+        then is the damage more than a lower bound of unknown quality)
+        and `reliability`, the reason.
 
     Raises:
         ValueError: for a bad budget, norm, attack name or image batch, or
@@ -110,6 +119,7 @@ def evaluate_robustness(
     eot_samples = checks.positive_int("eot_samples", eot_samples)
     spsa_iter = checks.positive_int("spsa_iter", spsa_iter)
     spsa_samples = checks.positive_int("spsa_samples", spsa_samples)
+    square_queries = checks.positive_int("square_queries", square_queries)
     tolerance = checks.non_negative("tolerance", tolerance)
     adapter = latent.LatentModel.of(model)
     adapter.require_decoder()
@@ -126,6 +136,7 @@ def evaluate_robustness(
     runner = Runner(
         model, adapter, defense, norm, seed, pgd_iter, restarts,
         eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
+        square_queries,
     )
 
     per_member = {}
@@ -149,13 +160,20 @@ def evaluate_robustness(
             "attacks": list(members), "pgd_iter": pgd_iter,
             "restarts": restarts, "eot_samples": eot_samples,
             "spsa_iter": spsa_iter, "spsa_samples": spsa_samples,
-            "seed": seed, "tolerance": tolerance,
+            "square_queries": square_queries, "seed": seed,
+            "tolerance": tolerance,
             "defense": None if defense is None else type(defense).__name__,
             "adaptive": runner.adaptive,
         },
     }
     if sanity_checks:
         result["checks"] = sanity.run_checks(result, runner, scorer, x)
+        result["reliable"], result["reliability"] = sanity.reliability(
+            result["checks"]
+        )
+    else:
+        result["reliable"] = False
+        result["reliability"] = "not checked (sanity_checks=False)"
     return result
 
 
@@ -195,6 +213,7 @@ class Runner:
     spsa_samples: int
     batch_size: int
     scorer: object
+    square_queries: int = 1000
 
     @property
     def adaptive(self):

@@ -24,7 +24,9 @@ def damage(decoded, x):
 
 
 def attack_objective(view, name, x_adv, args):
-    """Per-sample objective of the attack called `name`."""
+    """Per-sample objective of the attack called `name`: one of
+    `OBJECTIVES`, `"approach"` (minus the symmetric KL to the target
+    posterior in `args`: APGD's latent warm start) or `"targeted"`."""
     mean, log_var = view.encode(x_adv)
     if name == "damage":
         (x,) = args
@@ -40,6 +42,9 @@ def attack_objective(view, name, x_adv, args):
         return ball.gaussian_kl(mean, log_var, *args)
     if name == "w2":
         return ball.gaussian_w2(mean, log_var, *args)
+    if name == "approach":
+        # Ascended: the posterior moves toward the target's.
+        return -ball.symmetric_kl(mean, log_var, *args)
     x, target_mean, target_log_var, reg = args  # "targeted"
     distance = ball.symmetric_kl(mean, log_var, target_mean, target_log_var)
     # Smoothed at 0, where the gradient of the norm is undefined.

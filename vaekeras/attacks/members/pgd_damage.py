@@ -42,6 +42,6 @@ def runs(context, x, eps_list, seed):
 
 SPEC = registry.add(registry.AttackSpec(
     "pgd_damage", make=make, runs=runs, family="pgd", role="damage",
-    ensemble=True, marker="s",
+    marker="s",
     help="PGD on the reconstruction error itself (through a defense).",
 ), __name__)

@@ -28,7 +28,7 @@ def runs(context, x, eps_list, seed):
 
 
 SPEC = registry.add(registry.AttackSpec(
-    "pgd_kl", make=make, runs=runs, family="pgd", ensemble=True,
+    "pgd_kl", make=make, runs=runs, family="pgd",
     marker="o",
     help="PGD on KL(q(z|x+delta) || q(z|x)), the latent divergence.",
 ), __name__)

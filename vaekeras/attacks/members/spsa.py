@@ -56,6 +56,6 @@ def runs(context, x, eps_list, seed):
 
 SPEC = registry.add(registry.AttackSpec(
     "spsa", make=SPSAAttack, runs=runs, family="black-box",
-    role="gradient_free", ensemble=True, needs_gradients=False, marker="D",
+    role="gradient_free", needs_gradients=False, marker="d",
     help="Gradient-free ascent on the damage from paired random probes.",
 ), __name__)

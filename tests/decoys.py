@@ -1,0 +1,59 @@
+"""Masked models that look robust and are not: the protocol must mark
+them unreliable.
+
+- `Shatter`: the identity in the forward pass (bit for bit), with the
+  gradient cos(1000 x + phase) instead of 1: the model is exactly as
+  vulnerable as before, but its gradient points nowhere useful.
+- `Round`: pixels rounded to `levels` levels, with no gradient at all.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+import vaekeras
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Shatter(keras.layers.Layer):
+    """Identity forward; gradient cos(frequency x + phase)."""
+
+    def __init__(self, frequency=1000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.frequency = frequency
+
+    def call(self, x):
+        phase = ops.reshape(
+            ops.arange(int(np.prod(x.shape[1:])), dtype="float32"),
+            x.shape[1:],
+        )
+        wave = ops.sin(self.frequency * x + phase) / self.frequency
+        return ops.stop_gradient(x) + (wave - ops.stop_gradient(wave))
+
+    def get_config(self):
+        return {**super().get_config(), "frequency": self.frequency}
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Round(keras.layers.Layer):
+    """Pixels rounded to `levels` levels; no gradient."""
+
+    def __init__(self, levels=255, **kwargs):
+        super().__init__(**kwargs)
+        self.levels = levels
+
+    def call(self, x):
+        return ops.stop_gradient(ops.round(x * self.levels) / self.levels)
+
+    def get_config(self):
+        return {**super().get_config(), "levels": self.levels}
+
+
+def wrapped(model, layer):
+    """`model` (a vaekeras VAE) with `layer` in front of its encoder."""
+    inputs = keras.Input(model.encoder.inputs[0].shape[1:])
+    encoder = keras.Model(inputs, model.encoder(layer(inputs)))
+    return vaekeras.VAE(
+        encoder, model.decoder, beta=model.beta, likelihood=model.likelihood,
+        seed=0,
+    )
