@@ -173,7 +173,7 @@ def _tiled_damage(scorer, probes, copies):
     """Damage of probes laid out as `copies` blocks of the clean batch."""
     blocks = len(probes) // len(scorer.x)
     clean = np.tile(scorer.x, (blocks, *([1] * (probes.ndim - 1))))
-    return scorer.mse(scorer.reconstruct(probes), clean) - np.tile(
+    return scorer.error(probes, clean) - np.tile(
         scorer.clean_mse, blocks
     )
 

@@ -11,25 +11,41 @@ from vaekeras import backend
 from vaekeras.attacks import damage as damage_module
 
 
+def randomized(defense):
+    """Whether a defense's reconstruction is random: it offers
+    `attack_draws` (its randomness, for EOT) or says `stochastic = True`."""
+    return defense is not None and bool(
+        getattr(defense, "stochastic", hasattr(defense, "attack_draws"))
+    )
+
+
 class Scorer:
     """Damage and latent KL of adversarial images, clean error once.
+
+    Through a randomized defense (`randomized`) every image's error is the
+    mean over `draws` fresh reconstructions, the clean image's too, so a
+    lucky draw neither makes nor hides damage.
 
     Args:
         adapter: the model's `vaekeras.latent.LatentModel`.
         x: clean images (numpy).
         defense: None, or an object with `reconstruct(x)`.
         batch_size: images per call.
+        draws: reconstructions averaged per image through a randomized
+            defense (1 otherwise).
     """
 
-    def __init__(self, adapter, x, defense, batch_size):
+    def __init__(self, adapter, x, defense, batch_size, draws=1):
         self.adapter = adapter
         self.defense = defense
         self.batch_size = batch_size
         self.x = x
+        self.draws = draws if randomized(defense) else 1
         self.z_mean, self.z_log_var = encode_numpy(adapter, x, batch_size)
-        self.clean_mse = self.mse(self.reconstruct(x))
+        self.clean_mse = self.error(x)
 
     def reconstruct(self, images):
+        """One (defended) reconstruction of `images`."""
         if self.defense is None:
             return self.adapter.reconstruct_numpy(images, self.batch_size)
         parts = [
@@ -45,9 +61,16 @@ class Scorer:
         axes = tuple(range(1, x.ndim))
         return np.mean((reconstructions - x) ** 2, axis=axes)
 
+    def error(self, images, x=None):
+        """Per image: the reconstruction's MSE against `x` (default the
+        clean images), averaged over `draws` reconstructions."""
+        return np.mean([
+            self.mse(self.reconstruct(images), x) for _ in range(self.draws)
+        ], axis=0)
+
     def damage(self, x_adv):
         """Per-image damage of `x_adv` (aligned with the clean images)."""
-        return self.mse(self.reconstruct(x_adv)) - self.clean_mse
+        return self.error(x_adv) - self.clean_mse
 
     def score(self, x_adv):
         """`{"damage", "latent_kl"}` per image."""
@@ -56,7 +79,6 @@ class Scorer:
             mean, log_var, self.z_mean, self.z_log_var
         )
         return {"damage": self.damage(x_adv), "latent_kl": kl}
-
 
 def encode_numpy(adapter, x, batch_size):
     """`(z_mean, z_log_var)` of numpy images, as numpy, in batches."""
