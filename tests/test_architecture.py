@@ -29,6 +29,7 @@ LAYERS = (
     {"layers", "architectures", "models"},
     {"latent", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
+    {"significance"},
     {"defenses"},
     {
         "data", "idx", "distribution", "export", "runs", "backup",

@@ -400,36 +400,3 @@ def certified_radius(model, x, r, probability=None):
         slope = slope + t * constants["encoder_std"]
     radius = float(r) / (constants["decoder"] * slope)
     return np.full(len(x), radius, dtype="float64")
-
-
-# Budgets of the empirical margin's search (L2, log-spaced).
-MARGIN_GRID = tuple(float(f"{e:.4g}") for e in np.geomspace(0.02, 12, 25))
-
-
-def empirical_margin(model, x, r, seed=0, max_iter=20):
-    """Per image, the smallest L2 budget of `MARGIN_GRID` at which PGD on
-    the reconstruction change reaches r (inf when none does).
-
-    The attack is `LatentPGD(objective="reconstruction")`, the strongest
-    for this quantity; the change is ||dec(mu(x_adv)) - dec(mu(x))||_2,
-    the one the certificate bounds. Barrett et al. plot it beside the
-    certified radius: their ratio is the certificate's looseness.
-    """
-    from vaekeras import attacks
-    from vaekeras import latent
-
-    adapter = latent.LatentModel.of(model)
-    clean = adapter.reconstruct_numpy(x)
-    x_advs = attacks.LatentPGD(
-        model, eps=list(MARGIN_GRID), max_iter=max_iter,
-        objective="reconstruction", seed=seed,
-    ).generate(x)
-    margin = np.full(len(x), np.inf)
-    for eps, x_adv in zip(MARGIN_GRID, x_advs):
-        change = np.linalg.norm(
-            (adapter.reconstruct_numpy(x_adv) - clean).reshape(len(x), -1),
-            axis=-1,
-        )
-        reached = (change >= r) & ~np.isfinite(margin)
-        margin[reached] = eps
-    return margin

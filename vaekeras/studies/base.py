@@ -22,6 +22,7 @@ from vaekeras import backend
 from vaekeras import data
 from vaekeras import distribution
 from vaekeras import runs
+from vaekeras import significance
 from vaekeras import training
 from vaekeras.reporting import MIX_KEYS
 from vaekeras.reporting import slug
@@ -111,6 +112,7 @@ def seed_summary(values):
         "min": float(np.min(values)),
         "max": float(np.max(values)),
         "n": len(values),
+        "values": values,
     }
 
 
@@ -169,18 +171,15 @@ def compare(a, b, key):
     return "smaller" if sa["mean"] < sb["mean"] else "larger"
 
 
-def separated(a, b, z=2.0):
-    """Whether two seed summaries differ by more than their spread.
-
-    The rule: |mean_a - mean_b| > z * sqrt(se_a^2 + se_b^2), se = std /
-    sqrt(n) (about a 95% interval of the difference for normal errors at
-    z = 2). With one seed on either side nothing is separated: one
-    training run cannot tell a gap from the noise of training.
-    """
+def separated(a, b):
+    """Whether two seed summaries differ beyond the noise of training:
+    Welch's t-test over their seed values, within the report's family of
+    comparisons (`vaekeras.significance.differ`: Holm-corrected). With one
+    seed on either side nothing is separated: one training run cannot
+    tell a gap from the noise of training."""
     if a is None or b is None or min(a["n"], b["n"]) < 2:
         return False
-    spread = np.sqrt(a["std"] ** 2 / a["n"] + b["std"] ** 2 / b["n"])
-    return bool(abs(a["mean"] - b["mean"]) > z * spread)
+    return significance.differ(a["values"], b["values"])
 
 
 # Up to this many points the Spearman p-value is exact.

@@ -23,11 +23,12 @@ from vaekeras import curves
 from vaekeras import defenses
 from vaekeras import latent
 from vaekeras import scores
+from vaekeras import significance
 from vaekeras import training
 from vaekeras.attacks import evaluate_robustness
 from vaekeras.attacks import log_eps_area
+from vaekeras.attacks.margin import empirical_margin
 from vaekeras.defenses import registry as defense_registry
-from vaekeras.defenses.certificates import empirical_margin
 from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
 from vaekeras.reporting import mix_note
@@ -74,17 +75,50 @@ QUICK_NAMES = (
 # 54 models near an hour of training and one of measuring on 2 CPU cores.
 DEFAULT_EPOCHS = {"mnist_5k": 20, "fashion_mnist": 3, "mnist": 3}
 DEFAULT_ATTACK_EXAMPLES = {"mnist_5k": 200, "fashion_mnist": 100, "mnist": 100}
-DEFAULT_PGD_ITER = 20
+DEFAULT_PGD_ITER = 100  # the protocol's default
 DEFAULT_SEEDS = 3
 # Test-time MCMC is attacked through its chain (EOT): about 15x the cost
 # of the bare protocol per point and budget, so on fewer of both.
-DEFAULT_MCMC_EXAMPLES = {"mnist_5k": 32, "fashion_mnist": 16, "mnist": 16}
+DEFAULT_MCMC_EXAMPLES = {"mnist_5k": 16, "fashion_mnist": 16, "mnist": 16}
 # Indices into the L2 grid of the budgets MCMC is attacked at; the bare
 # model's worst damage on the same points and budgets stands beside it.
 MCMC_GRID_INDICES = (2, 4, 6)
-RESTARTS = 2  # the protocol's settings here: restarts, EOT draws, SPSA
+# Through MCMC the protocol is cut to what 2 CPU cores afford: one APGD
+# run of half the iterations (rerun longer until it converges), 2 EOT
+# draws per gradient, 300 Square queries.
+MCMC_PGD_ITER = 50
 EOT_SAMPLES = 2
-SPSA_ITER, SPSA_SAMPLES = 20, 8
+MCMC_SQUARE_QUERIES = 300
+# Bumped whenever what `measure` computes changes, so that cached
+# measurements of an older protocol are measured again.
+PROTOCOL_VERSION = 2
+
+
+def _certificates(model, x, seed, config):
+    """The certified radius and the empirical margin (by bisection), each
+    the median and the worst (smallest) over the images; None where there
+    is none (no bound covers a layer, or the attack never reaches r)."""
+    try:
+        radius = defenses.certified_radius(model, x, CERTIFY_R)
+    except ValueError:  # a layer no bound covers (not in this study)
+        radius = None
+    margin = empirical_margin(
+        model, x, CERTIFY_R, seed=seed, iterations=min(config.pgd_iter, 50)
+    )
+
+    def finite(value):
+        return float(value) if np.isfinite(value) else None
+
+    return {
+        "certified_radius": (
+            None if radius is None else float(np.median(radius))
+        ),
+        "certified_radius_min": (
+            None if radius is None else float(np.min(radius))
+        ),
+        "empirical_margin": finite(np.median(margin)),
+        "empirical_margin_min": finite(np.min(margin)),
+    }
 
 
 def _grid(config):
@@ -288,8 +322,10 @@ class DefensesStudy(Study):
             "mcmc_steps": config.mcmc_steps,
             "mcmc_examples": config.mcmc_examples,
             "pgd_iter": config.pgd_iter,
-            "restarts": RESTARTS, "eot_samples": EOT_SAMPLES,
-            "spsa": [SPSA_ITER, SPSA_SAMPLES],
+            "mcmc_pgd_iter": min(config.pgd_iter, MCMC_PGD_ITER),
+            "eot_samples": EOT_SAMPLES,
+            "mcmc_square_queries": MCMC_SQUARE_QUERIES,
+            "protocol_version": PROTOCOL_VERSION,
         }
 
     def analysis_valid(self, cached, config):
@@ -306,7 +342,7 @@ class DefensesStudy(Study):
         grid = list(_grid(config))
         bare = evaluate_robustness(
             model, x_attack, grid, seed=seed, pgd_iter=config.pgd_iter,
-            restarts=RESTARTS, spsa_iter=SPSA_ITER, spsa_samples=SPSA_SAMPLES,
+            square_queries=100 if config.quick else 1000,
         )
         mcmc_grid = list(_mcmc_grid(config))
         x_mcmc = x_attack[:config.mcmc_examples]
@@ -318,8 +354,9 @@ class DefensesStudy(Study):
         )
         defended = evaluate_robustness(
             model, x_mcmc, mcmc_grid, defense=defense, seed=seed,
-            pgd_iter=config.pgd_iter, restarts=1, eot_samples=EOT_SAMPLES,
-            spsa_iter=SPSA_ITER // 2, spsa_samples=SPSA_SAMPLES // 2,
+            pgd_iter=min(config.pgd_iter, MCMC_PGD_ITER), restarts=1,
+            eot_samples=EOT_SAMPLES,
+            square_queries=min(MCMC_SQUARE_QUERIES, 10 * config.pgd_iter),
         )
         rows = [grid.index(e) for e in mcmc_grid]
         reference = bare["worst_damage"][rows][:, :len(x_mcmc)]
@@ -338,17 +375,7 @@ class DefensesStudy(Study):
                 mcmc_grid, reference.mean(axis=1)
             ),
         }
-        try:
-            radius = defenses.certified_radius(model, x_mcmc, CERTIFY_R)
-            result["certified_radius"] = float(np.median(radius))
-        except ValueError:  # a layer no bound covers (not in this study)
-            result["certified_radius"] = None
-        margin = empirical_margin(
-            model, x_mcmc, CERTIFY_R, seed=seed, max_iter=config.pgd_iter
-        )
-        median = float(np.median(margin))
-        # None: PGD did not reach r within the grid for half the images.
-        result["empirical_margin"] = median if np.isfinite(median) else None
+        result.update(_certificates(model, x_mcmc, seed, config))
         return result
 
     def summarise(self, entries, config, dataset):
@@ -390,10 +417,16 @@ class DefensesStudy(Study):
             ],
             "mix_note": mix_note(entries),
         }
-        report["verdict"] = _verdict(
-            plain, [r for r in rows if r["mcmc"]], frontier
-        )
-        report["mixup"] = _mixup_verdict(rows)
+        # Twice: the first pass collects the family of comparisons, the
+        # second decides them together (`vaekeras.significance`).
+        with significance.comparisons() as compared:
+            for _ in range(2):
+                report["verdict"] = _verdict(
+                    plain, [r for r in rows if r["mcmc"]], frontier
+                )
+                report["mixup"] = _mixup_verdict(rows)
+                compared.freeze()
+        report["statistics"] = compared.describe()
         return report
 
     def render(self, report, entries, x_attack, config):

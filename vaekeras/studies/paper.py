@@ -18,6 +18,7 @@ from vaekeras import attacks
 from vaekeras import backend
 from vaekeras import latent
 from vaekeras import scores
+from vaekeras import significance
 from vaekeras import training
 from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
@@ -77,6 +78,11 @@ def authors_matrix_radius(model, x, batch_size=256):
     return np.concatenate(out)
 
 
+# Bumped whenever the protocol's measurement changes, so that cached
+# analyses of an older protocol are measured again.
+PROTOCOL_VERSION = 2
+
+
 def analyse(model, x, x_attack, config):
     """Every number the report needs for one model."""
     result = {"scores": {}, "spectrum_median": {}}
@@ -102,15 +108,18 @@ def analyse(model, x, x_attack, config):
         result["attacks"][name], _ = attacks.damage_curve(
             made, model, x_attack
         )
+    # The protocol with its own defaults (Auto-PGD's 100 iterations):
+    # `pgd_iter` sets the single-attack curves above.
     protocol = attacks.evaluate_robustness(
         model, x_attack, list(config.eps), seed=config.seed,
-        pgd_iter=config.pgd_iter,
     )
     result["protocol"] = {
-        "eps": protocol["eps"],
-        "mean_worst_damage": protocol["mean_worst_damage"],
-        "area": protocol["area"],
-        "checks": protocol["checks"],
+        "version": PROTOCOL_VERSION,
+        **{key: protocol[key] for key in (
+            "eps", "mean_worst_damage", "area", "checks", "reliable",
+            "reliability",
+        )},
+        "worst_damage": np.asarray(protocol["worst_damage"]).tolist(),
     }
     middle = config.eps[len(config.eps) // 2]
     result["eigen_directions"] = {"eps": middle, "reconstruction_mse": [
@@ -258,7 +267,7 @@ class PaperStudy(Study):
         if config.study == "paper_full" and "authors_matrix" not in cached:
             return False
         return set(KINDS) <= set(cached.get("scores", {})) and (
-            "protocol" in cached
+            cached.get("protocol", {}).get("version") == PROTOCOL_VERSION
         )
 
     def measure(self, entry, x, x_attack, config):
@@ -318,7 +327,13 @@ class PaperStudy(Study):
             report["authors_comparison"] = authors_comparison(plain)
         report["mix_note"] = mix_note(entries)
         report["mixup"] = mixup_comparison(rows, plain, middle)
-        report["claims"] = judge_claims(report, plain, middle)
+        # Twice: the first pass collects the family of comparisons, the
+        # second decides them together (`vaekeras.significance`).
+        with significance.comparisons() as compared:
+            for _ in range(2):
+                report["claims"] = judge_claims(report, plain, middle)
+                compared.freeze()
+        report["statistics"] = compared.describe()
         return report
 
     def render(self, report, entries, x_attack, config):

@@ -1,0 +1,192 @@
+"""Intervals and tests for robustness numbers measured over seeds and
+images.
+
+A study's worst-damage area varies with the training seed and with the
+test images it is measured on. `area_interval` resamples both (a paired
+bootstrap: the same resampled images for every seed and budget, since
+every seed is attacked on the same images); `welch` compares two
+configurations' seed values by Welch's t-test and `holm` corrects a
+family of such comparisons (Holm 1979), so a report that makes many
+comparisons does not find differences by chance.
+
+Plain numpy and scipy: no backend.
+"""
+
+import contextlib
+import contextvars
+
+import numpy as np
+
+from vaekeras.attacks.damage import log_eps_area
+
+# The bootstrap's resamples and the intervals' level.
+RESAMPLES = 2000
+LEVEL = 0.95
+# The family-wise error rate of a report's comparisons.
+ALPHA = 0.05
+
+
+def area_interval(eps, worst_damage, level=LEVEL, resamples=RESAMPLES,
+                  seed=0):
+    """The worst-damage area's bootstrap interval over seeds and images.
+
+    Args:
+        eps: the budgets (strictly increasing).
+        worst_damage: one array per seed, each `(len(eps), N)`: the
+            per-image worst damage of `evaluate_robustness`, on the same N
+            images for every seed.
+        level: the interval's coverage.
+        resamples: bootstrap resamples.
+        seed: seeds the resampling.
+
+    Returns:
+        Dict `{"area", "low", "high", "images", "seeds"}`: the area of
+        the seeds' mean curve and its percentile interval.
+
+    Raises:
+        ValueError: for an empty list or seeds measured on different
+            numbers of images or budgets.
+
+    Examples:
+        >>> area_interval([0.5, 1.0], [r["worst_damage"] for r in runs])
+    """
+    arrays = [np.asarray(w, "float64") for w in worst_damage]
+    if not arrays or len({a.shape for a in arrays}) != 1:
+        raise ValueError(
+            "Invalid value received for argument `worst_damage`: expected "
+            "one (budgets, images) array per seed, all of one shape. "
+            f"Received shapes {[a.shape for a in arrays]}"
+        )
+    stacked = np.stack(arrays)  # (seeds, budgets, images)
+    n_seeds, _, n_images = stacked.shape
+    rng = np.random.default_rng(seed)
+    areas = np.empty(resamples)
+    for b in range(resamples):
+        seeds = rng.integers(0, n_seeds, n_seeds)
+        images = rng.integers(0, n_images, n_images)
+        curve = stacked[seeds][:, :, images].mean(axis=(0, 2))
+        areas[b] = log_eps_area(eps, curve)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(areas, [tail, 100 - tail])
+    return {
+        "area": log_eps_area(eps, stacked.mean(axis=(0, 2))),
+        "low": float(low), "high": float(high),
+        "images": int(n_images), "seeds": int(n_seeds),
+    }
+
+
+def welch(a, b):
+    """Welch's two-sided t-test of two samples' means; the p-value.
+
+    None when either side has fewer than 2 values (one training run
+    cannot tell a gap from the noise of training); 1.0 when both sides
+    are constant and equal, 0.0 when constant and different.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, "float64"), np.asarray(b, "float64")
+    if min(len(a), len(b)) < 2:
+        return None
+    if np.var(a) == 0 and np.var(b) == 0:
+        return 1.0 if np.mean(a) == np.mean(b) else 0.0
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def holm(pvalues, alpha=ALPHA):
+    """Holm's step-down correction: which of a family of tests reject.
+
+    Args:
+        pvalues: one p-value (or None: not testable, never rejected) per
+            comparison of the family.
+        alpha: the family-wise error rate.
+
+    Returns:
+        A list of bools, one per p-value.
+
+    Examples:
+        >>> holm([0.01, 0.04, 0.03])  # 0.01 < 0.05/3; 0.03 > 0.05/2
+        [True, False, False]
+    """
+    order = sorted(
+        (p, i) for i, p in enumerate(pvalues) if p is not None
+    )
+    rejected = [False] * len(pvalues)
+    for rank, (p, i) in enumerate(order):
+        if p > alpha / (len(order) - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+class Comparisons:
+    """A report's family of Welch comparisons, Holm-corrected together.
+
+    A report's verdicts ask `differ(a, b)` as they go; the family must be
+    known before any is decided, so the verdicts run twice inside
+    `comparisons()`: the first pass records every comparison (answering
+    uncorrected), `freeze()` decides the whole family by Holm, and the
+    second pass gets those answers. A comparison first met after
+    `freeze` is decided against the family grown by it.
+
+    Examples:
+        >>> with comparisons() as family:
+        ...     for _ in range(2):
+        ...         verdict = make_verdicts()  # they call `differ`
+        ...         family.freeze()
+        >>> family.describe()
+    """
+
+    def __init__(self, alpha=ALPHA):
+        self.alpha = alpha
+        self.pvalues = {}
+        self.decided = None
+
+    def differ(self, a, b):
+        key = tuple(sorted((tuple(a), tuple(b))))
+        if key not in self.pvalues:
+            self.pvalues[key] = welch(a, b)
+            if self.decided is not None:
+                self.freeze()
+        if self.decided is None:
+            p = self.pvalues[key]
+            return p is not None and p <= self.alpha
+        return self.decided[key]
+
+    def freeze(self):
+        keys = list(self.pvalues)
+        self.decided = dict(zip(
+            keys, holm([self.pvalues[k] for k in keys], self.alpha)
+        ))
+
+    def describe(self):
+        """One sentence for a report: what was tested and how."""
+        return (
+            "Differences are Welch's t-tests over the seeds, "
+            f"Holm-corrected over the report's {len(self.pvalues)} "
+            f"comparisons (family-wise error rate {self.alpha:g})."
+        )
+
+
+_ACTIVE = contextvars.ContextVar("vaekeras_comparisons", default=None)
+
+
+@contextlib.contextmanager
+def comparisons(alpha=ALPHA):
+    """The family `differ` decides within, for the `with` block."""
+    family = Comparisons(alpha)
+    token = _ACTIVE.set(family)
+    try:
+        yield family
+    finally:
+        _ACTIVE.reset(token)
+
+
+def differ(a, b):
+    """Whether two samples of seed values differ: Welch's t-test, decided
+    within the active `comparisons()` family (Holm), or at `ALPHA`
+    uncorrected outside one."""
+    family = _ACTIVE.get()
+    if family is None:
+        p = welch(a, b)
+        return p is not None and p <= ALPHA
+    return family.differ(a, b)
