@@ -228,14 +228,14 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
     text = study._verdict(plain, with_mcmc, [0, 1])
     assert "beta=0.1 (clean MSE 0.0160, worst area 0.0310), not " in text
     assert "distinguishable from mixup alpha=0.5" in text
-    assert "lowered the worst area on its budgets for 1 of 1 models, by " in (
+    assert "lowered the worst area on its budgets for 1 of 1 models, " in (
         text
     )
-    assert text.endswith("more than the seeds' spread for 1.")
+    assert text.endswith("significantly (Welch, Holm) for 1.")
     assert "worst area than" not in text
     plain[1]["mcmc_reference_area"] = base.seed_summary([0.004, 0.005, 0.006])
     with_mcmc.append(row("beta=10", [0.06] * 3, [0.010, 0.011, 0.012], True))
-    assert "spread for 1; it added damage beyond the spread to 1: beta=10." in (
+    assert "for 1; it added damage significantly to 1: beta=10." in (
         study._verdict(plain, with_mcmc, [0, 1])
     )
     with_mcmc.pop()
@@ -253,13 +253,14 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
         "runs": 2, "of": 3, "details": ["x"] * 2,
     }}}
     assert study._verdict(plain, with_mcmc, [0, 1]).endswith(
-        "failed the convergence check for 1 of 3 configurations (see "
-        "Sanity checks). Through a randomized defense that check's rerun "
-        "also scores every image with a fresh chain, which alone raises a "
-        "per-image maximum, so it cannot tell a stronger attack from the "
-        "chain's own noise: MCMC's benefit is established only where it "
-        "exceeds the check's gain."
+        "failed the convergence check for 1 of 3 configurations even "
+        "after its reruns with more iterations (see Sanity checks): their "
+        "damage through MCMC is a lower bound, and MCMC's benefit there "
+        "is not established."
     )
+    plain[1]["reliable"] = False
+    assert "Left out of the frontier as unreliable (a check failed): " \
+        "beta=10." in study._verdict(plain, with_mcmc, [0])
 
 
 def test_mcmc_is_charged_its_clean_error_in_words_and_table():
@@ -301,16 +302,19 @@ def test_mcmc_is_charged_its_clean_error_in_words_and_table():
     assert lines[-2].endswith("| 0 of 2 |")
     plain[0].update(certified_radius=base.seed_summary([0.001, 0.003]),
                     empirical_margin=None, on_frontier=True)
-    plain[1].update(certified_radius=None, empirical_margin=None,
-                    on_frontier=False)
+    plain[1].update(certified_radius=base.seed_summary([0.3, 0.5]),
+                    certified_radius_min=base.seed_summary([0.2, 0.2]),
+                    empirical_margin=None, on_frontier=False,
+                    reliable=False)
     summary = defenses_report._summary_lines(
         plain, {"beta=1": with_mcmc[0]}
     )
-    # From the lowest clean error up; a model without MCMC says so.
+    # From the lowest clean error up; a model without MCMC says so; a
+    # certified radius under 1/255 is vacuous, else median / worst.
     assert summary[2:4] == [
-        "| beta=1 | 0.02 ± 0 | 0.03 ± 0 | 0.02 -> 0.012 | 0.002 | n/a | "
+        "| beta=1 | 0.02 ± 0 | 0.03 ± 0 | 0.02 -> 0.012 | vacuous | yes | "
         "**yes** |",
-        "| beta=3 | 0.03 ± 0 | 0.02 ± 0 | n/a | n/a | n/a |  |",
+        "| beta=3 | 0.03 ± 0 | 0.02 ± 0 | n/a | 0.4 / 0.2 | **no** |  |",
     ]
 
 

@@ -197,7 +197,7 @@ def _claims(report):
         verdict = {True: "supported", False: "not supported",
                    None: "not tested",
                    "not distinguishable": "not distinguishable (the gaps "
-                   "are within the seeds' spread)"}[claim["supported"]]
+                   "are not significant (Welch, Holm))"}[claim["supported"]]
         lines.append(f"- **{claim['claim']}** {verdict}. {claim['evidence']}")
     return lines
 

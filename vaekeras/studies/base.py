@@ -164,7 +164,7 @@ def seed_means(rows, spread_keys):
 
 def compare(a, b, key):
     """`"smaller"`, `"larger"` or `"not distinguishable"`: a's seed mean
-    of `key` against b's, by the seeds' spread (`separated`)."""
+    of `key` against b's, by Welch's t-test (`separated`)."""
     sa, sb = a["spread"].get(key), b["spread"].get(key)
     if sa is None or sb is None or not separated(sa, sb):
         return "not distinguishable"

@@ -208,7 +208,7 @@ def _mixup_claim(report, middle):
     else:
         m, b, e = mix["mixup"], mix["beta1"], mix["equal_robustness"]
         if min(m["seeds"], b["seeds"], e["seeds"]) >= 2:
-            # Each gap must exceed the seeds' spread.
+            # Each gap must be significant (Welch, Holm).
             outcomes = (
                 compare(m, b, "median_spectral_radius"),
                 compare(m, b, key_eigen),

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from vaekeras import significance
 from vaekeras.attacks.damage import log_eps_area
 from vaekeras.studies.base import seed_summary
 
@@ -41,6 +42,34 @@ def attack_areas(results):
     }
 
 
+def reliable(results):
+    """Whether every seed's evaluation passed every check (a result from
+    before the verdict counts by its checks)."""
+    return all(
+        r.get("reliable", all(c["passed"] for c in r["checks"]))
+        for r in results
+    )
+
+
+def interval(results):
+    """The worst-damage area's bootstrap interval over seeds and images
+    (`vaekeras.significance.area_interval`)."""
+    return significance.area_interval(
+        results[0]["eps"], [r["worst_damage"] for r in results]
+    )
+
+
+def evaluation_row(results):
+    """What a row says of one evaluation over its seeds: worst area, its
+    interval, every member's area, reliable or not."""
+    return {
+        "worst_area": seed_summary([r["area"] for r in results]),
+        "worst_interval": interval(results),
+        "attack_area": attack_areas(results),
+        "reliable": reliable(results),
+    }
+
+
 def configuration_rows(name, family, members):
     """A configuration's two rows, bare and through MCMC, over its seeds.
 
@@ -67,6 +96,12 @@ def configuration_rows(name, family, members):
         "empirical_margin": seed_summary(
             [a["empirical_margin"] for a in analyses]
         ),
+        "certified_radius_min": seed_summary(
+            [a.get("certified_radius_min") for a in analyses]
+        ),
+        "empirical_margin_min": seed_summary(
+            [a.get("empirical_margin_min") for a in analyses]
+        ),
         "epoch_seconds": (
             float(np.mean(per_epoch)) if per_epoch else None
         ),
@@ -87,12 +122,7 @@ def configuration_rows(name, family, members):
     bare = {
         **base, "mcmc": False,
         "clean_mse": seed_summary([a["clean_mse"] for a in analyses]),
-        "worst_area": seed_summary(
-            [a["protocol"]["area"] for a in analyses]
-        ),
-        "attack_area": attack_areas(
-            [a["protocol"] for a in analyses]
-        ),
+        **evaluation_row([a["protocol"] for a in analyses]),
         "mcmc_reference_area": seed_summary(
             [a["mcmc_reference_area"] for a in analyses]
         ),
@@ -109,11 +139,6 @@ def configuration_rows(name, family, members):
         "clean_mse": seed_summary(
             [a["mcmc_clean_mse"] for a in analyses]
         ),
-        "worst_area": seed_summary(
-            [a["mcmc_protocol"]["area"] for a in analyses]
-        ),
-        "attack_area": attack_areas(
-            [a["mcmc_protocol"] for a in analyses]
-        ),
+        **evaluation_row([a["mcmc_protocol"] for a in analyses]),
     }
     return [bare, through_mcmc]
