@@ -160,6 +160,11 @@ class Comparisons:
 
     def describe(self):
         """One sentence for a report: what was tested and how."""
+        if not any(p is not None for p in self.pvalues.values()):
+            return (
+                "No comparison had two seeds a side, so none is called a "
+                "difference."
+            )
         return (
             "Differences are Welch's t-tests over the seeds, "
             f"Holm-corrected over the report's {len(self.pvalues)} "

@@ -237,14 +237,16 @@ def _models(report):
 
 
 def _protocol(report):
-    """The evaluation protocol's area per model, with spreads."""
+    """The evaluation protocol's area per model, with its interval."""
     lines = [
         "", "## Per-image worst damage (the evaluation protocol)", "",
         "Area under the mean worst damage over the budgets "
-        "(`vaekeras.attacks.evaluate_robustness`), and the spread over "
-        "seeds.", "",
-        "| model | seeds | worst-damage area | clean MSE | median radius "
-        "| checks failed |",
+        "(`vaekeras.attacks.evaluate_robustness`): the seeds' mean and its "
+        "95% bootstrap interval over seeds and images. A model is reliable "
+        "when every check passed for every seed; an unreliable one takes "
+        "no part in the claims. " + report.get("statistics", ""), "",
+        "| model | seeds | worst-damage area [95% CI] | clean MSE | median "
+        "radius | reliable |",
         "|---|---:|---:|---:|---:|---|",
     ]
     for r in report["models"]:
@@ -253,14 +255,28 @@ def _protocol(report):
             spread.get("median_spectral_radius"),
             r["median_spectral_radius"], 3,
         )
-        failed = ", ".join(r.get("protocol_checks_failed", [])) or "none"
+        failed = ", ".join(r.get("protocol_checks_failed", []))
+        reliable = "yes" if r.get("protocol_reliable", not failed) else (
+            f"**no** ({failed})"
+        )
         lines.append(
-            f"| {r['name']} | {r.get('seeds', 1)} | "
-            f"{_pm(spread.get('protocol_area'), r.get('protocol_area'))} | "
+            f"| {r['name']} | {r.get('seeds', 1)} | {_area(r)} | "
             f"{_pm(spread.get('clean_mse'), r['clean_mse'])} | {radius} | "
-            f"{failed} |"
+            f"{reliable} |"
         )
     return lines
+
+
+def _area(row):
+    """`area [low, high]`, or mean ± std without an interval."""
+    found = row.get("protocol_interval")
+    if not found:
+        return _pm(row.get("spread", {}).get("protocol_area"),
+                   row.get("protocol_area"))
+    return (
+        f"{fmt(found['area'], 4)} [{fmt(found['low'], 4)}, "
+        f"{fmt(found['high'], 4)}]"
+    )
 
 
 def _damage(report):

@@ -22,6 +22,7 @@ from vaekeras import significance
 from vaekeras import training
 from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
+from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
 from vaekeras.studies.base import base_name
 from vaekeras.studies.base import for_dataset
@@ -76,6 +77,23 @@ def authors_matrix_radius(model, x, batch_size=256):
         )
         out.append(np.linalg.eigvalsh(block_sum)[:, -1])
     return np.concatenate(out)
+
+
+def _add_intervals(rows, entries):
+    """Each configuration row's worst-area interval over seeds and images
+    and whether every seed's evaluation is reliable."""
+    groups = {}
+    for entry in entries:
+        groups.setdefault(base_name(entry["name"]), []).append(
+            entry["analysis"]["protocol"]
+        )
+    for row in rows:
+        results = groups[base_name(row["name"])]
+        row["protocol_reliable"] = summaries.reliable(results)
+        row["protocol_interval"] = (
+            summaries.interval(results)
+            if all("worst_damage" in r for r in results) else None
+        )
 
 
 # Bumped whenever the protocol's measurement changes, so that cached
@@ -289,9 +307,13 @@ class PaperStudy(Study):
                 if not c["passed"]
             ]
         rows = seed_means(rows, SPREAD_KEYS)
+        _add_intervals(rows, entries)
+        # An unreliable evaluation's damage is a lower bound of unknown
+        # quality: such a model takes no part in the claims.
         plain = [
             r for r in rows
             if r["beta"] is not None and not r["mixup_alpha"]
+            and r["protocol_reliable"]
         ]
         betas = [r["beta"] for r in plain]
         middle = config.eps[len(config.eps) // 2]
@@ -326,7 +348,12 @@ class PaperStudy(Study):
         if config.study == "paper_full" and not config.run_dirs:
             report["authors_comparison"] = authors_comparison(plain)
         report["mix_note"] = mix_note(entries)
-        report["mixup"] = mixup_comparison(rows, plain, middle)
+        report["mixup"] = mixup_comparison(
+            [r for r in rows if r["protocol_reliable"]], plain, middle
+        )
+        report["unreliable"] = [
+            r["name"] for r in rows if not r["protocol_reliable"]
+        ]
         # Twice: the first pass collects the family of comparisons, the
         # second decides them together (`vaekeras.significance`).
         with significance.comparisons() as compared:
