@@ -43,14 +43,15 @@ SETTINGS = {
     "seeds": flags.DEFINE_integer(
         "seeds", None,
         "Training seeds per configuration, from --seed on (default: 3; 1 "
-        "with --quick, for paper_full and for --run_dirs). Gaps the seeds' "
-        "spread does not separate are reported as not distinguishable.",
+        "with --quick, for paper_full and for --run_dirs). Gaps Welch's "
+        "t-test (Holm-corrected) does not find are reported as not "
+        "distinguishable.",
         lower_bound=1,
     ),
     "mcmc_examples": flags.DEFINE_integer(
         "mcmc_examples", None,
         "Test points attacked through test-time MCMC (defenses; default "
-        "32).", lower_bound=1,
+        "16).", lower_bound=1,
     ),
     "attack_examples": flags.DEFINE_integer(
         "attack_examples", None,

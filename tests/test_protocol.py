@@ -228,3 +228,48 @@ def test_without_checks_nothing_is_called_reliable(trained, digits):
     assert result["checks"] == []
     assert result["reliable"] is False
     assert "sanity_checks=False" in result["reliability"]
+
+
+class _Alternating:
+    """A randomized defense in miniature: its reconstructions alternate
+    between x + 0.1 and x + 0.3 (per-pixel squared errors 0.01, 0.09)."""
+
+    stochastic = True
+
+    def __init__(self):
+        self.calls = 0
+
+    def reconstruct(self, x):
+        self.calls += 1
+        return x + (0.1 if self.calls % 2 else 0.3)
+
+
+def test_a_randomized_defense_is_scored_by_the_mean_of_its_draws(
+    trained, digits
+):
+    from vaekeras.attacks import scoring
+
+    x = digits[1][:4]
+    adapter = vaekeras.latent.LatentModel.of(trained)
+    averaged = scoring.Scorer(adapter, x, _Alternating(), 128, draws=8)
+    np.testing.assert_allclose(averaged.clean_mse, 0.05, rtol=1e-5)
+    single = scoring.Scorer(adapter, x, _Alternating(), 128, draws=1)
+    np.testing.assert_allclose(single.clean_mse, 0.01, rtol=1e-5)
+    assert scoring.randomized(_Alternating())
+    assert not scoring.randomized(None)
+
+
+@pytest.mark.slow
+def test_two_seeds_of_the_evaluation_through_mcmc_agree(trained, digits):
+    x = digits[1][:16]
+    defense = MCMCReconstruction(
+        trained, steps=4, method="mala", step_size=0.3, seed=0
+    )
+    areas = [
+        vaekeras.evaluate_robustness(
+            trained, x, [0.5, 2.0], defense=defense, seed=seed,
+            pgd_iter=20, restarts=1, square_queries=100,
+        )["area"]
+        for seed in (0, 1)
+    ]
+    assert abs(areas[0] - areas[1]) <= 0.05 * max(areas)

@@ -411,6 +411,7 @@ class DefensesStudy(Study):
             row.setdefault("on_frontier", False)
         report = {
             "study": "defenses",
+            "protocol_version": PROTOCOL_VERSION,
             "dataset": dataset,
             "config": dataclasses.asdict(config),
             "settings": (

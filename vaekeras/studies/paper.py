@@ -332,6 +332,8 @@ class PaperStudy(Study):
                 {"rho": result[0], "p": result[1]} if result else None
             )
         report = {
+            "study": config.study,
+            "protocol_version": PROTOCOL_VERSION,
             "dataset": dataset,
             "config": {
                 k: v for k, v in dataclasses.asdict(config).items()

@@ -1,0 +1,80 @@
+"""The leaderboard page: built from the committed reports alone, and the
+marked tables of README and the docs checked against their reports."""
+
+import json
+import os
+import sys
+
+from vaekeras.studies import leaderboard
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _write(folder, report):
+    folder.mkdir(parents=True)
+    (folder / "report.json").write_text(json.dumps(report))
+
+
+def _interval(area):
+    return {"area": area, "low": area - 0.001, "high": area + 0.001,
+            "images": 100, "seeds": 3}
+
+
+def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
+    tmp_path,
+):
+    _write(tmp_path / "paper", {
+        "study": "paper", "protocol_version": leaderboard.PROTOCOL_VERSION,
+        "dataset": "mnist_5k", "models": [
+            {"name": "beta=1", "clean_mse": 0.0154,
+             "protocol_interval": _interval(0.031),
+             "protocol_reliable": True},
+            {"name": "beta=8", "clean_mse": 0.0356,
+             "protocol_interval": _interval(0.014),
+             "protocol_reliable": False},
+        ],
+    })
+    _write(tmp_path / "defenses", {
+        "study": "defenses", "protocol_version": leaderboard.PROTOCOL_VERSION,
+        "dataset": "mnist_5k", "models": [
+            {"name": "lipschitz dec=10", "mcmc": True,
+             "clean_mse": {"mean": 0.05}, "worst_interval": _interval(0.004),
+             "reliable": True},
+        ],
+    })
+    _write(tmp_path / "old", {"dataset": "mnist_5k", "models": []})
+    page = leaderboard.markdown(str(tmp_path))
+    table = [line for line in page.splitlines() if line.startswith("| ")]
+    assert table[1:] == [
+        "| lipschitz dec=10 + MCMC | mnist_5k | 0.05 | 0.004 [0.003, 0.005] "
+        "| yes | `python apps/report.py --study=defenses --dataset=mnist_5k "
+        "--output_dir=reports/defenses` |",
+        "| beta=8 | mnist_5k | 0.0356 | 0.014 [0.013, 0.015] | **no** | "
+        "`python apps/report.py --study=paper --dataset=mnist_5k "
+        "--output_dir=reports/paper` |",
+        "| beta=1 | mnist_5k | 0.0154 | 0.031 [0.03, 0.032] | yes | "
+        "`python apps/report.py --study=paper --dataset=mnist_5k "
+        "--output_dir=reports/paper` |",
+    ]
+    assert "earlier protocol (not listed): `reports/old`." in page
+
+
+def test_the_docs_leaderboard_is_the_committed_reports():
+    with open(os.path.join(ROOT, "docs", "leaderboard.md")) as f:
+        assert f.read() == leaderboard.markdown(
+            os.path.join(ROOT, "reports")
+        ), "regenerate it: python apps/leaderboard.py"
+
+
+def test_readme_and_the_docs_quote_their_reports_exactly():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import check_readme_results as checker
+    finally:
+        sys.path.pop(0)
+    pages = [os.path.join(ROOT, "README.md")] + [
+        os.path.join(ROOT, "docs", name)
+        for name in sorted(os.listdir(os.path.join(ROOT, "docs")))
+        if name.endswith(".md")
+    ]
+    assert checker.check(pages, root=ROOT) == []
