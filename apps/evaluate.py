@@ -39,6 +39,10 @@ SHARED = common_flags.define(
         None,
         "Test data; default: the run's flags.json beside it, else mnist_5k.",
     ),
+    pgd_iter=(
+        100, "Iterations of the attacks' (A)PGD runs, the protocol's "
+        "included.",
+    ),
     mcmc_steps=(
         0, "Also evaluate through this many steps of test-time MCMC (Kuzina "
         "et al. 2022): the protocol attacked through the chain, and the "

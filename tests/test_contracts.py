@@ -19,7 +19,7 @@ SHAPE = (8, 8, 1)
 SMALL = {"latent_dim": 3, "hidden_units": (16,)}
 UNTARGETED = [
     n for n in attack_registry.names()
-    if n != "targeted"
+    if not attack_registry.get(n).needs_target
 ]
 
 

@@ -273,3 +273,25 @@ def test_two_seeds_of_the_evaluation_through_mcmc_agree(trained, digits):
         for seed in (0, 1)
     ]
     assert abs(areas[0] - areas[1]) <= 0.05 * max(areas)
+
+
+def test_a_surrogate_restores_what_rounding_hides(trained, digits):
+    # The rounding decoy gives its gradient attacks nothing; the honest
+    # model's APGD images, transferred, damage it again.
+    decoy = decoys.wrapped(trained, decoys.Round(levels=16))
+    x = digits[1][:16]
+    settings = dict(pgd_iter=10, restarts=1, square_queries=10,
+                    sanity_checks=False, seed=0)
+    alone = vaekeras.evaluate_robustness(decoy, x, [2.0], **settings)
+    helped = vaekeras.evaluate_robustness(
+        decoy, x, [2.0], surrogate=trained, **settings
+    )
+    assert "transfer" not in alone["attacks"]
+    assert helped["settings"]["surrogate"] is True
+    transfer = helped["attacks"]["transfer"]["damage"][0]
+    assert transfer > 2 * helped["attacks"]["apgd_damage"]["damage"][0]
+    assert helped["area"] > 1.5 * alone["area"]
+    with pytest.raises(ValueError, match="surrogate=None"):
+        vaekeras.evaluate_robustness(
+            decoy, x, [2.0], attacks=("transfer",), **settings
+        )

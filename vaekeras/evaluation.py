@@ -245,6 +245,8 @@ def protocol_summary(result):
         "area": result["area"],
         "attacks": result["attacks"],
         "checks": result["checks"],
+        "reliable": result["reliable"],
+        "reliability": result["reliability"],
         "settings": result["settings"],
     }
 
@@ -262,4 +264,9 @@ def protocol_text(summary, label=""):
     lines += [
         f"  check failed: {c['name']}: {c['detail']}" for c in failed
     ] or ["  every sanity check passed"]
+    if not summary.get("reliable", not failed):
+        lines.append(
+            "  NOT RELIABLE: the damage is a lower bound of unknown "
+            "quality, not evidence of robustness"
+        )
     return "\n".join(lines)

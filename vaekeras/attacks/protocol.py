@@ -59,7 +59,7 @@ def evaluate_robustness(
     model, x, eps, norm=2, defense=None, seed=0, attacks=ENSEMBLE,
     pgd_iter=100, restarts=3, eot_samples=2, spsa_iter=20, spsa_samples=16,
     batch_size=128, sanity_checks=True, tolerance=0.05, square_queries=1000,
-    score_draws=8,
+    score_draws=8, surrogate=None,
 ):
     """Per-image worst-case damage over an ensemble of attacks, checked.
 
@@ -91,9 +91,16 @@ def evaluate_robustness(
             `attack_draws`, or `stochastic = True`), each image's damage,
             the clean error too, is the mean over this many fresh
             reconstructions.
+        surrogate: None, or a differentiable stand-in for `model` (one
+            computing nearly the same function with honest gradients,
+            e.g. without a rounding layer): the `transfer` member runs
+            Auto-PGD on it and its images join the worst case, scored on
+            `model`.
         batch_size: images per compiled call.
-        sanity_checks: run the checks (they cost about one more PGD run
-            at one budget and one at the whole box).
+        sanity_checks: run the checks (they cost about two PGD runs of
+            twice the iterations at every budget, one at the whole box and
+            a few gradients); without them the result is not
+            `reliable`.
         tolerance: relative slack of the convergence and gradient-free
             checks.
 
@@ -122,6 +129,8 @@ def evaluate_robustness(
     ))
     norm = checks.norm(norm)
     members = _check_members(attacks)
+    if surrogate is not None and "transfer" not in members:
+        members += ("transfer",)
     restarts = checks.positive_int("restarts", restarts)
     pgd_iter = checks.positive_int("pgd_iter", pgd_iter)
     eot_samples = checks.positive_int("eot_samples", eot_samples)
@@ -145,7 +154,7 @@ def evaluate_robustness(
     runner = Runner(
         model, adapter, defense, norm, seed, pgd_iter, restarts,
         eot_samples, spsa_iter, spsa_samples, batch_size, scorer,
-        square_queries,
+        square_queries, surrogate,
     )
 
     per_member = {
@@ -165,6 +174,7 @@ def evaluate_robustness(
             "tolerance": tolerance,
             "defense": None if defense is None else type(defense).__name__,
             "adaptive": runner.adaptive,
+            "surrogate": surrogate is not None,
         },
         "reliable": False,
         "reliability": "not checked (sanity_checks=False)",
@@ -254,6 +264,7 @@ class Runner:
     batch_size: int
     scorer: object
     square_queries: int = 1000
+    surrogate: object = None
 
     @property
     def adaptive(self):
