@@ -27,6 +27,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "build_defended_vae": "defenses",
     "evaluate_robustness": "attacks",
     "load_model": "artifacts",
+    "as_vae": "latent",
 }, submodules=(
     "architectures", "attacks", "backend", "checks", "curves", "data",
     "defenses", "evaluation", "export", "geometry", "latent", "layers",
