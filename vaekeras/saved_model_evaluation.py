@@ -57,7 +57,8 @@ def load_saved_model(saved_model, dataset=None, num_examples=1000,
 
     Args:
         saved_model: a SavedModel folder, or a run folder holding one
-            under `export/`.
+            under `export/` or, from a backend that exports none (JAX,
+            torch), a `model.keras`.
         dataset: the test data; default the `dataset` of a `flags.json`
             beside the SavedModel, else `"mnist_5k"`.
         num_examples: test images used.
@@ -67,24 +68,11 @@ def load_saved_model(saved_model, dataset=None, num_examples=1000,
         A `Loaded`.
 
     Raises:
-        FileNotFoundError: no SavedModel there.
+        FileNotFoundError: neither a SavedModel nor a `model.keras` there.
         ValueError: a SavedModel without the endpoints, or images of
             another shape.
     """
-    from vaekeras import export
-
-    saved_model = runs.saved_model_of(saved_model)
-    if not os.path.exists(os.path.join(saved_model, "saved_model.pb")):
-        raise FileNotFoundError(
-            "Invalid value received for argument `saved_model`: no "
-            "SavedModel (saved_model.pb) there nor in its export/. "
-            f"Received: saved_model={saved_model!r}"
-        )
-    model = export.load_exported(saved_model)
-    export.check_endpoints(
-        model, saved_model, required=("encode", "decode", "reconstruct")
-    )
-    run_dir = os.path.dirname(os.path.abspath(saved_model))
+    model, saved_model, run_dir = _load(saved_model)
     flags = runs.read_flags(run_dir) or {}
     dataset = dataset or flags.get("dataset") or "mnist_5k"
     images, _ = data.load_arrays(dataset, "test", data_dir)
@@ -98,6 +86,32 @@ def load_saved_model(saved_model, dataset=None, num_examples=1000,
     return Loaded(
         model, saved_model, run_dir, dataset, x,
         flags.get("likelihood", "bernoulli"),
+    )
+
+
+def _load(path):
+    """`(model, folder, run folder)`: the SavedModel of `path` (itself or
+    its export/), else the run's `model.keras` (a run of a backend that
+    exported none, e.g. JAX or torch)."""
+    from vaekeras import export
+
+    saved_model = runs.saved_model_of(path)
+    if os.path.exists(os.path.join(saved_model, "saved_model.pb")):
+        model = export.load_exported(saved_model)
+        export.check_endpoints(
+            model, saved_model, required=("encode", "decode", "reconstruct")
+        )
+        return model, saved_model, os.path.dirname(
+            os.path.abspath(saved_model)
+        )
+    if os.path.exists(os.path.join(path, "model.keras")):
+        model, _ = artifacts.load_run(path)
+        return model, os.path.join(path, "model.keras"), path
+    raise FileNotFoundError(
+        "Invalid value received for argument `saved_model`: no SavedModel "
+        "(saved_model.pb) there nor in its export/, and no model.keras: "
+        "pass a run folder or a SavedModel folder. Received: "
+        f"saved_model={path!r}"
     )
 
 

@@ -256,3 +256,32 @@ def test_certifying_a_bare_saved_model_names_what_it_lacks(tmp_path):
         saved_model_evaluation.certify(
             str(tmp_path), np.zeros((1, 8, 8, 1), "float32"), [1.0]
         )
+
+
+def test_evaluate_app_takes_a_jax_run_without_a_saved_model(tmp_path):
+    # A JAX run exports no SavedModel; the app evaluates its model.keras
+    # (under TensorFlow, its default backend).
+    import subprocess
+    import sys
+
+    run = tmp_path / "jax_run"
+    trained = subprocess.run(
+        [sys.executable, os.path.join(
+            os.path.dirname(__file__), "..", "..", "apps", "train.py"),
+         "--dataset=digits", "--epochs=1", "--latent_dim=3",
+         f"--output_dir={run}", "--verbose=0"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "KERAS_BACKEND": "jax",
+             "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert not os.path.exists(run / "export" / "saved_model.pb")
+    evaluated = run_app(
+        "evaluate.py", f"--saved_model={run}", "--num_examples=8",
+        "--eps=1", "--pgd_iter=2",
+    )
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = runs.read_json(run / "evaluation.json")
+    assert result["saved_model"].endswith("model.keras")
+    assert result["num_examples"] == 8
+    assert "per-image worst damage" in evaluated.stdout
