@@ -89,9 +89,17 @@ def main(argv):
 
     settings = common_flags.values(SETTINGS)
     settings.pop("plugins")
-    cli.run_cli(
+    result = cli.run_cli(
         lambda: training.train(training.TrainConfig.from_settings(**settings))
     )
+    if not settings["verbose"]:
+        # The library is quiet at verbose 0; the app still says, in one
+        # line, what happened.
+        print(
+            f"{'Reused' if result['reused'] else 'Saved'} "
+            f"{result['output_dir']}: test loss "
+            f"{result['metrics']['test']['loss']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -121,7 +121,9 @@ def train(config):
         config: a `TrainConfig`.
 
     Returns:
-        Dict with `output_dir` and the final `metrics` (train and test).
+        Dict with `output_dir`, the final `metrics` (train and test), the
+        `model`, and `reused` (a finished run of this configuration was
+        found and loaded, not trained).
 
     Raises:
         ValueError: for an invalid configuration or a run folder that holds
@@ -167,7 +169,10 @@ def _reuse(config):
             "to train it again."
         )
     model, _ = artifacts.load_run(out)
-    return {"output_dir": out, "metrics": metrics, "model": model}
+    return {
+        "output_dir": out, "metrics": metrics, "model": model,
+        "reused": True,
+    }
 
 
 def _train_in(config, train_ds, test_images, plan):
@@ -241,7 +246,10 @@ def _train_in_scope(config, train_ds, test_images, plan):
             if values and key != "epoch"
         }
     _save(model, config, metrics, history, monitor, test_images, plan)
-    return {"output_dir": out, "metrics": metrics, "model": model}
+    return {
+        "output_dir": out, "metrics": metrics, "model": model,
+        "reused": False,
+    }
 
 
 def _callbacks(config, train_ds, monitor, guard):

@@ -48,11 +48,27 @@ def test_train_app_writes_a_complete_run_folder(run_dir):
     env = runs.read_json(os.path.join(run_dir, "environment.json"))
     assert env["keras_backend"] == "tensorflow"
     assert "keras" in env["packages"]
-    # A clean run at --verbose=0 prints nothing at all: no TensorFlow
-    # banner, no warnings.
+    # A clean run at --verbose=0 prints its one line and nothing else: no
+    # TensorFlow banner, no warnings, no progress bar.
     console = CONSOLE[run_dir]
     assert console.stderr == "", console.stderr[-2000:]
-    assert console.stdout == "", console.stdout[-2000:]
+    assert len(console.stdout.splitlines()) == 1, console.stdout[-2000:]
+
+
+def test_at_verbose_0_the_app_says_what_happened_in_one_line(run_dir):
+    assert CONSOLE[run_dir].stdout.splitlines()[-1].startswith(
+        f"Saved {run_dir}: test loss "
+    )
+    again = run_app(
+        "train.py", "--dataset=digits", "--epochs=1", "--batch_size=64",
+        "--beta=2", "--latent_dim=4", f"--output_dir={run_dir}",
+        "--verbose=0",
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.splitlines() == [
+        line for line in again.stdout.splitlines() if line.strip()
+    ]
+    assert again.stdout.strip().startswith(f"Reused {run_dir}: test loss ")
 
 
 def test_train_app_refuses_to_mix_configurations(run_dir):
