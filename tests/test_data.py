@@ -205,6 +205,17 @@ def write_fashion_split(folder, split, n, gz):
     return images, labels
 
 
+def test_an_empty_data_dir_names_the_package_and_the_files(tmp_path, capfd):
+    with pytest.raises(FileNotFoundError) as raised:
+        data.load_arrays("fashion_mnist", "train", data_dir=str(tmp_path))
+    message = str(raised.value)
+    assert f"data_dir={str(tmp_path)!r} holds neither" in message
+    assert "apt-get install dataset-fashion-mnist" in message
+    assert "train-images-idx3-ubyte" in message
+    assert "t10k-labels-idx1-ubyte" in message
+    assert capfd.readouterr().err == ""  # no tensorflow-datasets noise
+
+
 @pytest.mark.parametrize("gz", [False, True])
 def test_fashion_mnist_reads_idx_files_from_data_dir(tmp_path, gz):
     images, labels = write_fashion_split(str(tmp_path), "test", 12, gz)

@@ -19,6 +19,7 @@ is the range the decoders produce (a sigmoid of their logits).
 import functools
 import gzip
 import importlib.resources
+import os
 
 import numpy as np
 
@@ -293,6 +294,13 @@ def load_arrays(
             return images[rows], labels[rows]
         if data_dir is None and not download:
             raise FileNotFoundError(_idx_missing_message(name))
+        # The folder may hold a tensorflow-datasets copy instead (in its
+        # `<name>/` subfolder).
+        if not download and not os.path.isdir(os.path.join(data_dir, name)):
+            raise FileNotFoundError(
+                f"data_dir={data_dir!r} holds neither the IDX files nor a "
+                "tensorflow-datasets copy. " + _idx_missing_message(name)
+            )
     if not isinstance(name, str) or not name:
         raise ValueError(
             f"Invalid value received for argument `name`: expected one of "
