@@ -10,25 +10,16 @@ anything else it writes while importing is kept.
 
 import os
 import sys
-import tempfile
 
 from absl import app
 from absl import flags
 
+from vaekeras import _quiet
 from vaekeras import choices
 from vaekeras import registry
 
 # absl's help flags: each prints usage and then exits with status 1.
 HELP_FLAGS = ("-h", "-?", "--help", "--helpshort", "--helpfull", "--helpxml")
-
-# The lines of TensorFlow's import banner; nothing a user can act on.
-BANNER_LINES = (
-    "All log messages before absl::InitializeLog() is called",
-    "oneDNN custom operations are on",
-    "cpu_feature_guard.cc",
-    "To enable the following instructions:",
-)
-
 
 def import_plugins():
     """Imports the modules `--plugins` names, before any flag is defined.
@@ -48,26 +39,6 @@ def import_plugins():
     except ValueError as error:
         sys.stderr.write(f"FATAL Flags parsing error: {error}\n")
         sys.exit(2)
-
-
-def import_tensorflow_quietly():
-    """Imports TensorFlow with its banner lines removed from stderr."""
-    sys.stderr.flush()
-    saved_stderr = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow  # noqa: F401
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-            captured.seek(0)
-            text = captured.read().decode(errors="replace")
-            for line in text.splitlines(keepends=True):
-                if not any(banner in line for banner in BANNER_LINES):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
 
 
 def check_positive_numbers(name):
@@ -156,7 +127,7 @@ def run(main):
     def main_after_tensorflow(argv):
         if len(argv) > 1:
             raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-        import_tensorflow_quietly()
+        _quiet.import_tensorflow_quietly()
         return main(argv)
 
     try:

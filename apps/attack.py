@@ -60,6 +60,7 @@ def main(argv):
             _RUN_DIR.value,
             attack=_ATTACK.value,
             max_iter=_MAX_ITER.value,
+            verbose=1,
             **{
                 **settings,
                 "eps": cli.parse_float_list("eps", settings["eps"]),

@@ -69,6 +69,7 @@ def main(argv):
             _SAVED_MODEL.value,
             output_path=_OUTPUT.value,
             certify_model=_CERTIFY.value,
+            verbose=1,
             **{
                 **settings,
                 "eps": cli.parse_float_list("eps", settings["eps"]),

@@ -23,7 +23,8 @@ BACKEND_NAMES = {"tensorflow", "jax", "torch"}
 # nothing heavy (the public names are lazy), so they sit at the bottom.
 LAYERS = (
     {
-        "vaekeras", "_lazy", "registry", "checks", "choices", "backend",
+        "vaekeras", "_lazy", "_quiet", "registry", "checks", "choices",
+        "backend",
         "reporting",
     },
     {"layers", "architectures", "models"},

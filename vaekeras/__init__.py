@@ -10,6 +10,7 @@ every model class with Keras.
 import os
 
 from vaekeras import _lazy
+from vaekeras import _quiet
 
 __version__ = "0.1.0"
 
@@ -18,6 +19,9 @@ __version__ = "0.1.0"
 # waiting costs nothing on an idle machine. Takes effect only when torch is
 # imported after vaekeras; an explicit setting is kept.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# TensorFlow's start-up banner is nothing a user can act on.
+_quiet.install()
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "VAE": "models",

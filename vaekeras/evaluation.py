@@ -115,7 +115,7 @@ def attack_run(
     seed=0,
     data_dir=None,
     mcmc_steps=0,
-    verbose=1,
+    verbose=0,
 ):
     """Attacks a run's test examples at each eps; writes JSON and a PNG.
 
@@ -133,7 +133,8 @@ def attack_run(
         mcmc_steps: 0 (default), or the HMC steps of a test-time MCMC
             defense (`vaekeras.defenses.MCMCReconstruction`) the damage is
             measured through; the attack itself sees the plain model.
-        verbose: 1 shows a progress bar and prints the table.
+        verbose: 1 shows a progress bar and prints the table; 0 (default)
+            prints nothing.
 
     Returns:
         The summary written to `attacks/<result_name(...)>.json`.

@@ -200,7 +200,7 @@ def evaluate_saved_model(
     output_path=None,
     mcmc_steps=0,
     certify_model=False,
-    verbose=1,
+    verbose=0,
 ):
     """Scores and attacks a SavedModel using nothing but the artifact.
 
@@ -229,7 +229,8 @@ def evaluate_saved_model(
         certify_model: also summarise the Lipschitz certificate
             (`vaekeras.defenses.certified_radius` at r = `CERTIFY_R`),
             which needs the run's `model.keras` beside the SavedModel.
-        verbose: 1 shows progress and prints the tables.
+        verbose: 1 shows progress and prints the tables; 0 (default)
+            prints nothing.
 
     Returns:
         The dict written to `output_path`; `robustness` is the evaluation

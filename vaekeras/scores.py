@@ -123,7 +123,7 @@ def evaluate_geometry(
     kind="stochastic",
     batch_size=64,
     k=None,
-    verbose=1,
+    verbose=0,
     method="auto",
 ):
     """Streams a data set through the pullback metric; per-point scores.
@@ -136,7 +136,7 @@ def evaluate_geometry(
         kind: metric kind (see `vaekeras.geometry`).
         batch_size: batch size for numpy input.
         k: eigenvalues per point; None for the rank bound.
-        verbose: 1 shows a Keras progress bar.
+        verbose: 1 shows a Keras progress bar; 0 (default) prints nothing.
         method: eigensolver, `"exact"`, `"lanczos"` or `"auto"` (see
             `vaekeras.geometry.eigenspectrum`).
 

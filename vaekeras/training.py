@@ -11,6 +11,7 @@ that lets a killed run resume where it stopped.
 import dataclasses
 import math
 import os
+import sys
 import time
 
 import keras
@@ -267,6 +268,14 @@ def _callbacks(config, train_ds, monitor, guard):
     ]
 
 
+def _fit_verbosity(verbose):
+    """Keras' progress bar on a terminal; in a log file one plain line
+    per epoch (a bar's updates and escape codes only clutter a file)."""
+    if verbose == 1 and not sys.stdout.isatty():
+        return 2
+    return verbose
+
+
 def _fit(model, config, train_ds, plan, callbacks):
     """`model.fit` with the held-out split; bad images named."""
     try:
@@ -279,7 +288,7 @@ def _fit(model, config, train_ds, plan, callbacks):
                 multiple_of=plan.batch_multiple(), shard=plan.data_shard(),
             ),
             callbacks=callbacks,
-            verbose=config.verbose,
+            verbose=_fit_verbosity(config.verbose),
             # The dataset reshuffles itself each epoch (seeded).
             shuffle=False,
         )
