@@ -16,7 +16,8 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "vaekeras")
-BACKEND_MODULES = {"backend", "export"}
+# `_quiet` imports TensorFlow only to drop its start-up banner.
+BACKEND_MODULES = {"backend", "export", "_quiet"}
 FRAMEWORKS = {"tensorflow", "jax", "jaxlib", "torch"}
 BACKEND_NAMES = {"tensorflow", "jax", "torch"}
 # Lowest first; the package itself (`vaekeras`) and the registries import
@@ -28,7 +29,7 @@ LAYERS = (
         "reporting",
     },
     {"layers", "architectures", "models"},
-    {"latent", "geometry", "scores"},
+    {"latent", "model_interface", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
     {"significance"},
     {"defenses"},

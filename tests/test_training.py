@@ -67,3 +67,39 @@ def test_built_in_options_read_without_import_are_the_classes():
             name, "OPTIONS", registry.LIGHT_MODULES
         ) if registry.get(name).options else ()
         assert tuple(declared) == registry.get(name).options, name
+
+
+def test_more_epochs_continue_a_finished_run_as_a_longer_run_would(
+    tmp_path, capsys
+):
+    import numpy as np
+
+    from vaekeras import runs
+
+    def config(epochs, folder):
+        return training.TrainConfig(
+            dataset="digits", latent_dim=2, epochs=epochs, verbose=1,
+            output_dir=str(tmp_path / folder),
+        )
+
+    training.train(config(2, "continued"))
+    capsys.readouterr()
+    continued = training.train(config(3, "continued"))
+    assert "Continuing" in capsys.readouterr().out
+    straight = training.train(config(3, "straight"))
+    for a, b in zip(continued["model"].get_weights(),
+                    straight["model"].get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert continued["metrics"]["test"] == straight["metrics"]["test"]
+    history = continued["metrics"]["history"]
+    assert history == straight["metrics"]["history"]
+    assert len(history["loss"]) == len(history["val_loss"]) == 3
+    assert continued["metrics"]["continued_from_epoch"] == 2
+    folder = tmp_path / "continued"
+    assert runs.read_flags(str(folder))["epochs"] == 3
+    assert not os.path.exists(folder / runs.CONTINUATION)
+    # Finished at 3: the same command reuses it; fewer epochs is
+    # another configuration.
+    assert training.train(config(3, "continued"))["reused"]
+    with pytest.raises(ValueError, match="epochs: 3 -> 2"):
+        training.train(config(2, "continued"))

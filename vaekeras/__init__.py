@@ -31,11 +31,11 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "build_defended_vae": "defenses",
     "evaluate_robustness": "attacks",
     "load_model": "artifacts",
-    "as_vae": "latent",
+    "as_vae": "model_interface",
 }, submodules=(
     "architectures", "attacks", "backend", "checks", "curves", "data",
     "defenses", "evaluation", "export", "geometry", "latent", "layers",
-    "models", "purification", "registry", "reporting", "runs", "scores",
-    "studies", "training", "tuning",
+    "model_interface", "models", "purification", "registry", "reporting",
+    "runs", "scores", "studies", "training", "tuning",
 ))
 __all__ = [*__all__, "__version__"]

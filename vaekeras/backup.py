@@ -88,3 +88,31 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             if os.path.basename(path) != name:
                 os.remove(path)
         runs.remove_stale_temporaries(self.backup_dir)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Every epoch's logs, kept in a JSON file across resumes and
+    continuations.
+
+    Args:
+        path: the JSON file (`{key: [value per epoch]}`).
+        keep: the epochs already done before this `fit` (a resumed or
+            continued run's); later entries a stop left behind are
+            dropped.
+
+    Attributes:
+        history: `{key: [value per epoch]}` from epoch 1.
+    """
+
+    def __init__(self, path, keep=0):
+        super().__init__()
+        self.path = path
+        found = runs.read_json(path) or {}
+        self.history = {key: list(values[:keep]) for key, values in (
+            found.items()
+        )}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(float(value))
+        runs.write_json(self.path, self.history)

@@ -160,6 +160,49 @@ def is_finished(run_dir, config, keys):
     return same_config(read_flags(run_dir), config, keys)
 
 
+# Every epoch's logs from epoch 1, across resumes and continuations.
+HISTORY = "history.json"
+# Written while a finished run is trained for more epochs: the epoch it
+# continues from (its `model.keras` holds that epoch's state).
+CONTINUATION = "continuation.json"
+
+
+def start_continuation(run_dir, config, keys):
+    """Turns a finished run into the start of a longer one, when `config`
+    asks for more epochs and nothing else changed.
+
+    Writes `CONTINUATION` (the epochs done) and the new `flags.json`, and
+    removes `metrics.json`, so the run is unfinished until the extra
+    epochs are trained; `model.keras` stays, the state they start from.
+
+    Returns:
+        The epochs the run had done, or None when this is no
+        continuation (nothing finished there, or another change).
+    """
+    previous = read_flags(run_dir)
+    if previous is None or not all(
+        os.path.exists(os.path.join(run_dir, name))
+        for name in (MODEL, METRICS)
+    ):
+        return None
+    changed = list(_differences(previous, config, keys))
+    if len(changed) != 1 or changed[0][0] != "epochs":
+        return None
+    _, old, new = changed[0]
+    if not (isinstance(old, int) and new > old):
+        return None
+    write_json(os.path.join(run_dir, CONTINUATION), {"from_epoch": old})
+    write_json(os.path.join(run_dir, FLAGS), config)
+    os.remove(os.path.join(run_dir, METRICS))
+    return old
+
+
+def continued_from(run_dir):
+    """The epoch an unfinished continuation starts from, else None."""
+    found = read_json(os.path.join(run_dir, CONTINUATION))
+    return None if found is None else int(found["from_epoch"])
+
+
 def _contents(path):
     """The entries of a folder, less the lock a running process holds."""
     return [n for n in os.listdir(path) if n != LOCK]

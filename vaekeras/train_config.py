@@ -133,6 +133,10 @@ class TrainConfig:
             defense_options=options,
         )
 
+    def describe(self):
+        """One line naming the run (figure titles)."""
+        return _describe(self)
+
     def default_output_dir(self, root="saved_models"):
         """`root/<dataset>_<arch>[_latent<d>]_beta<beta>[_<defense>...]`.
 
@@ -157,6 +161,22 @@ class TrainConfig:
         if backend.name() != backend.DEFAULT:  # as in run_identity
             name += f"_{backend.name()}"
         return os.path.join(root, name)
+
+
+def _describe(config):
+    """One line naming the run: data, model, its defense, seed, epochs."""
+    defense = "" if config.defense == "none" else ", " + config.defense + (
+        "".join(
+            f" {name}={_short(value)}"
+            for name, value in config.defense_options.items()
+        )
+    )
+    return (
+        f"{config.dataset}, {config.architecture} VAE, "
+        f"latent {config.latent_dim}, beta {config.beta:g}{defense}, seed "
+        f"{config.seed}, {config.epochs} epoch"
+        + ("s" if config.epochs != 1 else "")
+    )
 
 
 def run_identity(config):

@@ -153,10 +153,23 @@ def train(config):
     out = config.output_dir
     with runs.lock(out):
         identity = run_identity(config)
+        if not config.overwrite:
+            _start_continuation(config, identity)
         runs.prepare(out, identity, run_keys(), config.overwrite)
         if runs.is_finished(out, identity, run_keys()):
             return _reuse(config)
         return _train_in(config, train_ds, test_images, plan)
+
+
+def _start_continuation(config, identity):
+    """A finished run asked for more epochs (nothing else changed) is
+    continued from its last epoch, not refused."""
+    done = runs.start_continuation(config.output_dir, identity, run_keys())
+    if done is not None and config.verbose:
+        print(
+            f"Continuing {config.output_dir!r} from epoch {done}: training "
+            f"epochs {done + 1}-{config.epochs}."
+        )
 
 
 def _reuse(config):
@@ -207,28 +220,30 @@ def _train_in_scope(config, train_ds, test_images, plan):
         monitor = vaekeras_callbacks.GeometryMonitor(
             test_images[:MONITOR_IMAGES]
         )
-    done = runs.read_json(os.path.join(
-        out, "backup", "training_metadata.json"
-    ))
-    # Keras records the number of epochs done.
-    resumed_at = None if done is None else int(done["epoch"])
-    if resumed_at is not None and config.verbose:
-        print(
-            f"Resuming {out!r} from its backup: epochs 1-{resumed_at} are "
-            f"done, training {resumed_at + 1}-{config.epochs}."
-        )
+    resumed_at, continued = _starting_point(model, config)
+    epoch_log = backup.EpochLog(
+        os.path.join(out, runs.HISTORY),
+        keep=resumed_at if resumed_at is not None else continued or 0,
+    )
     start = time.time()
     history = _fit(
         model, config, train_ds, plan,
-        _callbacks(config, train_ds, monitor, guard),
+        _callbacks(config, train_ds, monitor, guard, epoch_log),
+        initial_epoch=continued or 0,
     )
     train_seconds = time.time() - start
     _raise_if_failed(guard, config)
+    # The final evaluation draws from the model's random streams; they
+    # are put back, so a later continuation goes on exactly as a longer
+    # run would have.
+    state = [keras.ops.convert_to_numpy(v) for v in model.variables]
     test = model.evaluate(
         plan.local_share(test_images),
         batch_size=plan.local_batch(config.batch_size), return_dict=True,
         verbose=0,
     )
+    for variable, value in zip(model.variables, state):
+        variable.assign(value)
     test.pop(models.INVALID_INPUTS, None)
     metrics = {
         "train": {
@@ -239,6 +254,10 @@ def _train_in_scope(config, train_ds, test_images, plan):
         "epochs_run": len(history.history.get("loss", [])),
         # Set when the run resumed from a backup: the epochs done before.
         "resumed_after_epoch": resumed_at,
+        # Set when a finished run was trained for more epochs.
+        "continued_from_epoch": continued,
+        # Every epoch's logs from epoch 1, across resumes and continues.
+        "history": epoch_log.history,
         "train_seconds": round(train_seconds, 2),
     }
     if monitor is not None:
@@ -246,24 +265,28 @@ def _train_in_scope(config, train_ds, test_images, plan):
             key: values[-1] for key, values in monitor.history.items()
             if values and key != "epoch"
         }
-    _save(model, config, metrics, history, monitor, test_images, plan)
+    _save(model, config, metrics, monitor, test_images, plan)
     return {
         "output_dir": out, "metrics": metrics, "model": model,
         "reused": False,
     }
 
 
-def _callbacks(config, train_ds, monitor, guard):
-    """The data order, the backup, the monitor, TensorBoard, the guard."""
+def _callbacks(config, train_ds, monitor, guard, epoch_log):
+    """The data order, the monitor, the epoch log, the backup,
+    TensorBoard, the guard.
+
+    The monitor adds its numbers to the epoch's logs before the log and
+    TensorBoard read them; the log is written before the backup commits
+    the epoch, so a stop between the two never leaves the history short.
+    """
     out = config.output_dir
-    callbacks = [
-        _DataEpoch(train_ds),
-        backup.AtomicBackupAndRestore(os.path.join(out, "backup")),
-    ]
+    callbacks = [_DataEpoch(train_ds)]
     if monitor is not None:
-        # Before TensorBoard, which then logs what the monitor adds.
         callbacks.append(monitor)
     return callbacks + [
+        epoch_log,
+        backup.AtomicBackupAndRestore(os.path.join(out, "backup")),
         keras.callbacks.TensorBoard(os.path.join(out, "logs")), guard,
     ]
 
@@ -276,12 +299,35 @@ def _fit_verbosity(verbose):
     return verbose
 
 
-def _fit(model, config, train_ds, plan, callbacks):
+def _starting_point(model, config):
+    """`(resumed_at, continued)`: the epochs a backup holds (it is loaded
+    by the backup callback), and the epoch a continued run starts from
+    (its `model.keras` is loaded here when no backup is newer)."""
+    out = config.output_dir
+    done = runs.read_json(os.path.join(
+        out, "backup", "training_metadata.json"
+    ))
+    # Keras records the number of epochs done.
+    resumed_at = None if done is None else int(done["epoch"])
+    continued = runs.continued_from(out)
+    if continued is not None and resumed_at is None:
+        model.optimizer.build(model.trainable_variables)
+        model.load_weights(os.path.join(out, runs.MODEL))
+    if resumed_at is not None and config.verbose:
+        print(
+            f"Resuming {out!r} from its backup: epochs 1-{resumed_at} are "
+            f"done, training {resumed_at + 1}-{config.epochs}."
+        )
+    return resumed_at, continued
+
+
+def _fit(model, config, train_ds, plan, callbacks, initial_epoch=0):
     """`model.fit` with the held-out split; bad images named."""
     try:
         return model.fit(
             train_ds,
             epochs=config.epochs,
+            initial_epoch=initial_epoch,
             validation_data=data.load_dataset(
                 config.dataset, "test", plan.local_batch(config.batch_size),
                 config.data_dir, config.download,
@@ -318,7 +364,7 @@ def _raise_if_failed(guard, config):
     )
 
 
-def _save(model, config, metrics, history, monitor, test_images, plan):
+def _save(model, config, metrics, monitor, test_images, plan):
     """Writes the model, its export, figures and JSON; prints a summary."""
     out = config.output_dir
     runs.save_model(model, os.path.join(out, runs.MODEL))
@@ -331,10 +377,13 @@ def _save(model, config, metrics, history, monitor, test_images, plan):
         os.path.join(out, "reconstructions.png"),
     )
     reporting.save_training_curves(
-        history.history, os.path.join(out, "training.png"), monitor,
-        first_epoch=(metrics["resumed_after_epoch"] or 0) + 1,
+        metrics["history"], os.path.join(out, "training.png"), monitor,
+        title=config.describe(),
     )
     runs.write_json(os.path.join(out, runs.METRICS), metrics)
+    continuation = os.path.join(out, runs.CONTINUATION)
+    if os.path.exists(continuation):
+        os.remove(continuation)
     runs.write_json(os.path.join(out, runs.ENVIRONMENT), {
         **environment(), "distribution": plan.describe(),
     })

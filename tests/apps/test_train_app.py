@@ -200,6 +200,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_weights(
     result = training.train(config("run"))
     assert result["metrics"]["epochs_run"] == 1  # only the missing epoch
     assert result["metrics"]["resumed_after_epoch"] == 2
+    # The history runs from epoch 1 across the stop, as training.png does.
+    assert len(result["metrics"]["history"]["loss"]) == 3
     assert not os.path.exists(tmp_path / "run" / "backup")
     # Data order, posterior noise and mixup draws are restored: bit-equal.
     for a, b in zip(uninterrupted, result["model"].get_weights()):

@@ -44,55 +44,67 @@ def save_attack_grid(x, reconstruct, adversarial, path, targets=None,
     return image_rows(rows, path, title)
 
 
-def save_training_curves(history, path, monitor=None, first_epoch=1):
+def save_training_curves(history, path, monitor=None, title=None):
     """Saves a PNG: losses per epoch, and the monitored geometry beside.
 
     Args:
-        history: `History.history` (dict of per-epoch lists).
+        history: per-epoch lists from epoch 1 (`metrics.json`'s
+            `history`, across resumes and continuations): `loss`,
+            `val_loss` and, with a monitor, `geometry_spectral_radius` and
+            `geometry_entropy`.
         path: PNG path.
-        monitor: a `GeometryMonitor` (or None: the loss panel alone).
-        first_epoch: the epoch of the history's first entry (a resumed run
-            starts after its backup).
+        monitor: the run's `GeometryMonitor` (its kind and images name
+            the geometry panel), or None: the loss panel alone.
+        title: the figure's title (the run: data, model, seed).
     """
     from matplotlib import ticker
 
     plt = pyplot()
-    panels = 2 if monitor is not None and monitor.history["epoch"] else 1
-    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.6),
+    geometry = monitor is not None and history.get(
+        "geometry_spectral_radius"
+    )
+    panels = 2 if geometry else 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 3.8),
                              squeeze=False)
     ax = axes[0, 0]
-    for key, label in (("loss", "train"), ("val_loss", "test split")):
+    for key, label in (("loss", "training data"), ("val_loss", "test split")):
         values = history.get(key, [])
-        epochs = range(first_epoch, first_epoch + len(values))
-        ax.plot(epochs, values, marker=".", label=label)
+        ax.plot(range(1, len(values) + 1), values, marker=".", label=label)
     ax.set_xlabel("epoch")
     # The model's whole training objective (a defense's or mixup's terms
     # included), not only the negative ELBO.
-    ax.set_ylabel("training loss")
-    ax.set_title("Loss")
+    ax.set_ylabel("loss (the training objective)")
+    ax.set_title("Loss per epoch", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    if panels == 2:
-        ax = axes[0, 1]
-        epochs = monitor.history["epoch"]
-        ax.plot(epochs, monitor.history["geometry_spectral_radius"],
-                marker=".", color="tab:red")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("median spectral radius", color="tab:red")
-        twin = ax.twinx()
-        twin.plot(epochs, monitor.history["geometry_entropy"], marker=".",
-                  color="tab:blue")
-        twin.set_ylabel("mean von Neumann entropy", color="tab:blue")
-        ax.set_title(
-            f"Encoder geometry ({monitor.kind} metric, "
-            f"{len(monitor.x_val)} test images)", fontsize=10,
-        )
-        ax.grid(alpha=0.3)
+    if geometry:
+        _geometry_panel(axes[0, 1], history, monitor)
+    epochs = len(history.get("loss", []))
     for ax in axes[0]:
         ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
+        ax.set_xlim(0.5, max(epochs, 1) + 0.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _geometry_panel(ax, history, monitor):
+    radius = history["geometry_spectral_radius"]
+    epochs = range(1, len(radius) + 1)
+    ax.plot(epochs, radius, marker=".", color="tab:red")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("median spectral radius", color="tab:red")
+    twin = ax.twinx()
+    twin.plot(epochs, history.get("geometry_entropy", []), marker=".",
+              color="tab:blue")
+    twin.set_ylabel("mean von Neumann entropy", color="tab:blue")
+    ax.set_title(
+        f"Encoder geometry ({monitor.kind} metric, "
+        f"{len(monitor.x_val)} test images)", fontsize=10,
+    )
+    ax.grid(alpha=0.3)
 
 
 def plot_sweep(rows, path):
