@@ -73,8 +73,10 @@ def test_saves_are_atomic_and_truncated_models_say_so(tmp_path):
     # What a kill during a save leaves: a truncated file and temporaries.
     with open(os.path.join(run, runs.MODEL), "r+b") as f:
         f.truncate(100)
-    with pytest.raises(ValueError, match="incomplete or corrupt"):
+    with pytest.raises(ValueError, match="incomplete or corrupt") as raised:
         artifacts.load_run(run)
+    # The same command would meet the same file: the way out is named.
+    assert "--overwrite" in str(raised.value)
     open(os.path.join(run, ".tmp-abc.keras"), "w").close()
     os.makedirs(os.path.join(run, ".export-xyz"))
     runs.prepare(run, {"beta": 1.0}, KEYS)
