@@ -35,6 +35,16 @@ def fmt(value, digits=4):
     return str(value)
 
 
+def summary_mean(summary):
+    """A seed summary's mean; NaN for none."""
+    return float("nan") if summary is None else summary["mean"]
+
+
+def summary_std(summary):
+    """A seed summary's standard deviation; 0 for none."""
+    return 0.0 if summary is None else summary["std"]
+
+
 def save_figure(fig, out, name):
     """Saves and closes a matplotlib figure; returns its file name."""
     plt = pyplot()

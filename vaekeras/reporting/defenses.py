@@ -5,8 +5,7 @@ import re
 import numpy as np
 
 from vaekeras.reporting.common import fmt
-from vaekeras.reporting.common import pyplot
-from vaekeras.reporting.common import save_figure
+from vaekeras.reporting.common import summary_mean
 from vaekeras.reporting.common import time_note
 
 
@@ -25,168 +24,12 @@ def pm(summary, digits=4):
 
 
 def _mean(summary):
-    return float("nan") if summary is None else summary["mean"]
+    return summary_mean(summary)
 
 
 def _cell(summary, digits=4):
     """A seed summary's mean alone, "n/a" when there is none."""
     return "n/a" if summary is None else fmt(summary["mean"], digits)
-
-
-def _std(summary):
-    return 0.0 if summary is None else summary["std"]
-
-
-def _finish(ax, xlabel, ylabel, title, log_y=True, **legend):
-    """Log axes, labels, title, grid and legend of one panel."""
-    from matplotlib import ticker
-
-    axes = [ax.xaxis] + ([ax.yaxis] if log_y else [])
-    ax.set_xscale("log")
-    if log_y:
-        ax.set_yscale("log")
-    # Matplotlib labels minor ticks on axes spanning under two decades,
-    # and their labels collide; fixed 1-2-3-5 labels stay readable.
-    for axis in axes:
-        axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 3, 5)))
-        axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        axis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, **legend)
-
-
-def figures(report, entries, out, styles):
-    """The Pareto plot, the MCMC comparison and the worst-damage curves;
-    their file names.
-
-    Args:
-        report: what `vaekeras.studies.defenses` summarised (its `models`
-            rows, seed summaries).
-        entries: the models (one per seed), each with `name`, `family`
-            and `analysis`.
-        out: the report folder.
-        styles: `{family: (marker, colour)}`, one entry per family drawn
-            (`vaekeras.defenses.registry.styles()`).
-    """
-    plt = pyplot()
-    rows = report["models"]
-    plain = [r for r in rows if not r["mcmc"]]
-    names = {}
-    names["frontier"] = _frontier_figure(plt, plain, out, styles)
-    mcmc = _mcmc_figure(plt, rows, plain, out, styles)
-    if mcmc is not None:
-        names["mcmc"] = mcmc
-    names["damage_curves"] = _curves_figure(plt, entries, out, styles)
-    return names
-
-
-def _frontier_figure(plt, plain, out, styles):
-    """Worst-damage area against clean error, the Pareto frontier."""
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    for fam, (marker, color) in styles.items():
-        pts = [r for r in plain if r["family"] == fam]
-        if not pts:
-            continue
-        ax.errorbar(
-            [_mean(r["clean_mse"]) for r in pts],
-            [_mean(r["worst_area"]) for r in pts],
-            xerr=[_std(r["clean_mse"]) for r in pts],
-            yerr=[_std(r["worst_area"]) for r in pts],
-            fmt=marker, color=color, markersize=6,
-            elinewidth=0.8, capsize=2, label=fam,
-        )
-    frontier = sorted(
-        (r for r in plain if r["on_frontier"]),
-        key=lambda r: _mean(r["clean_mse"]),
-    )
-    if frontier:
-        ax.step([_mean(r["clean_mse"]) for r in frontier],
-                [_mean(r["worst_area"]) for r in frontier],
-                where="post", color="k", linewidth=1,
-                label="Pareto frontier (seed means)")
-        # Labels in a column beside the plot, top to bottom in the
-        # frontier's order (its damage falls as its clean error grows, so
-        # leader lines do not cross).
-        for i, r in enumerate(frontier):
-            ax.annotate(
-                f"{i + 1}. {label(r)}",
-                (_mean(r["clean_mse"]), _mean(r["worst_area"])),
-                xytext=(1.03, 0.96 - 0.94 * i / max(len(frontier), 1)),
-                textcoords="axes fraction", fontsize=7, va="bottom",
-                arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5},
-            )
-    _finish(
-        ax, "clean reconstruction MSE (per pixel)",
-        "area under the per-image worst damage (L2 grid)",
-        "Robustness against reconstruction error, mean ± std over seeds "
-        "(lower left is better)",
-        log_y=all(_mean(r["worst_area"]) > 0 for r in plain),
-        loc="upper right",
-    )
-    return save_figure(fig, out, "frontier.png")
-
-
-def _mcmc_figure(plt, rows, plain, out, styles):
-    """Each model's area through MCMC against bare; None without pairs."""
-    with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
-    pairs = [(r, with_mcmc[r["name"]]) for r in plain
-             if r["name"] in with_mcmc and r.get("mcmc_reference_area")]
-    if pairs:
-        fig, ax = plt.subplots(figsize=(6.5, 5.5))
-        for fam, (marker, color) in styles.items():
-            pts = [(b, m) for b, m in pairs if b["family"] == fam]
-            if not pts:
-                continue
-            ax.errorbar(
-                [_mean(b["mcmc_reference_area"]) for b, _ in pts],
-                [_mean(m["worst_area"]) for _, m in pts],
-                xerr=[_std(b["mcmc_reference_area"]) for b, _ in pts],
-                yerr=[_std(m["worst_area"]) for _, m in pts],
-                fmt=marker, color=color, markersize=6,
-                elinewidth=0.8, capsize=2, label=fam,
-            )
-        values = [_mean(b["mcmc_reference_area"]) for b, _ in pairs] + [
-            _mean(m["worst_area"]) for _, m in pairs
-        ]
-        low, high = min(values) * 0.8, max(values) * 1.25
-        ax.plot([low, high], [low, high], color="0.5", linewidth=1,
-                linestyle="--", label="no effect")
-        _finish(
-            ax, "worst-damage area, bare model (the same points and budgets)",
-            "worst-damage area through MCMC (adaptive attack)",
-            "Test-time MCMC under an attack through the chain\n"
-            "(above the line: the defense adds damage)", loc="upper left",
-        )
-        return save_figure(fig, out, "mcmc.png")
-    return None
-
-
-def _curves_figure(plt, entries, out, styles):
-    """The per-image worst damage against eps, one line per model."""
-    grouped = {}
-    for entry in entries:
-        grouped.setdefault(entry.get("base_name", entry["name"]), []).append(
-            entry
-        )
-    fig, ax = plt.subplots(figsize=(9, 5))
-    palette = plt.get_cmap("tab20")
-    for i, (name, members) in enumerate(grouped.items()):
-        curves_ = [m["analysis"]["protocol"] for m in members]
-        mean = np.mean([c["mean_worst_damage"] for c in curves_], axis=0)
-        ax.plot(curves_[0]["eps"], mean,
-                marker=styles.get(members[0]["family"], ("o",))[0],
-                markersize=4,
-                color=palette((2 * i) % 20 + (i // 10) % 2), linewidth=1.2,
-                label=name)
-    _finish(
-        ax, "L2 eps", "mean over images of the worst damage",
-        "Per-image worst damage over the attack ensemble (seed mean)",
-        loc="upper left", bbox_to_anchor=(1.02, 1.0),
-    )
-    return save_figure(fig, out, "damage_curves.png")
 
 
 def unconverged_note(plain):

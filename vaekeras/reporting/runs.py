@@ -107,18 +107,17 @@ def _geometry_panel(ax, history, monitor):
     ax.grid(alpha=0.3)
 
 
-def plot_sweep(rows, path):
-    """Reconstruction loss and spectral radius against beta, per alpha."""
+def plot_sweep(rows, path, best=None):
+    """Reconstruction loss and spectral radius against beta, per alpha;
+    the best trial (a row of `rows`) starred."""
     plt = pyplot()
-    fig = sweep_figure(rows)
+    fig = sweep_figure(rows, best)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def sweep_figure(rows):
+def sweep_figure(rows, best=None):
     """The figure of `plot_sweep`, open (the caller closes it)."""
-    from matplotlib import ticker
-
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     metrics = {
@@ -138,19 +137,13 @@ def sweep_figure(rows):
                 xs, ys = zip(*points)
                 betas.extend(xs)
                 ax.plot(xs, ys, marker="o", label=f"mixup alpha={alpha:g}")
-    decades = (
-        math.log10(max(betas) / min(betas)) if betas and min(betas) > 0
-        else 0.0
-    )
-    # 1-2-5 ticks over a few decades, one per decade beyond: labels that
-    # never overlap, written as plain numbers.
-    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    for ax, metric in zip(axes, metrics):
+        if best is not None and best.get(metric) is not None:
+            ax.plot([best["beta"]], [best[metric]], marker="*", color="k",
+                    markersize=14, linestyle="none", zorder=5,
+                    label=f"best trial (beta {best['beta']:g})")
     for ax, label in zip(axes, metrics.values()):
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
-        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel("beta")
+        _beta_axis(ax, betas)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:  # nothing to show if all failed
@@ -158,3 +151,28 @@ def sweep_figure(rows):
     fig.suptitle("Sweep: validation scores against beta")
     fig.tight_layout()
     return fig
+
+
+def _beta_axis(ax, betas):
+    """A log beta axis labelled at the swept betas when they are few and
+    far enough apart, else with 1-2-5 ticks (one per decade beyond 3)."""
+    from matplotlib import ticker
+
+    ax.set_xscale("log")
+    ax.set_xlabel("beta")
+    swept = sorted(set(betas))
+    apart = all(b / a >= 1.5 for a, b in zip(swept, swept[1:]))
+    if 3 <= len(swept) <= 8 and apart:
+        ax.xaxis.set_major_locator(ticker.FixedLocator(swept))
+    else:
+        decades = (
+            math.log10(swept[-1] / swept[0])
+            if swept and swept[0] > 0 else 0.0
+        )
+        subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+        ax.xaxis.set_major_locator(ticker.LogLocator(subs=subs))
+    ax.xaxis.set_major_formatter(
+        ticker.FuncFormatter(lambda value, _: f"{value:.3g}")
+    )
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.xaxis.set_minor_locator(ticker.NullLocator())

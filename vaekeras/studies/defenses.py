@@ -31,6 +31,7 @@ from vaekeras.attacks.margin import empirical_margin
 from vaekeras.defenses import registry as defense_registry
 from vaekeras.evaluation import CERTIFY_R
 from vaekeras.reporting import defenses as defenses_report
+from vaekeras.reporting import defenses_figures
 from vaekeras.reporting import mix_note
 from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
@@ -442,7 +443,7 @@ class DefensesStudy(Study):
         for entry in entries:
             entry["family"] = family(entry["name"])
             entry["base_name"] = base_name(entry["name"])
-        report["figures"] = defenses_report.figures(
+        report["figures"] = defenses_figures.figures(
             report, entries, config.output_dir, defense_registry.styles()
         )
         return report["figures"], defenses_report.markdown(report)

@@ -277,7 +277,9 @@ def _search(
         "failed_trials": failed,
         "trials": rows,
     })
-    reporting.plot_sweep(rows, os.path.join(project_dir, "sweep.png"))
+    reporting.plot_sweep(
+        rows, os.path.join(project_dir, "sweep.png"), best=best
+    )
     if config.verbose:
         tuner.results_summary(num_trials=len(rows))
     if rows and not usable:

@@ -1,0 +1,231 @@
+"""The defenses study's figures: the frontier, MCMC, the damage curves.
+
+Every model is identifiable: numbered on the plot and named in a key
+beside it, or drawn in its own family's panel; an unreliable model's
+marker is hollow.
+"""
+
+import numpy as np
+
+from vaekeras.reporting.common import pyplot
+from vaekeras.reporting.common import save_figure
+from vaekeras.reporting.common import summary_mean as _mean
+from vaekeras.reporting.common import summary_std as _std
+
+
+def figures(report, entries, out, styles):
+    """The Pareto plot, the MCMC comparison and the worst-damage curves;
+    their file names.
+
+    Args:
+        report: what `vaekeras.studies.defenses` summarised (its `models`
+            rows, seed summaries).
+        entries: the models (one per seed), each with `name`, `family`
+            and `analysis`.
+        out: the report folder.
+        styles: `{family: (marker, colour)}`, one entry per family drawn
+            (`vaekeras.defenses.registry.styles()`).
+    """
+    plt = pyplot()
+    rows = report["models"]
+    plain = [r for r in rows if not r["mcmc"]]
+    names = {}
+    names["frontier"] = _frontier_figure(plt, plain, out, styles)
+    mcmc = _mcmc_figure(plt, rows, plain, out, styles)
+    if mcmc is not None:
+        names["mcmc"] = mcmc
+    names["damage_curves"] = _curves_figure(plt, entries, out, styles)
+    return names
+
+
+def _frontier_figure(plt, plain, out, styles):
+    """Worst-damage area against clean error, the Pareto frontier.
+
+    Every model is numbered on the plot and named in a key beside it
+    (one-to-one, whatever its family); an unreliable one is hollow.
+    """
+    fig, ax = plt.subplots(figsize=(12, 6))
+    numbered = sorted(plain, key=lambda r: _mean(r["clean_mse"]))
+    _family_points(ax, numbered, styles, "clean_mse", "worst_area")
+    frontier = [r for r in numbered if r["on_frontier"]]
+    if frontier:
+        ax.step([_mean(r["clean_mse"]) for r in frontier],
+                [_mean(r["worst_area"]) for r in frontier],
+                where="post", color="k", linewidth=1,
+                label="Pareto frontier (seed means)")
+    key = []
+    for i, r in enumerate(numbered, start=1):
+        ax.annotate(
+            str(i), (_mean(r["clean_mse"]), _mean(r["worst_area"])),
+            xytext=(4, 4), textcoords="offset points", fontsize=8,
+        )
+        key.append(
+            f"{i:2d}  {r['name']}"
+            + ("  (frontier)" if r["on_frontier"] else "")
+            + ("  (unreliable)" if not r.get("reliable", True) else "")
+        )
+    ax.text(1.02, 1.0, "\n".join(key), transform=ax.transAxes,
+            fontsize=8, va="top", family="monospace")
+    _finish_linear_or_log(
+        ax, [_mean(r["clean_mse"]) for r in plain],
+        [_mean(r["worst_area"]) for r in plain],
+        "clean reconstruction MSE (per pixel)",
+        "area under the per-image worst damage (L2 grid)",
+        "Robustness against reconstruction error, mean ± std over seeds\n"
+        "(lower left is better; hollow: unreliable, kept off the frontier)",
+    )
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.02, 0.0))
+    return save_figure(fig, out, "frontier.png")
+
+
+def _family_points(ax, rows, styles, x_key, y_key, x_rows=None):
+    """Each family's points with seed error bars, hollow when unreliable;
+    `x_rows` supplies x from other rows (aligned with `rows`)."""
+    x_rows = rows if x_rows is None else x_rows
+    for fam, (marker, color) in styles.items():
+        for reliable in (True, False):
+            pts = [
+                (xr, r) for xr, r in zip(x_rows, rows)
+                if r["family"] == fam and r.get("reliable", True) == reliable
+            ]
+            if not pts:
+                continue
+            ax.errorbar(
+                [_mean(xr[x_key]) for xr, _ in pts],
+                [_mean(r[y_key]) for _, r in pts],
+                xerr=[_std(xr[x_key]) for xr, _ in pts],
+                yerr=[_std(r[y_key]) for _, r in pts],
+                fmt=marker, color=color, markersize=7, elinewidth=0.8,
+                capsize=2, markerfacecolor=color if reliable else "none",
+                label=fam if reliable else f"{fam} (unreliable)",
+            )
+
+
+def _finish_linear_or_log(ax, xs, ys, xlabel, ylabel, title):
+    """Labels, title and grid; each axis log when its values span more
+    than a factor 4, else linear, with enough labelled ticks to read
+    every point's value."""
+    from matplotlib import ticker
+
+    for axis, values, scale in (
+        (ax.xaxis, xs, ax.set_xscale), (ax.yaxis, ys, ax.set_yscale)
+    ):
+        finite = [v for v in values if np.isfinite(v) and v > 0]
+        if finite and max(finite) > 4 * min(finite):
+            scale("log")
+            axis.set_major_locator(
+                ticker.LogLocator(subs=(1, 1.5, 2, 3, 4, 5, 6, 8))
+            )
+            axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+            axis.set_minor_formatter(ticker.NullFormatter())
+        else:
+            axis.set_major_locator(ticker.MaxNLocator(8))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+
+
+def _mcmc_figure(plt, rows, plain, out, styles):
+    """Each model's area through MCMC against bare; None without pairs.
+
+    Numbered as in the frontier figure (by clean error) and named in a
+    key beside the plot.
+    """
+    with_mcmc = {r["name"]: r for r in rows if r["mcmc"]}
+    numbered = sorted(plain, key=lambda r: _mean(r["clean_mse"]))
+    pairs = [(i, r, with_mcmc[r["name"]])
+             for i, r in enumerate(numbered, start=1)
+             if r["name"] in with_mcmc and r.get("mcmc_reference_area")]
+    if not pairs:
+        return None
+    fig, ax = plt.subplots(figsize=(10, 6))
+    bare = [b for _, b, _ in pairs]
+    _family_points(
+        ax, [m for _, _, m in pairs], styles, "mcmc_reference_area",
+        "worst_area", x_rows=bare,
+    )
+    for i, b, m in pairs:
+        ax.annotate(
+            str(i), (_mean(b["mcmc_reference_area"]),
+                     _mean(m["worst_area"])),
+            xytext=(4, 4), textcoords="offset points", fontsize=8,
+        )
+    xs = [_mean(b["mcmc_reference_area"]) for _, b, _ in pairs]
+    ys = [_mean(m["worst_area"]) for _, _, m in pairs]
+    low, high = min(xs + ys) * 0.8, max(xs + ys) * 1.25
+    ax.plot([low, high], [low, high], color="0.5", linewidth=1,
+            linestyle="--", label="no effect")
+    ax.text(1.02, 1.0, "\n".join(f"{i:2d}  {b['name']}"
+                                  for i, b, _ in pairs),
+            transform=ax.transAxes, fontsize=8, va="top",
+            family="monospace")
+    _finish_linear_or_log(
+        ax, xs, ys,
+        "worst-damage area, bare model (the same points and budgets)",
+        "worst-damage area through MCMC (adaptive attack)",
+        "Test-time MCMC under an attack through the chain\n"
+        "(above the line: the defense adds damage; hollow: unreliable)",
+    )
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.02, 0.0))
+    return save_figure(fig, out, "mcmc.png")
+
+
+def _curves_figure(plt, entries, out, styles):
+    """The per-image worst damage against eps: one panel per family, its
+    models in colour over the beta-VAEs in grey (the reference)."""
+    grouped = {}
+    for entry in entries:
+        grouped.setdefault(entry.get("base_name", entry["name"]), []).append(
+            entry
+        )
+    families = [f for f in styles if any(
+        members[0]["family"] == f for members in grouped.values()
+    )]
+    columns = min(3, len(families))
+    rows_ = -(-len(families) // columns)
+    fig, axes = plt.subplots(rows_, columns, squeeze=False, sharex=True,
+                             sharey=True, figsize=(4.2 * columns, 3.4 * rows_))
+    for ax, fam in zip(axes.flat, families):
+        _curves_panel(ax, grouped, fam, styles)
+    for ax in list(axes.flat)[len(families):]:
+        ax.set_visible(False)
+    fig.suptitle(
+        "Per-image worst damage over the attack ensemble (seed mean); "
+        "grey: the beta-VAEs", fontsize=10,
+    )
+    return save_figure(fig, out, "damage_curves.png")
+
+
+def _curves_panel(ax, grouped, family, styles):
+    from matplotlib import ticker
+
+    palette = ["tab:blue", "tab:orange", "tab:green", "tab:red",
+               "tab:purple", "tab:brown"]
+    k = 0
+    for name, members in grouped.items():
+        curves_ = [m["analysis"]["protocol"] for m in members]
+        mean = np.mean([c["mean_worst_damage"] for c in curves_], axis=0)
+        own = members[0]["family"] == family
+        if not own and members[0]["family"] != "beta-VAE":
+            continue
+        ax.plot(
+            curves_[0]["eps"], mean, linewidth=1.4 if own else 0.8,
+            color=palette[k % len(palette)] if own else "0.75",
+            marker=styles.get(family, ("o",))[0] if own else None,
+            markersize=4, label=name if own else None, zorder=3 if own else 2,
+        )
+        k += own
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+        axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        axis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_title(family, fontsize=10)
+    ax.set_xlabel("L2 eps")
+    ax.set_ylabel("mean worst damage")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+
+
