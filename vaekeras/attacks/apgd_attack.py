@@ -107,6 +107,15 @@ class APGD:
             )
         self.defense = defense
 
+    @classmethod
+    def from_settings(cls, model, eps, settings, objective):
+        """One run with `make_attack`'s settings (an `AttackSettings`)."""
+        return cls(
+            model, eps, norm=settings.norm, objective=objective,
+            iterations=settings.max_iter, seed=settings.seed,
+            batch_size=settings.batch_size,
+        )
+
     def generate(self, x, x_target=None):
         """The best point of all runs per image (by the objective)."""
         if x_target is not None:

@@ -53,19 +53,12 @@ def _frontier_figure(plt, plain, out, styles):
                 [_mean(r["worst_area"]) for r in frontier],
                 where="post", color="k", linewidth=1,
                 label="Pareto frontier (seed means)")
-    key = []
-    for i, r in enumerate(numbered, start=1):
-        ax.annotate(
-            str(i), (_mean(r["clean_mse"]), _mean(r["worst_area"])),
-            xytext=(4, 4), textcoords="offset points", fontsize=8,
-        )
-        key.append(
-            f"{i:2d}  {r['name']}"
-            + ("  (frontier)" if r["on_frontier"] else "")
-            + ("  (unreliable)" if not r.get("reliable", True) else "")
-        )
-    ax.text(1.02, 1.0, "\n".join(key), transform=ax.transAxes,
-            fontsize=8, va="top", family="monospace")
+    _number(ax, [
+        (i, _mean(r["clean_mse"]), _mean(r["worst_area"]),
+         r["name"] + ("  (frontier)" if r["on_frontier"] else "")
+         + ("  (unreliable)" if not r.get("reliable", True) else ""))
+        for i, r in enumerate(numbered, start=1)
+    ])
     _finish_linear_or_log(
         ax, [_mean(r["clean_mse"]) for r in plain],
         [_mean(r["worst_area"]) for r in plain],
@@ -74,8 +67,19 @@ def _frontier_figure(plt, plain, out, styles):
         "Robustness against reconstruction error, mean ± std over seeds\n"
         "(lower left is better; hollow: unreliable, kept off the frontier)",
     )
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.02, 0.0))
     return save_figure(fig, out, "frontier.png")
+
+
+def _number(ax, points):
+    """Numbers each point `(number, x, y, name)` on the plot and lists
+    the names in a key beside it."""
+    for number, x, y, _ in points:
+        ax.annotate(str(number), (x, y), xytext=(4, 4),
+                    textcoords="offset points", fontsize=8)
+    ax.text(
+        1.02, 1.0, "\n".join(f"{n:2d}  {name}" for n, _, _, name in points),
+        transform=ax.transAxes, fontsize=8, va="top", family="monospace",
+    )
 
 
 def _family_points(ax, rows, styles, x_key, y_key, x_rows=None):
@@ -102,8 +106,8 @@ def _family_points(ax, rows, styles, x_key, y_key, x_rows=None):
 
 
 def _finish_linear_or_log(ax, xs, ys, xlabel, ylabel, title):
-    """Labels, title and grid; each axis log when its values span more
-    than a factor 4, else linear, with enough labelled ticks to read
+    """Labels, title, grid and legend; each axis log when its values span
+    more than a factor 4, else linear, with enough labelled ticks to read
     every point's value."""
     from matplotlib import ticker
 
@@ -124,6 +128,8 @@ def _finish_linear_or_log(ax, xs, ys, xlabel, ylabel, title):
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3, which="both")
+    # Beside the plot, under the key of numbered points.
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.02, 0.0))
 
 
 def _mcmc_figure(plt, rows, plain, out, styles):
@@ -145,21 +151,15 @@ def _mcmc_figure(plt, rows, plain, out, styles):
         ax, [m for _, _, m in pairs], styles, "mcmc_reference_area",
         "worst_area", x_rows=bare,
     )
-    for i, b, m in pairs:
-        ax.annotate(
-            str(i), (_mean(b["mcmc_reference_area"]),
-                     _mean(m["worst_area"])),
-            xytext=(4, 4), textcoords="offset points", fontsize=8,
-        )
+    _number(ax, [
+        (i, _mean(b["mcmc_reference_area"]), _mean(m["worst_area"]),
+         b["name"]) for i, b, m in pairs
+    ])
     xs = [_mean(b["mcmc_reference_area"]) for _, b, _ in pairs]
     ys = [_mean(m["worst_area"]) for _, _, m in pairs]
     low, high = min(xs + ys) * 0.8, max(xs + ys) * 1.25
     ax.plot([low, high], [low, high], color="0.5", linewidth=1,
             linestyle="--", label="no effect")
-    ax.text(1.02, 1.0, "\n".join(f"{i:2d}  {b['name']}"
-                                  for i, b, _ in pairs),
-            transform=ax.transAxes, fontsize=8, va="top",
-            family="monospace")
     _finish_linear_or_log(
         ax, xs, ys,
         "worst-damage area, bare model (the same points and budgets)",
@@ -167,7 +167,6 @@ def _mcmc_figure(plt, rows, plain, out, styles):
         "Test-time MCMC under an attack through the chain\n"
         "(above the line: the defense adds damage; hollow: unreliable)",
     )
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(1.02, 0.0))
     return save_figure(fig, out, "mcmc.png")
 
 

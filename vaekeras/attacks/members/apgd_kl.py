@@ -9,11 +9,7 @@ from vaekeras.attacks import registry
 
 
 def make(model, eps, settings):
-    return apgd_attack.APGD(
-        model, eps, norm=settings.norm, objective="kl",
-        iterations=settings.max_iter, seed=settings.seed,
-        batch_size=settings.batch_size,
-    )
+    return apgd_attack.APGD.from_settings(model, eps, settings, "kl")
 
 
 def runs(context, x, eps_list, seed):
