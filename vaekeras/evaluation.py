@@ -23,6 +23,7 @@ from vaekeras import defenses
 from vaekeras import latent
 from vaekeras import reporting
 from vaekeras import runs
+from vaekeras.attacks import margin
 
 
 def pick_targets(labels, seed=0):
@@ -91,12 +92,18 @@ def certificate_summary(model, x, eps_list, r=CERTIFY_R):
         r: the reconstruction change certified against.
 
     Returns:
-        Dict `{"r", "median_radius", "certified_fraction": {eps: f}}`.
+        Dict `{"r", "median_radius", "worst_radius", "non_vacuous",
+        "certified_fraction": {eps: f}}`; `non_vacuous` is False when the
+        median radius is below one pixel's 1/255 step: such a
+        certificate says nothing.
     """
     radius = defenses.certified_radius(model, x, r)
+    median = float(np.median(radius))
     return {
         "r": r,
-        "median_radius": float(np.median(radius)),
+        "median_radius": median,
+        "worst_radius": float(np.min(radius)),
+        "non_vacuous": margin.non_vacuous(median),
         "certified_fraction": {
             f"{eps:g}": float(np.mean(radius >= eps)) for eps in eps_list
         },

@@ -328,5 +328,7 @@ def evaluation_text(result, norm):
             f"certified radius (reconstruction change r = "
             f"{certificate['r']:g}): median "
             f"{certificate['median_radius']:.4g}; certified {fractions}"
+            + ("" if certificate.get("non_vacuous", True) else
+               " (vacuous: below one pixel's 1/255 step, it says nothing)")
         )
     return "\n".join(lines)

@@ -187,6 +187,7 @@ def test_defended_run_trains_evaluates_and_certifies(tmp_path):
     certificate = report["certificate"]
     # L_mu ~ 1 and L_dec ~ 4 / 4: the radius at r = 1 is about 1.
     assert 0.5 < certificate["median_radius"] < 1.5
+    assert certificate["non_vacuous"] is True
     assert certificate["certified_fraction"] == {"0.1": 1.0, "5": 0.0}
     assert {row["defense"] for row in report["attacks"]} == {
         "none", "mcmc (non-adaptive)"
