@@ -31,7 +31,7 @@ LAYERS = (
     {"layers", "architectures", "models"},
     {"latent", "model_interface", "geometry", "scores"},
     {"attacks", "purification", "curves", "callbacks"},
-    {"significance", "disentanglement"},
+    {"significance", "disentanglement", "dsprites"},
     {"defenses"},
     {
         "data", "idx", "distribution", "export", "runs", "backup",
