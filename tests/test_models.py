@@ -111,7 +111,7 @@ def test_sampling_is_seeded_and_clamped():
 @pytest.mark.backends
 @pytest.mark.parametrize("architecture, shape", [
     ("mlp", (28, 28, 1)), ("conv", (28, 28, 1)), ("conv", (8, 8, 1)),
-    ("conv", (10, 6, 3)),
+    ("conv", (10, 6, 3)), ("conv64", (64, 64, 1)),
 ])
 def test_architectures_shapes_and_range(architecture, shape, rng):
     model = build_vae(shape, latent_dim=5, architecture=architecture)
@@ -206,3 +206,29 @@ def test_fit_stops_at_a_bad_batch_and_never_shows_the_count(capsys):
         model.fit(data, epochs=3, verbose=0)
     weights = model.get_weights()
     assert all(np.isfinite(w).all() for w in weights)
+
+
+def test_the_64x64_architecture_is_higgins_et_als():
+    from vaekeras import architectures
+
+    encoder = architectures.build_encoder(
+        (64, 64, 1), latent_dim=10, architecture="conv64"
+    )
+    decoder = architectures.build_decoder(
+        (64, 64, 1), latent_dim=10, architecture="conv64"
+    )
+    convs = [layer for layer in encoder.layers
+             if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.strides) for c in convs] == [
+        (f, (4, 4), (2, 2)) for f in (32, 32, 64, 64)
+    ]
+    # disentanglement_lib's conv encoder at latent 10: 382,932 weights.
+    assert encoder.count_params() == 382_932
+    z_mean, z_log_var = encoder(np.zeros((2, 64, 64, 1), "float32"))
+    assert z_mean.shape == z_log_var.shape == (2, 10)
+    assert decoder(np.zeros((2, 10), "float32")).shape == (2, 64, 64, 1)
+    model = build_vae((64, 64, 1), latent_dim=10,
+                      architecture="conv64")
+    assert model.latent_dim == 10
+    with pytest.raises(ValueError, match="divisible by 16"):
+        architectures.build_encoder((28, 28, 1), architecture="conv64")

@@ -20,6 +20,44 @@ DEFAULT_HIDDEN_UNITS = (512, 256)
 DEFAULT_CONV_FILTERS = (32, 64)
 
 
+# "conv64": four 4x4 stride-2 convolutions and a dense layer (Higgins et
+# al. 2017; disentanglement_lib's conv_encoder and deconv_decoder).
+CONV64_FILTERS = (32, 32, 64, 64)
+CONV64_UNITS = 256
+
+
+def _check_conv64(shape):
+    if shape[0] % 16 or shape[1] % 16:
+        raise ValueError(
+            "Invalid value received for argument `architecture`: 'conv64' "
+            "halves the image four times and needs a height and width "
+            f"divisible by 16 (64 x 64 images). Received a {shape[0]} x "
+            f"{shape[1]} image"
+        )
+
+
+def _conv64_decoder(z, output_shape, make, make_output):
+    """Dense 256, dense to a 4 x 4 x 64 map (for 64 x 64 images), then
+    4x4 stride-2 transposed convolutions 64-32-32-channels."""
+    height, width, channels = output_shape
+    h0, w0 = height // 16, width // 16
+    z = make(keras.layers.Dense(
+        CONV64_UNITS, activation="relu", name="dense_0"
+    ))(z)
+    z = make(keras.layers.Dense(
+        h0 * w0 * CONV64_FILTERS[-1], activation="relu", name="project"
+    ))(z)
+    z = keras.layers.Reshape((h0, w0, CONV64_FILTERS[-1]))(z)
+    for i, n in enumerate(reversed(CONV64_FILTERS[:-1])):
+        z = make(keras.layers.Conv2DTranspose(
+            n, 4, strides=2, padding="same", activation="relu",
+            name=f"deconv_{i}",
+        ))(z)
+    return make_output(keras.layers.Conv2DTranspose(
+        channels, 4, strides=2, padding="same", name="logits"
+    ))(z)
+
+
 def _check_args(input_shape, latent_dim, architecture):
     checks.choice("architecture", architecture, ARCHITECTURES)
     checks.positive_int("latent_dim", latent_dim)
@@ -58,8 +96,11 @@ def build_encoder(
     Args:
         input_shape: `(H, W, C)` of one image.
         latent_dim: latent size d >= 1.
-        architecture: `"mlp"` (dense ReLU layers of `hidden_units`) or
-            `"conv"` (one stride-2 3x3 ReLU Conv2D per `conv_filters`).
+        architecture: `"mlp"` (dense ReLU layers of `hidden_units`),
+            `"conv"` (one stride-2 3x3 ReLU Conv2D per `conv_filters`) or
+            `"conv64"` (Higgins et al.'s 64 x 64 encoder: 4x4 stride-2
+            convolutions 32-32-64-64 and a dense layer of 256; it ignores
+            `hidden_units` and `conv_filters`).
         hidden_units: dense layer sizes (the conv encoder uses the first one
             after flattening).
         conv_filters: filters of the stride-2 convolutions.
@@ -85,7 +126,16 @@ def build_encoder(
     input_shape = _check_args(input_shape, latent_dim, architecture)
     make = _maker(spectral_norm)
     x = inputs = keras.Input(input_shape, name="image")
-    if architecture == "conv":
+    if architecture == "conv64":
+        _check_conv64(input_shape)
+        for i, filters in enumerate(CONV64_FILTERS):
+            x = make(keras.layers.Conv2D(
+                filters, 4, strides=2, padding="same", activation="relu",
+                name=f"conv_{i}",
+            ))(x)
+        x = keras.layers.Flatten()(x)
+        units = (CONV64_UNITS,)
+    elif architecture == "conv":
         for i, filters in enumerate(conv_filters):
             x = make(keras.layers.Conv2D(
                 filters, 3, strides=2, padding="same", activation="relu",
@@ -143,7 +193,12 @@ def build_decoder(
     height, width, channels = output_shape
     make = _maker(spectral_norm)
     z = inputs = keras.Input((latent_dim,), name="z")
-    if architecture == "conv":
+    if architecture == "conv64":
+        _check_conv64(output_shape)
+        z = _conv64_decoder(z, output_shape, make, _maker(
+            spectral_norm, output_lipschitz
+        ))
+    elif architecture == "conv":
         filters = tuple(conv_filters)
         scale = 2 ** len(filters)
         h0, w0 = math.ceil(height / scale), math.ceil(width / scale)

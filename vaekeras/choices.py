@@ -7,7 +7,9 @@ and studies are registries instead (`vaekeras.registry`): a user adds to
 those.
 """
 
-ARCHITECTURES = ("mlp", "conv")
+# "conv64": the 64 x 64 encoder and decoder of Higgins et al. (2017) as
+# disentanglement_lib builds them.
+ARCHITECTURES = ("mlp", "conv", "conv64")
 LIKELIHOODS = ("bernoulli", "gaussian")
 # "auto": data parallel when two or more local accelerators are visible.
 DISTRIBUTIONS = ("auto", "none", "data_parallel")
