@@ -96,3 +96,26 @@ def test_the_held_out_split_is_fixed_and_disjoint():
 def test_bad_factors_are_refused(factors, match):
     with pytest.raises(ValueError, match=match):
         dsprites.render(factors)
+
+
+def test_dsprites_is_a_data_set_drawn_per_batch():
+    from vaekeras import data
+
+    images, factors = data.load_arrays("dsprites", "test")
+    assert images.shape == (10_000, 64, 64, 1)
+    np.testing.assert_array_equal(
+        factors, dsprites.factors_of(dsprites.split_indices("test"))
+    )
+    np.testing.assert_array_equal(images[:8], dsprites.render(factors[:8]))
+    with pytest.raises(ValueError, match="drawn per batch"):
+        data.load_arrays("dsprites", "train")
+    train = data.load_dataset("dsprites", "train", batch_size=32, seed=3)
+    assert train.num_examples == 727_280
+    first = next(iter(train)).numpy()
+    assert first.shape == (32, 64, 64, 1)
+    assert set(np.unique(first)) <= {0.0, 1.0}
+    # The order is a function of (seed, epoch), as for every data set.
+    again = data.load_dataset("dsprites", "train", batch_size=32, seed=3)
+    np.testing.assert_array_equal(next(iter(again)).numpy(), first)
+    test = data.load_dataset("dsprites", "test", batch_size=4096)
+    assert sum(int(b.shape[0]) for b in test) == 10_000

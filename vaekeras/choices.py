@@ -14,7 +14,9 @@ LIKELIHOODS = ("bernoulli", "gaussian")
 # "auto": data parallel when two or more local accelerators are visible.
 DISTRIBUTIONS = ("auto", "none", "data_parallel")
 # Shipped with the package: no download, no tensorflow-datasets.
-OFFLINE_DATASETS = ("mnist_5k", "digits")
+OFFLINE_DATASETS = ("mnist_5k", "digits", "dsprites")
+# Of those, drawn on the fly (`vaekeras.dsprites`), never held whole.
+GENERATED_DATASETS = ("dsprites",)
 # Kinds of the pullback metric (docs: Geometry).
 KINDS = ("mean", "stochastic", "fisher", "output")
 METHODS = ("exact", "lanczos", "auto")

@@ -25,6 +25,7 @@ import numpy as np
 
 from vaekeras import checks
 from vaekeras import choices
+from vaekeras import dsprites
 from vaekeras import idx
 
 OFFLINE_DATASETS = choices.OFFLINE_DATASETS
@@ -241,7 +242,7 @@ def load_arrays(
     """Loads one split as numpy arrays, for evaluation and attacks.
 
     Args:
-        name: `"mnist_5k"`, `"digits"`, `"fashion_mnist"` or a
+        name: `"mnist_5k"`, `"digits"`, `"dsprites"`, `"fashion_mnist"` or a
             tensorflow-datasets name with a 2-D `image` feature and a
             `label`.
         split: `"train"` or `"test"`.
@@ -259,7 +260,8 @@ def load_arrays(
 
     Returns:
         A tuple `(images, labels)`: float32 `(N, H, W, C)` in [0, 1] and
-        int64 `(N,)`.
+        int64 `(N,)`; for `"dsprites"` (generated: `vaekeras.dsprites`,
+        its test split only) the labels are the factor indices `(N, 5)`.
 
     Raises:
         ValueError: for an unknown name or split, or a bad shard.
@@ -276,6 +278,8 @@ def load_arrays(
     """
     _check_split(split)
     shard = _check_shard(shard)
+    if name in choices.GENERATED_DATASETS:
+        return dsprites.arrays(split, shard)
     if name in OFFLINE_DATASETS:
         images, labels, (train, test) = (
             _mnist_5k() if name == "mnist_5k" else _digits()
@@ -375,20 +379,31 @@ def load_dataset(
     checks.positive_int("batch_size", batch_size)
     import tensorflow as tf
 
+    if name in choices.GENERATED_DATASETS:
+        _check_split(split)
+        count, gather = dsprites.source(split, shard, multiple_of)
+        if split != "train":
+            ds = tf.data.Dataset.range(count).batch(batch_size).map(gather)
+            return ds.prefetch(tf.data.AUTOTUNE)
+        return _shuffled(count, gather, batch_size, seed)
     images, _ = load_arrays(name, split, data_dir, download, shard)
     images = images[:len(images) - len(images) % multiple_of]
     if split != "train":
         ds = tf.data.Dataset.from_tensor_slices(images)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _shuffled(len(images), _batch_gather(images), batch_size, seed)
+
+
+def _shuffled(count, gather, batch_size, seed):
+    """The training batches: rows `gather`ed in a seeded order per epoch."""
+    import tensorflow as tf
+
     # The order of epoch e is a pure function of (seed, e): a stateless
     # shuffle keyed by an epoch counter that counts the passes over the data
     # (or is set by `vaekeras.training` from the epoch Keras runs), so a
     # resumed run sees the order the uninterrupted one saw, whatever the
     # process's global seed.
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    count = len(images)
-    gather = _batch_gather(images)
-    del images
 
     def one_epoch(_):
         current = epoch.assign_add(1) - 1
