@@ -3,9 +3,9 @@
 TensorFlow's C++ runtime writes a few lines to stderr when it loads
 (oneDNN, CPU instructions, absl's logging notice) that no user can act
 on. `install()` (run by `import vaekeras`) arranges that the first import
-of Keras or TensorFlow in the process, under the TensorFlow backend,
-goes through `import_tensorflow_quietly`, which drops those lines and
-passes every other line through. Nothing is changed once TensorFlow is
+of Keras in the process, under the TensorFlow backend, goes through
+`import_tensorflow_quietly`, which drops those lines and passes every
+other line through. Nothing is changed once TensorFlow is
 loaded, nor under another backend.
 """
 
@@ -48,11 +48,16 @@ def _tensorflow_backend():
 
 
 class _FirstImport(importlib.abc.MetaPathFinder):
-    """Before the first import of keras or tensorflow: TensorFlow,
-    quietly. Finds nothing itself; the normal import then proceeds."""
+    """Before the first import of keras: TensorFlow, quietly. Finds
+    nothing itself; the normal import then proceeds.
+
+    Keras, not TensorFlow: libraries probe for TensorFlow
+    (`importlib.util.find_spec`) without importing it, and a probe must
+    not load it.
+    """
 
     def find_spec(self, fullname, path=None, target=None):
-        if fullname in ("keras", "tensorflow"):
+        if fullname == "keras":
             sys.meta_path.remove(self)
             if "tensorflow" not in sys.modules and _tensorflow_backend():
                 try:

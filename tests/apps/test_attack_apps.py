@@ -67,9 +67,11 @@ def test_evaluate_app_needs_only_the_saved_model(run_dir, tmp_path):
     assert protocol["mean_worst_damage"][0] >= max(
         member["damage"][0] for member in protocol["attacks"].values()
     )
-    assert [c["name"] for c in protocol["checks"]][:2] == [
-        "finite_gradients", "beats_random"
+    assert [c["name"] for c in protocol["checks"]][:3] == [
+        "finite_gradients", "gradients_match_finite_differences",
+        "beats_random",
     ]
+    assert isinstance(protocol["reliable"], bool)
     assert report["robustness_mcmc"] is None
     assert "per-image worst damage (evaluation protocol)" in result.stdout
 

@@ -183,7 +183,9 @@ def directional_derivatives(runner, x, directions=DIRECTIONS, step=FD_STEP,
     """
     fn = _gradient_function(runner)
     rng = np.random.default_rng(seed + 1)
-    x_eval = _near(x, seed)
+    # Far enough inside the box that x_eval +- step v (|v_i| <= 1) stays
+    # in it: a model may refuse pixels outside [0, 1].
+    x_eval = np.clip(_near(x, seed), step, 1.0 - step)
     analytic = np.zeros((len(x), directions))
     finite = np.zeros((len(x), directions))
     for part, eb, xb, draws in _batches(runner, x, x_eval, seed):
