@@ -58,6 +58,16 @@ def _conv64_decoder(z, output_shape, make, make_output):
     ))(z)
 
 
+def _downsampling(x, filters, kernel, make):
+    """One stride-2 ReLU convolution per entry of `filters`, flattened."""
+    for i, n in enumerate(filters):
+        x = make(keras.layers.Conv2D(
+            n, kernel, strides=2, padding="same", activation="relu",
+            name=f"conv_{i}",
+        ))(x)
+    return keras.layers.Flatten()(x)
+
+
 def _check_args(input_shape, latent_dim, architecture):
     checks.choice("architecture", architecture, ARCHITECTURES)
     checks.positive_int("latent_dim", latent_dim)
@@ -128,20 +138,10 @@ def build_encoder(
     x = inputs = keras.Input(input_shape, name="image")
     if architecture == "conv64":
         _check_conv64(input_shape)
-        for i, filters in enumerate(CONV64_FILTERS):
-            x = make(keras.layers.Conv2D(
-                filters, 4, strides=2, padding="same", activation="relu",
-                name=f"conv_{i}",
-            ))(x)
-        x = keras.layers.Flatten()(x)
+        x = _downsampling(x, CONV64_FILTERS, 4, make)
         units = (CONV64_UNITS,)
     elif architecture == "conv":
-        for i, filters in enumerate(conv_filters):
-            x = make(keras.layers.Conv2D(
-                filters, 3, strides=2, padding="same", activation="relu",
-                name=f"conv_{i}",
-            ))(x)
-        x = keras.layers.Flatten()(x)
+        x = _downsampling(x, conv_filters, 3, make)
         units = tuple(hidden_units)[:1]
     else:
         x = keras.layers.Flatten()(x)
