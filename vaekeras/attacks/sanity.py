@@ -21,8 +21,8 @@ al. 2018 on gradient masking):
   damage attack does at least the damage of replacing each image by
   another one (an attack that may change every pixel can always do that).
 - `converged`: at every budget, another optimiser (plain PGD with twice
-  the iterations, from random starts of another seed) raises the mean
-  worst damage by at most the tolerance.
+  the iterations, two runs of another seed) raises the mean worst damage
+  by at most the tolerance.
 - `gradient_free_not_stronger`: at every budget, the black-box attack
   (queries only) never beats the best gradient attack's mean damage by
   more than the tolerance.
@@ -304,25 +304,27 @@ def unbounded_budget(runner, scorer, x, member="pgd_damage"):
 
 def converged(result, runner, scorer, x, member="pgd_damage"):
     """At every budget, another optimiser (`member`, twice the iterations,
-    from a random start of another seed) must not find more than the
-    tolerance above the ensemble's mean worst damage."""
+    two runs of another seed: from next to x and from a random point)
+    must not find more than the tolerance above the ensemble's mean worst
+    damage."""
     eps_list = result["eps"]
-    (run,) = runner.run(
+    runs = runner.run(
         member, x, eps_list, pgd_iter=2 * runner.pgd_iter, restarts=2,
         seed=runner.seed + 104729,
-    )[-1:]
+    )
     tolerance = result["settings"]["tolerance"]
     failed, gains = [], []
     for e, eps in enumerate(eps_list):
         worst = result["worst_damage"][e]
         before = float(np.mean(worst))
-        after = float(np.mean(np.maximum(worst, scorer.damage(run[e]))))
+        other = np.max([scorer.damage(run[e]) for run in runs], axis=0)
+        after = float(np.mean(np.maximum(worst, other)))
         gains.append(100 * (after - before) / max(abs(before), ATOL))
         if after > before * (1.0 + tolerance) + ATOL:
             failed.append(f"eps {eps:g}: {before:.4g} -> {after:.4g}")
     detail = (
-        f"{member} with {2 * runner.pgd_iter} iterations from a random "
-        f"start raises the mean worst damage by at most "
+        f"{member} with {2 * runner.pgd_iter} iterations (two runs) raises "
+        f"the mean worst damage by at most "
         f"{max(gains):+.1f}% (tolerance {100 * tolerance:.0f}%)"
     )
     if failed:
