@@ -381,7 +381,7 @@ def load_dataset(
 
     if name in choices.GENERATED_DATASETS:
         _check_split(split)
-        count, gather = dsprites.source(split, shard, multiple_of)
+        count, gather = _dsprites_source(split, shard, multiple_of)
         if split != "train":
             ds = tf.data.Dataset.range(count).batch(batch_size).map(gather)
             return ds.prefetch(tf.data.AUTOTUNE)
@@ -392,6 +392,29 @@ def load_dataset(
         ds = tf.data.Dataset.from_tensor_slices(images)
         return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
     return _shuffled(len(images), _batch_gather(images), batch_size, seed)
+
+
+def _dsprites_source(split, shard=None, multiple_of=1):
+    """`(count, gather)`: the split's size and a function from a batch of
+    positions in the split to its images, drawn as the batch is needed."""
+    import tensorflow as tf
+
+    indices = dsprites.shard_of(dsprites.split_indices(split), shard)
+    indices = indices[:len(indices) - len(indices) % multiple_of]
+    table = tf.constant(indices)
+
+    def draw(positions):
+        return dsprites.render(dsprites.factors_of(positions))
+
+    def gather(rows):
+        images = tf.numpy_function(
+            draw, [tf.gather(table, rows)], tf.float32, stateful=False
+        )
+        return tf.ensure_shape(
+            images, (None, dsprites.SIZE, dsprites.SIZE, 1)
+        )
+
+    return len(indices), gather
 
 
 def _shuffled(count, gather, batch_size, seed):

@@ -174,7 +174,7 @@ def arrays(split, shard=None):
     """`(images, factors)` of the test split, for `vaekeras.data`.
 
     The training split is 727,280 images (11.9 GB as float32): it is
-    drawn per batch by `source` instead.
+    drawn per batch by `vaekeras.data.load_dataset` instead.
 
     Raises:
         ValueError: for the training split.
@@ -184,38 +184,17 @@ def arrays(split, shard=None):
             "Invalid value received for argument `split`: dsprites' "
             f"training split is {NUM_IMAGES - TEST_IMAGES:,} generated "
             "images (11.9 GB as float32), drawn per batch by "
-            "`load_dataset`; `dsprites.render` draws any you need. "
+            "`vaekeras.data.load_dataset`; `dsprites.render` draws any "
+            "you need. "
             "Received: split='train'"
         )
-    indices = _shard(split_indices(split), shard)
+    indices = shard_of(split_indices(split), shard)
     factors = factors_of(indices)
     return render(factors), factors
 
 
-def _shard(indices, shard):
+def shard_of(indices, shard):
     if shard is None:
         return indices
     index, count = shard
     return indices[:len(indices) - len(indices) % count][index::count]
-
-
-def source(split, shard=None, multiple_of=1):
-    """`(count, gather)` for `vaekeras.data.load_dataset`: the split's
-    size and a TensorFlow function from a batch of positions in the split
-    to its images, drawn as the batch is needed."""
-    import tensorflow as tf
-
-    indices = _shard(split_indices(split), shard)
-    indices = indices[:len(indices) - len(indices) % multiple_of]
-    table = tf.constant(indices)
-
-    def draw(positions):
-        return render(factors_of(positions))
-
-    def gather(rows):
-        images = tf.numpy_function(
-            draw, [tf.gather(table, rows)], tf.float32, stateful=False
-        )
-        return tf.ensure_shape(images, (None, SIZE, SIZE, 1))
-
-    return len(indices), gather
