@@ -38,15 +38,27 @@ def window_side(share, height, width, minimum=1):
     return int(np.clip(side, minimum, min(height, width) - 1))
 
 
-def pattern(side, rng):
-    """The L2 pattern of one `side` x `side` window, unit norm."""
+def _base_pattern(side):
+    """Two opposite pseudo-Gaussian halves side by side, unit norm."""
     half = side // 2
     left = _pseudo_gaussian(side, half) if half else np.zeros((side, 0))
     right = _pseudo_gaussian(side, side - half)
     out = np.concatenate([left, -right], axis=1)
-    if rng.random() < 0.5:
-        out = out.T
     return out / max(np.linalg.norm(out), 1e-12)
+
+
+def pattern(side, rng):
+    """The L2 pattern of one `side` x `side` window, unit norm, its halves
+    side by side or (with probability 1/2) one above the other."""
+    return patterns(side, 1, rng)[0]
+
+
+def patterns(side, n, rng):
+    """`n` patterns `(n, side, side)`, each transposed with probability
+    1/2 (one uniform draw per pattern, in order)."""
+    base = _base_pattern(side)
+    flip = rng.random(n) < 0.5
+    return np.where(flip[:, None, None], base.T[None], base[None])
 
 
 def _pseudo_gaussian(rows, cols):
@@ -117,7 +129,7 @@ def _l2_candidate(delta, eps, side, rng):
     mass = np.sqrt(
         _energy(delta, first4) + _energy(delta, second4) + unused
     )
-    fresh = np.stack([pattern(side, rng) for _ in range(n)])
+    fresh = patterns(side, n, rng)
     signs = rng.choice([-1.0, 1.0], size=(n, 1, 1, channels))
     inside = delta * first4 + _place(fresh, top, left, height, width)[
         ..., None
