@@ -58,7 +58,7 @@ ADAPTIVE_ROUNDS = 2
 def evaluate_robustness(
     model, x, eps, norm=2, defense=None, seed=0, attacks=ENSEMBLE,
     pgd_iter=100, restarts=3, eot_samples=2, spsa_iter=20, spsa_samples=16,
-    batch_size=128, sanity_checks=True, tolerance=0.05, square_queries=1000,
+    batch_size=512, sanity_checks=True, tolerance=0.05, square_queries=1000,
     score_draws=8, surrogate=None,
 ):
     """Per-image worst-case damage over an ensemble of attacks, checked.
