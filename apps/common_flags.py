@@ -42,6 +42,13 @@ SHARED = {
         {"enum_values": list(choices.LIKELIHOODS)},
     ),
     "epochs": (flags.DEFINE_integer, 50, "Epochs.", {"lower_bound": 1}),
+    "steps_per_epoch": (
+        flags.DEFINE_integer, None,
+        "Batches per epoch, drawn with replacement; unset: one pass over "
+        "the training split (dsprites: "
+        f"{choices.GENERATED_STEPS_PER_EPOCH} batches).",
+        {"lower_bound": 1},
+    ),
     "batch_size": (
         flags.DEFINE_integer, 128, "Batch size.", {"lower_bound": 1},
     ),

@@ -20,7 +20,8 @@ _launch.import_plugins()
 
 SETTINGS = common_flags.define(
     "dataset", "data_dir", "download", "architecture", "latent_dim", "beta",
-    "likelihood", "epochs", "batch_size", "learning_rate", "seed",
+    "likelihood", "epochs", "steps_per_epoch", "batch_size",
+    "learning_rate", "seed",
     "overwrite", "verbose", "distribution", "plugins",
 )
 SETTINGS["output_dir"] = flags.DEFINE_string(

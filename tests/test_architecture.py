@@ -4,7 +4,7 @@ Two rules, read from every module's syntax tree (imports anywhere in a
 module, calls, comparisons), so no spelling or indirection passes them:
 - only `backend` and `export` import tensorflow, jax or torch, ask
   Keras which backend runs, or compare against a backend's name (`data`
-  may import TensorFlow for `tf.data` and tfds);
+  and `input_pipeline` may import TensorFlow for `tf.data` and tfds);
 - a module imports only modules of its own layer or of lower ones.
 """
 
@@ -34,8 +34,8 @@ LAYERS = (
     {"significance", "disentanglement", "dsprites"},
     {"defenses"},
     {
-        "data", "idx", "distribution", "export", "runs", "backup",
-        "train_config",
+        "data", "input_pipeline", "idx", "distribution", "export", "runs",
+        "backup", "train_config",
     },
     {"artifacts"},
     {"training", "evaluation", "tuning", "cli"},
@@ -100,7 +100,7 @@ def framework_users(sources):
         if name in BACKEND_MODULES:
             continue
         for package, _ in imports(tree):
-            allowed = name == "data" and package in (
+            allowed = name in ("data", "input_pipeline") and package in (
                 "tensorflow", "tensorflow_datasets"
             )
             if package in FRAMEWORKS and not allowed:

@@ -6,6 +6,7 @@ import tensorflow_datasets as tfds
 from helpers import prepare_tiny_tfds
 
 from vaekeras import data
+from vaekeras import input_pipeline
 
 
 def test_mnist_5k_split_is_stratified_deterministic_and_disjoint():
@@ -59,13 +60,35 @@ def test_one_epoch_is_the_split_bit_for_bit(name):
     assert not np.array_equal(epoch, images)  # shuffled
 
 
+def test_sampled_epochs_are_seeded_draws_with_replacement():
+    images, _ = data.load_arrays("digits", "train")
+    rows = {row.tobytes() for row in images.reshape(len(images), -1)}
+
+    def epochs(n, start=0, seed=4):
+        ds = data.load_dataset(
+            "digits", "train", batch_size=64, seed=seed, steps_per_epoch=5
+        )
+        ds.epoch_variable.assign(start)
+        return [np.concatenate([b.numpy() for b in ds]) for _ in range(n)]
+
+    first, second = epochs(2)
+    assert first.shape == (5 * 64, 8, 8, 1)  # 320 of 1,437 images
+    assert {row.tobytes() for row in first.reshape(320, -1)} <= rows
+    assert not np.array_equal(first, second)
+    # Epoch 1 alone, as a resumed run draws it; another seed differs.
+    np.testing.assert_array_equal(epochs(1, start=1)[0], second)
+    assert not np.array_equal(epochs(1, seed=5)[0], first)
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        data.load_dataset("digits", steps_per_epoch=0)
+
+
 def test_eight_bit_check_keeps_only_exact_levels():
     levels = np.arange(256, dtype=np.float32).reshape(16, 16, 1) / 255.0
     np.testing.assert_array_equal(
-        data._eight_bit(levels, rows=5).ravel(), np.arange(256)
+        input_pipeline.eight_bit(levels, rows=5).ravel(), np.arange(256)
     )
-    assert data._eight_bit(levels + np.float32(1e-3)) is None
-    assert data._eight_bit(np.full((2, 2, 1), 0.5, np.float32)) is None
+    assert input_pipeline.eight_bit(levels + np.float32(1e-3)) is None
+    assert input_pipeline.eight_bit(np.full((2, 2, 1), 0.5, np.float32)) is None
 
 
 def test_tfds_path_under_mock_data():

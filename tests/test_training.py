@@ -4,6 +4,7 @@ import os
 
 import pytest
 
+from vaekeras import choices
 from vaekeras import training
 from vaekeras.defenses import registry
 
@@ -46,6 +47,28 @@ def test_flags_json_records_every_option_flat():
     assert identity["tc_weight"] == 5.0
     assert identity["adv_eps"] is None  # another defense's option
     assert set(training.run_keys()) <= set(identity)
+
+
+def test_generated_data_defaults_to_sampled_epochs():
+    config = training.TrainConfig(dataset="dsprites", architecture="conv64")
+    assert config.steps_per_epoch == choices.GENERATED_STEPS_PER_EPOCH
+    assert training.run_identity(config)["steps_per_epoch"] == 1000
+    assert training.TrainConfig().steps_per_epoch is None  # one pass
+    with pytest.raises(ValueError, match="steps_per_epoch=0"):
+        training.TrainConfig(steps_per_epoch=0)
+
+
+def test_epoch_means_weigh_a_short_last_batch_by_its_images(tmp_path):
+    # digits' 360 test images make batches of 128, 128 and 104: the
+    # loss and its terms are means over images, so they add up.
+    result = training.train(training.TrainConfig(
+        dataset="digits", epochs=1, latent_dim=2, beta=3.0,
+        output_dir=str(tmp_path / "run"), verbose=0, monitor_geometry=False,
+    ))
+    test = result["metrics"]["test"]
+    assert test["loss"] == pytest.approx(
+        test["reconstruction_loss"] + 3.0 * test["kl_loss"], rel=1e-5
+    )
 
 
 def test_the_summary_line_adds_up_to_the_loss(tmp_path, capsys):

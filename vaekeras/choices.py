@@ -17,6 +17,9 @@ DISTRIBUTIONS = ("auto", "none", "data_parallel")
 OFFLINE_DATASETS = ("mnist_5k", "digits", "dsprites")
 # Of those, drawn on the fly (`vaekeras.dsprites`), never held whole.
 GENERATED_DATASETS = ("dsprites",)
+# Their training epoch when none is given: batches drawn with replacement
+# (a pass over dSprites' 727,280 training images takes hours on a CPU).
+GENERATED_STEPS_PER_EPOCH = 1000
 # Kinds of the pullback metric (docs: Geometry).
 KINDS = ("mean", "stochastic", "fisher", "output")
 METHODS = ("exact", "lanczos", "auto")

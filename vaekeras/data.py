@@ -339,6 +339,7 @@ def load_dataset(
     seed=0,
     multiple_of=1,
     shard=None,
+    steps_per_epoch=None,
 ):
     """Loads a data set as a batched `tf.data.Dataset` of images.
 
@@ -363,6 +364,10 @@ def load_dataset(
             dropped).
         shard: None, or `(index, count)`: this host's share of the
             split, for multi-host training (see `load_arrays`).
+        steps_per_epoch: None (an epoch of the training split is one
+            pass), or batches per epoch, each of rows drawn uniformly
+            with replacement, seeded by `(seed, e)`: how disentanglement_lib
+            samples dSprites, whose pass is 727,280 images.
 
     Returns:
         A prefetched `tf.data.Dataset`.
@@ -377,108 +382,21 @@ def load_dataset(
         TensorShape([32, 28, 28, 1])
     """
     checks.positive_int("batch_size", batch_size)
-    import tensorflow as tf
+    if steps_per_epoch is not None:
+        checks.positive_int("steps_per_epoch", steps_per_epoch)
+    from vaekeras import input_pipeline as pipeline
 
     if name in choices.GENERATED_DATASETS:
         _check_split(split)
-        count, gather = _dsprites_source(split, shard, multiple_of)
-        if split != "train":
-            ds = tf.data.Dataset.range(count).batch(batch_size).map(gather)
-            return ds.prefetch(tf.data.AUTOTUNE)
-        return _shuffled(count, gather, batch_size, seed)
-    images, _ = load_arrays(name, split, data_dir, download, shard)
-    images = images[:len(images) - len(images) % multiple_of]
+        count, gather = pipeline.dsprites_source(split, shard, multiple_of)
+    else:
+        images, _ = load_arrays(name, split, data_dir, download, shard)
+        images = images[:len(images) - len(images) % multiple_of]
+        count, gather = len(images), pipeline.array_gather(images)
     if split != "train":
-        ds = tf.data.Dataset.from_tensor_slices(images)
-        return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    return _shuffled(len(images), _batch_gather(images), batch_size, seed)
-
-
-def _dsprites_source(split, shard=None, multiple_of=1):
-    """`(count, gather)`: the split's size and a function from a batch of
-    positions in the split to its images, drawn as the batch is needed."""
-    import tensorflow as tf
-
-    indices = dsprites.shard_of(dsprites.split_indices(split), shard)
-    indices = indices[:len(indices) - len(indices) % multiple_of]
-    table = tf.constant(indices)
-
-    def draw(positions):
-        return dsprites.render(dsprites.factors_of(positions))
-
-    def gather(rows):
-        images = tf.numpy_function(
-            draw, [tf.gather(table, rows)], tf.float32, stateful=False
+        return pipeline.in_order(count, gather, batch_size)
+    if steps_per_epoch is not None:
+        return pipeline.sampled(
+            count, gather, batch_size, seed, steps_per_epoch
         )
-        return tf.ensure_shape(
-            images, (None, dsprites.SIZE, dsprites.SIZE, 1)
-        )
-
-    return len(indices), gather
-
-
-def _shuffled(count, gather, batch_size, seed):
-    """The training batches: rows `gather`ed in a seeded order per epoch."""
-    import tensorflow as tf
-
-    # The order of epoch e is a pure function of (seed, e): a stateless
-    # shuffle keyed by an epoch counter that counts the passes over the data
-    # (or is set by `vaekeras.training` from the epoch Keras runs), so a
-    # resumed run sees the order the uninterrupted one saw, whatever the
-    # process's global seed.
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-
-    def one_epoch(_):
-        current = epoch.assign_add(1) - 1
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(count, dtype=tf.int64),
-            seed=tf.stack([tf.cast(seed, tf.int64), current]),
-        )
-        return tf.data.Dataset.from_tensor_slices(order)
-
-    ds = tf.data.Dataset.from_tensors(0).flat_map(one_epoch)
-    ds = ds.batch(batch_size).map(gather)
-    # flat_map hides the length; Keras needs it to end epochs quietly.
-    ds = ds.apply(tf.data.experimental.assert_cardinality(
-        -(-count // batch_size)
-    )).prefetch(tf.data.AUTOTUNE)
-    ds.epoch_variable = epoch
-    ds.num_examples = count
-    return ds
-
-
-def _batch_gather(images):
-    """The function that gathers a batch of rows from the training images,
-    held as one constant.
-
-    8-bit images (every pixel k / 255, as in mnist_5k, Fashion-MNIST and
-    tfds' MNIST family) are kept as uint8, a quarter of float32's memory,
-    and scaled per batch; float32 division is correctly rounded, so the
-    batches equal `load_arrays`' float32 images bit for bit.
-    """
-    import tensorflow as tf
-
-    levels = _eight_bit(images)
-    if levels is not None:
-        table = tf.constant(levels)
-        del levels
-
-        def gather(rows):
-            return tf.cast(tf.gather(table, rows), tf.float32) / 255.0
-
-        return gather
-    table = tf.constant(images)
-    return lambda rows: tf.gather(table, rows)
-
-
-def _eight_bit(images, rows=4096):
-    """`images` as uint8 levels when every pixel is exactly k / 255, else
-    None; checked in blocks so no float copy of the whole set is made."""
-    levels = np.empty(images.shape, np.uint8)
-    for i in range(0, len(images), rows):
-        block = images[i:i + rows]
-        quantised = np.rint(block * np.float32(255.0))
-        if not np.array_equal(quantised / np.float32(255.0), block):
-            return None
-        levels[i:i + rows] = quantised
-    return levels
+    return pipeline.shuffled(count, gather, batch_size, seed)

@@ -107,6 +107,15 @@ def screen_batch(x):
     return ops.where(good, x, 0.0), bad
 
 
+def track(tracker, batch_mean, x):
+    """Adds a batch's mean to a `keras.metrics.Mean`, weighted by the
+    batch's images as Keras weighs `loss`, so a short last batch counts
+    for its images in the epoch's mean."""
+    tracker.update_state(
+        batch_mean, sample_weight=ops.cast(ops.shape(x)[0], "float32")
+    )
+
+
 class InvalidInputError(ValueError):
     """Training data held NaN, inf or pixel values outside [0, 1]."""
 
@@ -362,8 +371,8 @@ class VAE(keras.Model):
         self.invalid_inputs_tracker.update_state(invalid)
         recon, kl, encoding = self.elbo_terms(x, training=training)
         recon, kl = ops.mean(recon), ops.mean(kl)
-        self.reconstruction_loss_tracker.update_state(recon)
-        self.kl_loss_tracker.update_state(kl)
+        track(self.reconstruction_loss_tracker, recon, x)
+        track(self.kl_loss_tracker, kl, x)
         loss = recon + self.regularizer(kl)
         loss = loss + self.extra_loss(x, encoding, training=training)
         if self.losses:

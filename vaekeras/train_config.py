@@ -22,6 +22,7 @@ _IDENTITY = {
     **dict.fromkeys((
         "dataset", "architecture", "latent_dim", "beta", "likelihood",
         "epochs", "batch_size", "learning_rate", "seed", "keras_backend",
+        "steps_per_epoch",
     )),
     "defense": "none",
 }
@@ -51,6 +52,11 @@ class TrainConfig:
         beta: KL weight (1: plain VAE).
         likelihood: `"bernoulli"` or `"gaussian"`.
         epochs: epochs in all (a resumed run trains the rest).
+        steps_per_epoch: None: an epoch is one pass over the training
+            split; else this many batches of images drawn uniformly with
+            replacement. A generated data set (`dsprites`: 727,280
+            training images) defaults to
+            `choices.GENERATED_STEPS_PER_EPOCH` batches.
         batch_size: the global batch.
         learning_rate: Adam's.
         seed: seed of weights, shuffling and noise.
@@ -83,6 +89,7 @@ class TrainConfig:
     beta: float = 1.0
     likelihood: str = "bernoulli"
     epochs: int = 50
+    steps_per_epoch: int | None = None
     batch_size: int = 128
     learning_rate: float = 1e-3
     seed: int = 0
@@ -99,6 +106,10 @@ class TrainConfig:
         checks.positive("learning_rate", self.learning_rate)
         for name in ("latent_dim", "epochs", "batch_size"):
             checks.positive_int(name, getattr(self, name))
+        if self.steps_per_epoch is not None:
+            checks.positive_int("steps_per_epoch", self.steps_per_epoch)
+        elif self.dataset in choices.GENERATED_DATASETS:
+            self.steps_per_epoch = choices.GENERATED_STEPS_PER_EPOCH
         checks.choice("architecture", self.architecture, choices.ARCHITECTURES)
         checks.choice("likelihood", self.likelihood, choices.LIKELIHOODS)
         checks.choice(

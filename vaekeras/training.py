@@ -145,6 +145,7 @@ def train(config):
         config.dataset, "train", plan.local_batch(config.batch_size),
         config.data_dir, config.download, seed=config.seed,
         multiple_of=multiple, shard=plan.data_shard(),
+        steps_per_epoch=config.steps_per_epoch,
     )
     test_images, _ = data.load_arrays(
         config.dataset, "test", config.data_dir, config.download

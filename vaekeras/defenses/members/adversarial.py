@@ -14,6 +14,7 @@ from vaekeras.defenses.options import Option
 from vaekeras.defenses.options import norm_option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
+from vaekeras.models import track
 
 ADV_DIVERGENCES = ("wasserstein", "kl")
 
@@ -128,5 +129,5 @@ class AdversarialVAE(VAE):
         else:
             divergence = attacks.gaussian_w2(mean_adv, log_var_adv, *clean)
         divergence = ops.mean(divergence)
-        self.adversarial_divergence_tracker.update_state(divergence)
+        track(self.adversarial_divergence_tracker, divergence, x)
         return self.adv_weight * divergence

@@ -16,6 +16,7 @@ from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
+from vaekeras.models import track
 
 PENALTIES = ("trace", "spectral_radius")
 
@@ -206,5 +207,5 @@ class GeometryRegularizedVAE(VAE):
             seed=self.probe_seed_generator, decoder=self.decode,
             training=training,
         ))
-        self.metric_penalty_tracker.update_state(estimate)
+        track(self.metric_penalty_tracker, estimate, x)
         return self.metric_weight * estimate

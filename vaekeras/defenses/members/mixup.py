@@ -12,6 +12,7 @@ from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.layers import ReplicaSeedGenerator
 from vaekeras.models import VAE
+from vaekeras.models import track
 
 # Weight of mixup's latent consistency term, chosen by measurement (the
 # train app at weights 1-100: docs, "Mixup consistency weight").
@@ -100,5 +101,5 @@ class MixupVAE(VAE):
             x, z_mean, lam, partner, training=training
         )
         mixup_loss = ops.mean(nelbo_mix + self.mixup_consistency * consistency)
-        self.mixup_loss_tracker.update_state(mixup_loss)
+        track(self.mixup_loss_tracker, mixup_loss, x)
         return mixup_loss

@@ -14,6 +14,7 @@ from vaekeras import checks
 from vaekeras.defenses import registry
 from vaekeras.defenses.options import Option
 from vaekeras.models import VAE
+from vaekeras.models import track
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -146,7 +147,7 @@ class TCVAE(VAE):
         )
         means = [ops.mean(term) for term in terms]
         for tracker, value in zip(self.term_trackers.values(), means):
-            tracker.update_state(value)
+            track(tracker, value, x)
         return self.tc_weight * means[1]
 
     def get_config(self):
