@@ -34,7 +34,7 @@ SETTINGS = {
     "output_dir": flags.DEFINE_string(
         "output_dir", None,
         "Report folder (runs are kept inside); default reports/<study>, or "
-        "reports/<study>_<dataset> for a data set other than mnist_5k.",
+        "reports/<study>_<dataset> for a data set other than the study's.",
     ),
     "quick": flags.DEFINE_bool(
         "quick", False,
@@ -65,6 +65,18 @@ SETTINGS = {
         epochs=(
             None, "Epochs per study model (default: paper 50, defenses 20 "
             "on mnist_5k; 10 and 3 on the 60,000-image data sets).",
+        ),
+        dataset=(
+            None, "Data set (default: the study's; mnist_5k, dsprites for "
+            "disentanglement).",
+        ),
+        architecture=(
+            None, "Architecture (default: the study's; mlp, conv64 for "
+            "disentanglement).",
+        ),
+        latent_dim=(
+            None, "Latent size (default: the study's; 16, 10 for "
+            "disentanglement).",
         ),
         num_examples=(1000, "Test points for the scores."),
         eps=(["0.5", "1", "2"], "L2 attack budgets."),
@@ -101,9 +113,6 @@ def main(argv):
     def build():
         settings["run_dirs"] = tuple(settings["run_dirs"])
         settings["eps"] = tuple(cli.parse_float_list("eps", settings["eps"]))
-        settings["output_dir"] = settings["output_dir"] or (
-            studies.default_output_dir(settings["study"], settings["dataset"])
-        )
         return studies.run_report(studies.ReportConfig(**settings))
 
     cli.run_cli(build)

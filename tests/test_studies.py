@@ -56,13 +56,13 @@ def test_each_data_set_gets_its_epochs_unless_told(name, dataset, epochs):
     from vaekeras import studies
 
     study = studies.get_study(name)
-    config = study.configure(
+    config = study.configure(study.with_defaults(
         studies.ReportConfig(study=name, dataset=dataset)
-    )
+    ))
     assert config.epochs == epochs
-    told = study.configure(
+    told = study.configure(study.with_defaults(
         studies.ReportConfig(study=name, dataset=dataset, epochs=7)
-    )
+    ))
     assert told.epochs == 7
     assert {c.epochs for _, c in study.runs(told)} == {7}
 
@@ -76,16 +76,16 @@ def test_defenses_attack_fewer_points_of_the_large_data_sets(
     from vaekeras import studies
 
     study = studies.get_study("defenses")
-    config = study.configure(
+    config = study.configure(study.with_defaults(
         studies.ReportConfig(study="defenses", dataset=dataset)
-    )
+    ))
     assert (config.attack_examples, config.mcmc_examples) == (
         points, mcmc_points
     )
-    told = study.configure(studies.ReportConfig(
+    told = study.configure(study.with_defaults(studies.ReportConfig(
         study="defenses", dataset=dataset, attack_examples=8,
         mcmc_examples=20,
-    ))
+    )))
     # MCMC points are a subset of the protocol's.
     assert (told.attack_examples, told.mcmc_examples) == (8, 8)
 
@@ -97,6 +97,17 @@ def test_each_data_set_reports_into_its_own_default_folder():
     assert studies.default_output_dir("defenses", "fashion_mnist") == (
         "reports/defenses_fashion_mnist"
     )
+    # A study's own data set is its default, whatever it is.
+    assert studies.default_output_dir(
+        "disentanglement", "dsprites", "dsprites"
+    ) == "reports/disentanglement"
+    config = studies.get_study("paper").with_defaults(
+        studies.ReportConfig(study="paper")
+    )
+    assert (config.dataset, config.architecture, config.latent_dim) == (
+        "mnist_5k", "mlp", 16
+    )
+    assert config.output_dir == "reports/paper"
 
 
 def test_unknown_study_names_itself():
@@ -185,7 +196,9 @@ def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
     # Each data set's runs have folders of their own.
     study = studies.get_study("defenses")
     for dataset in ("mnist_5k", "digits"):
-        config = study.configure(dataclasses.replace(first, dataset=dataset))
+        config = study.configure(study.with_defaults(
+            dataclasses.replace(first, dataset=dataset)
+        ))
         for _, train_config in study.runs(config):
             parts = os.path.relpath(train_config.output_dir, tmp_path)
             assert parts.split(os.sep)[:2] == ["runs", dataset]

@@ -21,7 +21,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "StudySpec": "registry",
     "names": "registry",
     "register": "registry",
-    "default_output_dir": "report",
+    "default_output_dir": "base",
     "get_study": "report",
     "run_report": "report",
 }, submodules=(

@@ -34,12 +34,12 @@ class ReportConfig:
 
     study: str | None = "paper"
     run_dirs: tuple = ()
-    dataset: str = "mnist_5k"
+    dataset: str | None = None  # None: the study's `defaults`
     data_dir: str | None = None
-    output_dir: str = "reports/paper"
+    output_dir: str | None = None  # None: `default_output_dir`
     epochs: int | None = None  # None: the study's default
-    latent_dim: int = 16
-    architecture: str = "mlp"
+    latent_dim: int | None = None  # None: the study's `defaults`
+    architecture: str | None = None  # None: the study's `defaults`
     seed: int = 0
     num_examples: int = 1000
     attack_examples: int | None = None  # None: the study's default
@@ -65,6 +65,22 @@ class Study:
     """
 
     name = None
+    # What a config that names none of these gets.
+    defaults = {"dataset": "mnist_5k", "architecture": "mlp", "latent_dim": 16}
+
+    def with_defaults(self, config):
+        """`config` with `defaults` in place of its None settings and,
+        when it names none, the report folder `default_output_dir`."""
+        config = dataclasses.replace(config, **{
+            key: value for key, value in self.defaults.items()
+            if getattr(config, key) is None
+        })
+        if config.output_dir is None:
+            config.output_dir = default_output_dir(
+                config.study or self.name, config.dataset,
+                self.defaults["dataset"],
+            )
+        return config
 
     def configure(self, config):
         """`config` with the study's defaults filled in."""
@@ -89,6 +105,20 @@ class Study:
     def render(self, report, entries, x_attack, config):
         """`(figure file names, Markdown text)` of the report."""
         raise NotImplementedError
+
+
+def default_output_dir(study, dataset, study_dataset="mnist_5k"):
+    """`reports/<study>` on the study's own data set (`study_dataset`),
+    else `reports/<study>_<dataset>`, so that studies of two data sets
+    never ask for one folder.
+
+    Examples:
+        >>> default_output_dir("paper", "fashion_mnist")
+        'reports/paper_fashion_mnist'
+    """
+    if dataset == study_dataset:
+        return f"reports/{study}"
+    return f"reports/{study}_{dataset}"
 
 
 def for_dataset(table, dataset):

@@ -1,25 +1,9 @@
 """Runs a study by name: the one call `apps/report.py` makes."""
 
-import dataclasses
-
 from vaekeras import checks
 from vaekeras.studies import registry
 from vaekeras.studies.base import load_entry
 from vaekeras.studies.base import run_study
-
-
-def default_output_dir(study, dataset):
-    """`reports/<study>`, or `reports/<study>_<dataset>` for any data set
-    but the default mnist_5k, so that studies of two data sets never ask
-    for one folder.
-
-    Examples:
-        >>> default_output_dir("paper", "fashion_mnist")
-        'reports/paper_fashion_mnist'
-    """
-    if dataset == "mnist_5k":
-        return f"reports/{study}"
-    return f"reports/{study}_{dataset}"
 
 
 def get_study(name):
@@ -46,7 +30,7 @@ def run_report(config):
         registry.get(config.study)
     checks.budgets(list(config.eps), "eps")
     study = get_study("paper" if config.run_dirs else config.study)
-    config = study.configure(dataclasses.replace(config))
+    config = study.configure(study.with_defaults(config))
     entries = None
     if config.run_dirs:
         entries = [load_entry(path) for path in config.run_dirs]
