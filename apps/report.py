@@ -24,9 +24,8 @@ _launch.import_plugins()
 SETTINGS = {
     "study": flags.DEFINE_enum(
         "study", "paper", list(registry.names()),
-        "A registered study: paper (betas 0.01..8 and mixup at beta 1), "
-        "paper_full (the authors' 50 betas on [0.01, 10]), defenses (every "
-        "defense on one frontier), or your own (--plugins).",
+        "A registered study (the choices listed; docs: Studies), your own "
+        "among them with --plugins.",
     ),
     "run_dirs": flags.DEFINE_list(
         "run_dirs", [], "Report on these run folders or SavedModels instead."
@@ -38,7 +37,7 @@ SETTINGS = {
     ),
     "quick": flags.DEFINE_bool(
         "quick", False,
-        "Smoke version: fewer models, points, budgets and steps (defenses).",
+        "Smoke version: fewer models, points, budgets and steps.",
     ),
     "seeds": flags.DEFINE_integer(
         "seeds", None,

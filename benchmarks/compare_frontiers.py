@@ -30,7 +30,7 @@ sys.path.insert(0, HERE)
 from check_readme_results import cells  # noqa: E402
 from check_readme_results import is_rule  # noqa: E402
 
-from vaekeras.studies.base import spearman  # noqa: E402
+from vaekeras.studies.seed_statistics import spearman  # noqa: E402
 
 COLUMNS = ("model", "clean MSE", "worst area", "frontier")
 

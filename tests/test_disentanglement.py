@@ -139,3 +139,36 @@ def test_factor_vae_score_identity_and_zero():
 def test_mismatched_arrays_are_refused():
     with pytest.raises(ValueError, match="codes"):
         dis.mig(np.zeros((5, 2)), np.zeros((4, 3), "int64"))
+
+
+class SmallCube:
+    """Three factors of 2, 3 and 4 values; each observation the factors."""
+
+    factor_sizes = (2, 3, 4)
+
+    @staticmethod
+    def render(factors):
+        return np.asarray(factors, "float64")
+
+
+def test_evaluate_scores_the_identity_fully_and_a_constant_not_at_all():
+    def identity(x):
+        return np.asarray(x, "float64")
+
+    settings = dict(num_train=1200, num_test=600, dci_train=400,
+                    factor_vae_votes=(60, 40))
+    perfect = dis.evaluate(identity, SmallCube, **settings)
+    assert set(dis.METRICS) <= set(perfect)
+    for name in ("mig", "dci_disentanglement", "dci_completeness",
+                 "dci_informativeness_test", "modularity",
+                 "explicitness_test", "factor_vae"):
+        assert perfect[name] == pytest.approx(1.0, abs=0.02), name
+    # The best code predicts its factor; the next one only the majority.
+    assert perfect["sap"] > 0.4
+    constant = dis.evaluate(np.zeros_like, SmallCube, **settings)
+    assert constant["mig"] == constant["factor_vae"] == 0.0
+    assert constant["sap"] == 0.0
+    # Same seed, same draws: the same numbers.
+    assert dis.evaluate(identity, SmallCube, **settings) == perfect
+    with pytest.raises(ValueError, match="dci_train=0"):
+        dis.evaluate(identity, SmallCube, dci_train=0)

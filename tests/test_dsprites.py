@@ -86,6 +86,11 @@ def test_the_held_out_split_is_fixed_and_disjoint():
     assert len(train) + len(test) == dsprites.NUM_IMAGES
     assert np.intersect1d(train, test).size == 0
     np.testing.assert_array_equal(test, dsprites.split_indices("test"))
+    # In the order drawn: its first 300 images cover every shape and
+    # scale, unlike the first 300 of the grid (squares of one scale).
+    first = dsprites.factors_of(test[:300])
+    assert len(np.unique(first[:, 0])) == 3
+    assert len(np.unique(first[:, 1])) == 6
 
 
 @pytest.mark.parametrize("factors, match", [

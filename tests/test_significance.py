@@ -73,3 +73,22 @@ def test_the_area_interval_covers_the_area_and_narrows_with_images():
     assert again["seeds"] == 2
     with pytest.raises(ValueError, match="worst_damage"):
         significance.area_interval(eps, [np.zeros((3, 4)), np.zeros((3, 5))])
+
+
+def test_spearman_interval_over_seeds():
+    # Monotone within and across configurations: rho -1 on every resample.
+    groups = [[(0.1, 2.0), (0.2, 1.9)], [(0.5, 1.0)], [(0.7, 0.4), (0.8, 0.3)]]
+    found = significance.spearman_interval(groups)
+    assert [found[k] for k in ("rho", "low", "high")] == pytest.approx(
+        [-1.0, -1.0, -1.0]
+    )
+    assert (found["models"], found["configurations"]) == (5, 3)
+    # A U shape: no monotone relation, so the interval holds 0.
+    u_shape = [
+        [(k + 0.1 * s, (k - 2) ** 2 + 0.3 * s) for s in (-1, 1)]
+        for k in range(5)
+    ]
+    found = significance.spearman_interval(u_shape)
+    assert found["rho"] == pytest.approx(0.0, abs=0.1)
+    assert found["low"] < 0.0 < found["high"] and found["p"] > 0.05
+    assert significance.spearman_interval([[(1.0, 2.0), (1.0, 3.0)]]) is None

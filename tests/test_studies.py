@@ -8,6 +8,8 @@ import pytest
 from vaekeras import reporting
 from vaekeras import runs
 from vaekeras.studies import base
+from vaekeras.studies.seed_statistics import seed_summary
+from vaekeras.studies.seed_statistics import separated
 
 
 def test_authors_matrix_of_a_linear_encoder(rng):
@@ -205,19 +207,19 @@ def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
 
 
 def test_seed_summaries_and_what_they_separate():
-    summary = base.seed_summary([1.0, 2.0, 3.0, None])
+    summary = seed_summary([1.0, 2.0, 3.0, None])
     assert summary == {
         "mean": 2.0, "std": 1.0, "min": 1.0, "max": 3.0, "n": 3,
         "values": [1.0, 2.0, 3.0],
     }
-    assert base.seed_summary([None]) is None
-    far = base.seed_summary([10.0, 11.0, 12.0])
-    near = base.seed_summary([2.5, 3.5, 4.5])
+    assert seed_summary([None]) is None
+    far = seed_summary([10.0, 11.0, 12.0])
+    near = seed_summary([2.5, 3.5, 4.5])
     # Welch: t = 9 / 0.816 (p 0.0004) and t = 1.5 / 0.816 (p 0.14).
-    assert base.separated(summary, far)
-    assert not base.separated(summary, near)
+    assert separated(summary, far)
+    assert not separated(summary, near)
     # One seed cannot separate anything.
-    assert not base.separated(base.seed_summary([1.0]), far)
+    assert not separated(seed_summary([1.0]), far)
 
 
 def test_frontier_words_name_what_the_seeds_do_not_separate():
@@ -226,9 +228,9 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
     def row(name, clean, area, mcmc=False):
         return {
             "name": name, "family": study.family(name), "mcmc": mcmc,
-            "clean_mse": base.seed_summary(clean),
-            "worst_area": base.seed_summary(area),
-            "mcmc_reference_area": base.seed_summary([0.02, 0.021, 0.022]),
+            "clean_mse": seed_summary(clean),
+            "worst_area": seed_summary(area),
+            "mcmc_reference_area": seed_summary([0.02, 0.021, 0.022]),
         }
 
     plain = [
@@ -246,7 +248,7 @@ def test_frontier_words_name_what_the_seeds_do_not_separate():
     )
     assert text.endswith("significantly (Welch, Holm) for 1.")
     assert "worst area than" not in text
-    plain[1]["mcmc_reference_area"] = base.seed_summary([0.004, 0.005, 0.006])
+    plain[1]["mcmc_reference_area"] = seed_summary([0.004, 0.005, 0.006])
     with_mcmc.append(row("beta=10", [0.06] * 3, [0.010, 0.011, 0.012], True))
     assert "for 1; it added damage significantly to 1: beta=10." in (
         study._verdict(plain, with_mcmc, [0, 1])
@@ -282,19 +284,19 @@ def test_mcmc_is_charged_its_clean_error_in_words_and_table():
     def row(name, clean, area, mcmc=False, **extra):
         return {
             "name": name, "mcmc": mcmc, "seeds": 2,
-            "clean_mse": base.seed_summary(clean),
-            "worst_area": base.seed_summary(area), **extra,
+            "clean_mse": seed_summary(clean),
+            "worst_area": seed_summary(area), **extra,
         }
 
     plain = [
         row("beta=1", [0.02, 0.02], [0.03, 0.03],
-            mcmc_reference_clean_mse=base.seed_summary([0.010, 0.010]),
-            mcmc_reference_area=base.seed_summary([0.02, 0.02]),
+            mcmc_reference_clean_mse=seed_summary([0.010, 0.010]),
+            mcmc_reference_area=seed_summary([0.02, 0.02]),
             failed_checks={"bare": {}, "mcmc": {"converged": {
                 "runs": 1, "of": 2, "details": ["x"]}}}),
         row("beta=3", [0.03, 0.03], [0.02, 0.02],
-            mcmc_reference_clean_mse=base.seed_summary([0.020, 0.020]),
-            mcmc_reference_area=base.seed_summary([0.01, 0.01])),
+            mcmc_reference_clean_mse=seed_summary([0.020, 0.020]),
+            mcmc_reference_area=seed_summary([0.01, 0.01])),
     ]
     with_mcmc = [
         row("beta=1", [0.015, 0.015], [0.012, 0.012], True),
@@ -313,10 +315,10 @@ def test_mcmc_is_charged_its_clean_error_in_words_and_table():
         "| beta=1 | 0.01 ± 0 | 0.015 ± 0 | 0.02 ± 0 | 0.012 ± 0 | 1 of 2 |"
     )
     assert lines[-2].endswith("| 0 of 2 |")
-    plain[0].update(certified_radius=base.seed_summary([0.001, 0.003]),
+    plain[0].update(certified_radius=seed_summary([0.001, 0.003]),
                     empirical_margin=None, on_frontier=True)
-    plain[1].update(certified_radius=base.seed_summary([0.3, 0.5]),
-                    certified_radius_min=base.seed_summary([0.2, 0.2]),
+    plain[1].update(certified_radius=seed_summary([0.3, 0.5]),
+                    certified_radius_min=seed_summary([0.2, 0.2]),
                     empirical_margin=None, on_frontier=False,
                     reliable=False)
     summary = defenses_report._summary_lines(
@@ -535,7 +537,7 @@ def test_larger_beta_is_more_robust_only_if_the_worst_case_says_so():
             "eigen_excess_mse_eps1": eigen, "random_excess_mse_eps1": 0.001,
             "eigen_direction_mse": [0.03, 0.02], "clean_mse": clean,
             "protocol_area": float(np.mean(areas)),
-            "spread": {"protocol_area": base.seed_summary(areas)},
+            "spread": {"protocol_area": seed_summary(areas)},
         }
 
     report = {

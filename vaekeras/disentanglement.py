@@ -18,12 +18,27 @@ scored. Arrays are points first: `codes` `(N, num_codes)`, `factors`
 Plain numpy, scipy and scikit-learn; no backend.
 """
 
+import contextlib
+import warnings
+
 import numpy as np
 from scipy import stats
 
 from vaekeras import checks
 
 NUM_BINS = 20
+
+
+@contextlib.contextmanager
+def _iteration_caps_reached_quietly():
+    """The classifiers' default iteration caps are part of the metrics'
+    definitions (disentanglement_lib fits them with defaults): a fit that
+    reaches its cap is the metric as defined, not a fault to report."""
+    from sklearn import exceptions
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", exceptions.ConvergenceWarning)
+        yield
 
 
 def _points(codes, factors):
@@ -184,9 +199,10 @@ def sap(codes, factors, test_codes, test_factors, continuous_factors=False):
     """
     codes, factors = _points(codes, factors)
     test_codes, test_factors = _points(test_codes, test_factors)
-    scores = np.sort(_sap_matrix(
-        codes, factors, test_codes, test_factors, continuous_factors
-    ), axis=0)
+    with _iteration_caps_reached_quietly():
+        scores = np.sort(_sap_matrix(
+            codes, factors, test_codes, test_factors, continuous_factors
+        ), axis=0)
     if len(scores) < 2:
         return float(np.mean(scores[-1]))
     return float(np.mean(scores[-1] - scores[-2]))
@@ -241,10 +257,13 @@ def modularity_explicitness(codes, factors, test_codes, test_factors,
     mean, std = codes.mean(axis=0), codes.std(axis=0)
     std = np.where(std > 0, std, 1.0)
     scaled, test_scaled = (codes - mean) / std, (test_codes - mean) / std
-    pairs = [
-        _explicitness(scaled, factors[:, f], test_scaled, test_factors[:, f])
-        for f in range(factors.shape[1])
-    ]
+    with _iteration_caps_reached_quietly():
+        pairs = [
+            _explicitness(
+                scaled, factors[:, f], test_scaled, test_factors[:, f]
+            )
+            for f in range(factors.shape[1])
+        ]
     return {
         "modularity": modularity(info),
         "explicitness_train": float(np.mean([p[0] for p in pairs])),
@@ -312,3 +331,87 @@ def factor_vae_score(represent, ground_truth, seed=0, batch_size=64,
                       scale, active)
     columns = np.arange(held_out.shape[1])
     return float(held_out[classifier, columns].sum() / held_out.sum())
+
+
+# `evaluate`'s keys, in the order reports list them.
+METRICS = (
+    "mig", "dci_disentanglement", "dci_completeness",
+    "dci_informativeness_test", "sap", "modularity", "explicitness_test",
+    "factor_vae",
+)
+
+
+def sample_points(represent, ground_truth, n, seed, batch_size=1000):
+    """`(codes, factors)` of `n` images drawn uniformly from the ground
+    truth's grid (as disentanglement_lib draws its metrics' points)."""
+    rng = np.random.default_rng(seed)
+    factors = np.stack(
+        [rng.integers(size, size=n) for size in ground_truth.factor_sizes],
+        axis=1,
+    )
+    codes = np.concatenate([
+        np.asarray(represent(ground_truth.render(factors[i:i + batch_size])))
+        for i in range(0, n, batch_size)
+    ])
+    return codes, factors
+
+
+def evaluate(represent, ground_truth, seed=0, num_train=10000,
+             num_test=5000, dci_train=None, factor_vae_votes=(10000, 5000)):
+    """All five metrics of one representation, on fresh draws.
+
+    Args:
+        represent: `images -> codes` `(B, num_codes)` (the encoder means).
+        ground_truth: offers `factor_sizes` and `render(factors)` (e.g.
+            `vaekeras.dsprites`).
+        seed: seeds every draw (training points, test points, votes).
+        num_train, num_test: points of MIG (training points only), SAP,
+            modularity and explicitness.
+        dci_train: DCI's training points, the first of `num_train`
+            (its gradient-boosted trees cost minutes per 10,000 points);
+            None: all `num_train`. Its test points are the first
+            `dci_train // 2` test points.
+        factor_vae_votes: `(num_train, num_eval)` votes of the FactorVAE
+            score (batches of 64).
+
+    Returns:
+        Dict with every key of `METRICS`, and `dci_informativeness_train`,
+        `explicitness_train`.
+
+    Raises:
+        ValueError: for a non-positive count.
+
+    Examples:
+        >>> evaluate(encode_means, vaekeras.dsprites, num_train=2000,
+        ...          num_test=1000, factor_vae_votes=(500, 250))["mig"]
+    """
+    for name, value in (("num_train", num_train), ("num_test", num_test)):
+        checks.positive_int(name, value)
+    dci_train = num_train if dci_train is None else checks.positive_int(
+        "dci_train", dci_train
+    )
+    codes, factors = sample_points(represent, ground_truth, num_train, seed)
+    test_codes, test_factors = sample_points(
+        represent, ground_truth, num_test, seed + 1
+    )
+    dci_scores = dci(
+        codes[:dci_train], factors[:dci_train],
+        test_codes[:max(dci_train // 2, 1)],
+        test_factors[:max(dci_train // 2, 1)], seed=seed,
+    )
+    modular = modularity_explicitness(
+        codes, factors, test_codes, test_factors
+    )
+    votes_train, votes_eval = (
+        checks.positive_int("factor_vae_votes", v) for v in factor_vae_votes
+    )
+    return {
+        "mig": mig(codes, factors),
+        **{f"dci_{key}": value for key, value in dci_scores.items()},
+        "sap": sap(codes, factors, test_codes, test_factors),
+        **modular,
+        "factor_vae": factor_vae_score(
+            represent, ground_truth, seed=seed, num_train=votes_train,
+            num_eval=votes_eval,
+        ),
+    }

@@ -150,11 +150,13 @@ def render(factors):
 
 
 def split_indices(split):
-    """The image indices of `"train"` or `"test"` (a fixed seeded draw of
-    `TEST_IMAGES`; train is every other image), sorted."""
+    """The image indices of `"train"` (every image not held out, sorted)
+    or `"test"`: `TEST_IMAGES` drawn without replacement by a fixed seed,
+    in the order drawn, so any prefix of the held-out split (a study's
+    first 100 test images) is a uniform sample of the grid."""
     checks.choice("split", split, ("train", "test"))
     rng = np.random.default_rng(SPLIT_SEED)
-    test = np.sort(rng.choice(NUM_IMAGES, TEST_IMAGES, replace=False))
+    test = rng.choice(NUM_IMAGES, TEST_IMAGES, replace=False)
     if split == "test":
         return test
     keep = np.ones(NUM_IMAGES, bool)

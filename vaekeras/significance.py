@@ -75,6 +75,58 @@ def area_interval(eps, worst_damage, level=LEVEL, resamples=RESAMPLES,
     }
 
 
+def spearman_interval(groups, level=LEVEL, resamples=RESAMPLES, seed=0):
+    """Spearman's rho between two measures of the same models, and its
+    bootstrap interval over seeds.
+
+    Each configuration contributes its seeds' models; a resample draws,
+    within every configuration, as many seeds with replacement (a
+    stratified bootstrap), so the interval says how much rho owes to
+    which training runs happened to be drawn.
+
+    Args:
+        groups: per configuration, a list of `(x, y)` pairs, one per seed.
+        level: the interval's coverage.
+        resamples: bootstrap resamples.
+        seed: seeds the resampling.
+
+    Returns:
+        Dict `{"rho", "low", "high", "p", "models", "configurations"}`:
+        rho over every model, its percentile interval, and the p-value
+        of rho = 0 (scipy's, treating models as independent); None when
+        fewer than 3 models or one measure is constant.
+
+    Examples:
+        >>> spearman_interval([[(0.1, 2.0), (0.2, 2.1)], [(0.5, 1.0)],
+        ...                    [(0.7, 0.4), (0.6, 0.6)]])["rho"]
+        -1.0
+    """
+    from scipy import stats
+
+    groups = [np.asarray(g, "float64").reshape(-1, 2) for g in groups if g]
+    points = np.concatenate(groups) if groups else np.zeros((0, 2))
+    if len(points) < 3 or np.ptp(points[:, 0]) == 0 or np.ptp(
+        points[:, 1]
+    ) == 0:
+        return None
+    result = stats.spearmanr(points[:, 0], points[:, 1])
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        sample = np.concatenate([
+            g[rng.integers(0, len(g), len(g))] for g in groups
+        ])
+        if np.ptp(sample[:, 0]) > 0 and np.ptp(sample[:, 1]) > 0:
+            draws.append(stats.spearmanr(sample[:, 0], sample[:, 1])[0])
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(draws, [tail, 100 - tail])
+    return {
+        "rho": float(result[0]), "low": float(low), "high": float(high),
+        "p": float(result[1]), "models": int(len(points)),
+        "configurations": len(groups),
+    }
+
+
 def welch(a, b):
     """Welch's two-sided t-test of two samples' means; the p-value.
 

@@ -17,7 +17,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "Study": "base",
     "load_entry": "base",
     "run_study": "base",
-    "spearman": "base",
+    "spearman": "seed_statistics",
     "StudySpec": "registry",
     "names": "registry",
     "register": "registry",
@@ -25,6 +25,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "get_study": "report",
     "run_report": "report",
 }, submodules=(
-    "base", "defenses", "members", "paper", "paper_claims",
-    "protocol_summaries", "registry", "report",
+    "base", "defenses", "disentanglement", "members", "paper",
+    "paper_claims", "protocol_summaries", "registry", "report",
+    "seed_statistics",
 ))

@@ -35,9 +35,9 @@ from vaekeras.reporting import defenses_figures
 from vaekeras.reporting import mix_note
 from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
-from vaekeras.studies.base import base_name
 from vaekeras.studies.base import for_dataset
-from vaekeras.studies.base import separated
+from vaekeras.studies.seed_statistics import base_name
+from vaekeras.studies.seed_statistics import separated
 
 # (family, name, TrainConfig overrides). Strengths were chosen to span
 # each defense's useful range on mnist_5k (docs: Defenses).

@@ -24,15 +24,15 @@ from vaekeras.reporting import mix_note
 from vaekeras.reporting import paper as paper_report
 from vaekeras.studies import protocol_summaries as summaries
 from vaekeras.studies.base import Study
-from vaekeras.studies.base import base_name
 from vaekeras.studies.base import for_dataset
-from vaekeras.studies.base import quartiles as _quartiles
-from vaekeras.studies.base import seed_means
-from vaekeras.studies.base import spearman
 from vaekeras.studies.paper_claims import AUTHORS
 from vaekeras.studies.paper_claims import authors_comparison
 from vaekeras.studies.paper_claims import judge_claims
 from vaekeras.studies.paper_claims import mixup_comparison
+from vaekeras.studies.seed_statistics import base_name
+from vaekeras.studies.seed_statistics import quartiles as _quartiles
+from vaekeras.studies.seed_statistics import seed_means
+from vaekeras.studies.seed_statistics import spearman
 
 BETAS = (0.01, 0.03, 0.1, 0.3, 1.0, 2.0, 4.0, 8.0)
 # The authors' grid: 50 betas log-spaced on [0.01, 10] (index 33 is 1.05).

@@ -2,7 +2,7 @@
 
 import math
 
-from vaekeras.studies.base import compare
+from vaekeras.studies.seed_statistics import compare
 
 # The authors' stored MNIST results (Khan & Storkey 2023; see PAPER.md).
 AUTHORS = {

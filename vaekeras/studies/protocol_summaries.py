@@ -4,7 +4,7 @@ import numpy as np
 
 from vaekeras import significance
 from vaekeras.attacks.damage import log_eps_area
-from vaekeras.studies.base import seed_summary
+from vaekeras.studies.seed_statistics import seed_summary
 
 
 def jsonable(result):
