@@ -108,6 +108,11 @@ def _traversal_figure(traversals, out):
             dims * height, steps * width
         )
         ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1)
+        # Cell borders, so a sprite's place in its own image reads.
+        for k in range(1, steps):
+            ax.axvline(k * width - 0.5, color="0.45", linewidth=0.6)
+        for k in range(1, dims):
+            ax.axhline(k * height - 0.5, color="0.45", linewidth=0.6)
         ax.set_yticks((np.arange(dims) + 0.5) * height)
         ax.set_yticklabels([f"z{d + 1}" for d in range(dims)], fontsize=7)
         ax.set_xticks((np.arange(steps) + 0.5) * width)
