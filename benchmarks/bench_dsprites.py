@@ -1,17 +1,19 @@
-"""Generated dSprites: rendering the whole grid, and the input pipeline
-against a preloaded array, in one run.
+"""Generated dSprites: rendering the whole grid, and training on batches
+drawn as needed against training on a preloaded array, in one run.
 
-1. `dsprites.render` over all 737,280 images in chunks (target: under a
-   minute on 2 cores);
-2. iterating `load_dataset("dsprites", "train")` against iterating a
-   `tf.data` pipeline over the same number of images already in memory
-   (target: within 1.10x).
+1. `dsprites.render` over all 737,280 images in chunks, on `--workers`
+   processes (target: under a minute on 2 cores);
+2. `fit` of the `conv64` VAE for `--steps` batches from
+   `load_dataset("dsprites", "train", steps_per_epoch=...)` against the
+   same number of batches of images already in memory, alternated
+   `--repeats` times (target: the generated data within 1.10x).
 
 Usage:
-    python benchmarks/bench_dsprites.py --batches=400
+    python benchmarks/bench_dsprites.py --workers=2 --steps=100
 """
 
 import argparse
+import concurrent.futures
 import os
 import time
 
@@ -19,51 +21,76 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from vaekeras import data  # noqa: E402
 from vaekeras import dsprites  # noqa: E402
 
 
-def render_all(chunk=16384):
+def _render_pixels_on(bounds):
+    first, last = bounds
+    indices = np.arange(first, last)
+    return float(dsprites.render(dsprites.factors_of(indices)).sum())
+
+
+def render_all(workers, chunk=16384):
+    """Seconds to draw every image once; mean pixels on per image."""
+    bounds = [
+        (first, min(first + chunk, dsprites.NUM_IMAGES))
+        for first in range(0, dsprites.NUM_IMAGES, chunk)
+    ]
     start = time.perf_counter()
-    on = 0.0
-    for first in range(0, dsprites.NUM_IMAGES, chunk):
-        indices = np.arange(first, min(first + chunk, dsprites.NUM_IMAGES))
-        on += float(dsprites.render(dsprites.factors_of(indices)).sum())
+    with concurrent.futures.ProcessPoolExecutor(workers) as pool:
+        on = sum(pool.map(_render_pixels_on, bounds))
     return time.perf_counter() - start, on / dsprites.NUM_IMAGES
 
 
-def iterate(dataset, batches):
-    iterator = iter(dataset)
-    next(iterator)  # the first batch builds the pipeline
+def fit_seconds(model, dataset):
     start = time.perf_counter()
-    for _ in range(batches):
-        next(iterator)
+    model.fit(dataset, epochs=1, verbose=0)
     return time.perf_counter() - start
 
 
-def main():
+def training_ratio(steps, batch_size, repeats):
+    """Median seconds of `steps` training batches, generated and
+    preloaded, and their ratio."""
     import tensorflow as tf
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--batches", type=int, default=400)
-    parser.add_argument("--batch_size", type=int, default=64)
-    args = parser.parse_args()
-    seconds, mean_on = render_all()
-    print(f"render all {dsprites.NUM_IMAGES:,} images: {seconds:.1f} s "
-          f"({mean_on:.0f} pixels on per image)")
-    generated = data.load_dataset(
-        "dsprites", "train", batch_size=args.batch_size
+    import vaekeras
+    from vaekeras import data
+
+    model = vaekeras.build_vae(
+        (64, 64, 1), latent_dim=10, architecture="conv64", seed=0
     )
-    count = (args.batches + 1) * args.batch_size
-    preloaded = dsprites.render(dsprites.sample_factors(count))
-    in_memory = tf.data.Dataset.from_tensor_slices(preloaded).batch(
-        args.batch_size
-    ).prefetch(tf.data.AUTOTUNE)
-    t_generated = iterate(generated, args.batches)
-    t_memory = iterate(in_memory, args.batches)
-    print(f"{args.batches} batches of {args.batch_size}: generated "
-          f"{t_generated:.2f} s, preloaded {t_memory:.2f} s, ratio "
-          f"{t_generated / t_memory:.2f}")
+    model.compile(optimizer="adam")
+    generated = data.load_dataset(
+        "dsprites", "train", batch_size=batch_size, steps_per_epoch=steps
+    )
+    preloaded = tf.data.Dataset.from_tensor_slices(
+        dsprites.render(dsprites.sample_factors(steps * batch_size))
+    ).batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    fit_seconds(model, preloaded)  # builds and traces the train step
+    times = {"generated": [], "preloaded": []}
+    for _ in range(repeats):
+        times["generated"].append(fit_seconds(model, generated))
+        times["preloaded"].append(fit_seconds(model, preloaded))
+    medians = {k: float(np.median(v)) for k, v in times.items()}
+    return medians, medians["generated"] / medians["preloaded"]
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    seconds, mean_on = render_all(args.workers)
+    print(f"render all {dsprites.NUM_IMAGES:,} images on {args.workers} "
+          f"processes: {seconds:.1f} s ({mean_on:.0f} pixels on per image)")
+    medians, ratio = training_ratio(
+        args.steps, args.batch_size, args.repeats
+    )
+    print(f"fit {args.steps} batches of {args.batch_size} (median of "
+          f"{args.repeats}): generated {medians['generated']:.2f} s, "
+          f"preloaded {medians['preloaded']:.2f} s, ratio {ratio:.3f}")
 
 
 if __name__ == "__main__":
