@@ -43,11 +43,11 @@ class TrainConfig:
     """Everything a training run depends on (`apps/train.py`'s flags).
 
     Attributes:
-        dataset: an offline data set (`mnist_5k`, `digits`) or a
-            tensorflow-datasets image data set.
+        dataset: an offline data set (`mnist_5k`, `digits`, `dsprites`,
+            `fashion_mnist`) or a tensorflow-datasets image data set.
         data_dir: folder of prepared tensorflow-datasets data.
         download: let tensorflow-datasets download the data set.
-        architecture: `"mlp"` or `"conv"`.
+        architecture: `"mlp"`, `"conv"` or `"conv64"` (64 x 64 images).
         latent_dim: latent size.
         beta: KL weight (1: plain VAE).
         likelihood: `"bernoulli"` or `"gaussian"`.
