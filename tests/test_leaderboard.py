@@ -42,10 +42,21 @@ def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
              "reliable": True},
         ],
     })
+    _write(tmp_path / "disentanglement", {
+        "study": "disentanglement",
+        "protocol_version": leaderboard.PROTOCOL_VERSION,
+        "dataset": "dsprites", "models": [
+            {"name": "tc=5", "clean_mse": 0.006,
+             "worst_interval": _interval(0.002), "reliable": True},
+        ],
+    })
     _write(tmp_path / "old", {"dataset": "mnist_5k", "models": []})
     page = leaderboard.markdown(str(tmp_path))
     table = [line for line in page.splitlines() if line.startswith("| ")]
     assert table[1:] == [
+        "| tc=5 | dsprites | 0.006 | 0.002 [0.001, 0.003] | yes | "
+        "`python apps/report.py --study=disentanglement --dataset=dsprites "
+        "--output_dir=reports/disentanglement` |",
         "| lipschitz dec=10 + MCMC | mnist_5k | 0.05 | 0.004 [0.003, 0.005] "
         "| yes | `python apps/report.py --study=defenses --dataset=mnist_5k "
         "--output_dir=reports/defenses` |",

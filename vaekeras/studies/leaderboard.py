@@ -45,14 +45,13 @@ def rows(folder, report):
     )
     out = []
     for model in report["models"]:
-        if study == "defenses":
-            name = model["name"] + (" + MCMC" if model["mcmc"] else "")
-            clean = model["clean_mse"]["mean"]
-            found, reliable = model.get("worst_interval"), model["reliable"]
-        else:
-            name, clean = model["name"], model["clean_mse"]
-            found = model.get("protocol_interval")
-            reliable = model["protocol_reliable"]
+        # The paper study names its protocol's keys `protocol_*`; the
+        # others hold the protocol's own names and seed summaries.
+        name = model["name"] + (" + MCMC" if model.get("mcmc") else "")
+        clean = model["clean_mse"]
+        clean = clean["mean"] if isinstance(clean, dict) else clean
+        found = model.get("worst_interval", model.get("protocol_interval"))
+        reliable = model.get("reliable", model.get("protocol_reliable"))
         area = found["area"] if found else float("inf")
         out.append((area, [
             name, report["dataset"], fmt(clean, 4), _interval(found),
