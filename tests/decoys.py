@@ -5,6 +5,12 @@ them unreliable.
   gradient cos(1000 x + phase) instead of 1: the model is exactly as
   vulnerable as before, but its gradient points nowhere useful.
 - `Round`: pixels rounded to `levels` levels, with no gradient at all.
+
+And one that is honest though rough, which the protocol must not flag:
+
+- `Ripple`: x + sin(frequency x) / frequency with its true gradient
+  1 + cos(frequency x): finite differences match it only at steps small
+  against 1 / frequency, as through a Markov chain's accept-or-reject.
 """
 
 import keras
@@ -47,6 +53,21 @@ class Round(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "levels": self.levels}
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Ripple(keras.layers.Layer):
+    """x + sin(frequency x) / frequency, honest gradient."""
+
+    def __init__(self, frequency=1000.0, **kwargs):
+        super().__init__(**kwargs)
+        self.frequency = frequency
+
+    def call(self, x):
+        return x + ops.sin(self.frequency * x) / self.frequency
+
+    def get_config(self):
+        return {**super().get_config(), "frequency": self.frequency}
 
 
 def wrapped(model, layer):

@@ -208,6 +208,34 @@ def test_shattered_gradients_are_caught_and_the_model_is_unreliable(
     )
 
 
+def fd_check(model, x):
+    from vaekeras.attacks import sanity
+    from vaekeras.attacks import scoring
+
+    adapter = vaekeras.latent.LatentModel.of(model)
+    runner = protocol.Runner(
+        model, adapter, None, 2, 0, 10, 1, 1, 1, 1, 64,
+        scoring.Scorer(adapter, x, None, 64),
+    )
+    return sanity.gradients_match_finite_differences(runner, x)
+
+
+def test_finite_differences_go_to_smaller_steps_before_they_judge(
+    trained, digits
+):
+    x = digits[1][:16]
+    honest = fd_check(trained, x)
+    assert honest["passed"] and "at step 0.01 " in honest["detail"]
+    # Rough but honest: the first step averages the ripple away, a
+    # smaller one sees it.
+    rough = fd_check(decoys.wrapped(trained, decoys.Ripple()), x)
+    assert rough["passed"], rough["detail"]
+    assert "steps tried 0.01, 0.001" in rough["detail"]
+    shattered = fd_check(decoys.wrapped(trained, decoys.Shatter()), x)
+    assert not shattered["passed"]
+    assert "steps tried 0.01, 0.001, 0.0003" in shattered["detail"]
+
+
 def test_a_rounding_model_is_unreliable(trained, digits):
     decoy = decoys.wrapped(trained, decoys.Round(levels=16))
     result = vaekeras.evaluate_robustness(

@@ -48,11 +48,12 @@ ATOL = 1e-5
 ZERO_GRADIENT = 1e-10
 # Images used by the whole-box check (its baseline swaps images).
 UNBOUNDED_IMAGES = 32
-# Random directions per image, the finite-difference step (L2, in pixel
-# units) and the largest median relative gap between the two
-# derivatives of the finite-difference check.
+# Random directions per image, the finite-difference steps (L2, in pixel
+# units; smaller ones tried only while the gap stays too wide) and the
+# largest median relative gap between the two derivatives of the
+# finite-difference check.
 DIRECTIONS = 4
-FD_STEP = 1e-2
+FD_STEPS = (1e-2, 1e-3, 3e-4)
 FD_TOLERANCE = 0.2
 
 
@@ -172,7 +173,7 @@ def input_gradients(runner, x, seed=0):
     return np.concatenate(grads).reshape(x.shape)
 
 
-def directional_derivatives(runner, x, directions=DIRECTIONS, step=FD_STEP,
+def directional_derivatives(runner, x, directions=DIRECTIONS, step=FD_STEPS[0],
                             seed=0):
     """Each image's derivative along random unit directions, twice: from
     the gradient the attacks follow, and by central finite differences of
@@ -207,20 +208,36 @@ def directional_derivatives(runner, x, directions=DIRECTIONS, step=FD_STEP,
 
 def gradients_match_finite_differences(runner, x):
     """Shattered gradients (a forward pass that is honest, a gradient
-    that is not) show as derivatives the damage itself does not have."""
-    analytic, finite = directional_derivatives(runner, x)
-    scale = np.maximum(
-        np.linalg.norm(analytic, axis=-1), np.linalg.norm(finite, axis=-1)
-    )
-    error = np.linalg.norm(analytic - finite, axis=-1) / np.maximum(
-        scale, 1e-12
-    )
-    median = float(np.median(error))
+    that is not) show as derivatives the damage itself does not have.
+
+    A derivative is the limit of finite differences: a damage that is
+    rough at the first step (a Markov chain's accept-or-reject through a
+    test-time defense, chaotic over its steps) is honest when a smaller
+    step (`FD_STEPS`) closes the gap; a shattered gradient matches at no
+    step.
+    """
+    gaps = []
+    for step in FD_STEPS:
+        analytic, finite = directional_derivatives(runner, x, step=step)
+        scale = np.maximum(
+            np.linalg.norm(analytic, axis=-1),
+            np.linalg.norm(finite, axis=-1),
+        )
+        error = np.linalg.norm(analytic - finite, axis=-1) / np.maximum(
+            scale, 1e-12
+        )
+        gaps.append((float(np.median(error)), step))
+        if gaps[-1][0] <= FD_TOLERANCE:
+            break
+    median, step = min(gaps)
     passed = median <= FD_TOLERANCE
     detail = (
         f"median relative gap between the gradient's and finite "
         f"differences' derivatives along {analytic.shape[1]} random "
-        f"directions: {median:.3g} (tolerance {FD_TOLERANCE:g})"
+        f"directions: {median:.3g} at step {step:g} (tolerance "
+        f"{FD_TOLERANCE:g}"
+        + (f"; steps tried {', '.join(f'{s:g}' for _, s in gaps)})"
+           if len(gaps) > 1 else ")")
     )
     if not passed:
         detail += (
