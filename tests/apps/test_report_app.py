@@ -123,9 +123,11 @@ def test_bad_report_input(tmp_path):
         "report.py", "--study=ablation", f"--output_dir={tmp_path}/x"
     )
     assert result.returncode != 0
+    from vaekeras.studies import registry
+
     assert (
         "--study=ablation: value should be one of "
-        "<defenses|paper|paper_full>"
+        f"<{'|'.join(sorted(registry.names()))}>"
     ) in result.stderr
 
 
