@@ -20,13 +20,20 @@ from keras import ops
 import vaekeras
 
 
-@keras.saving.register_keras_serializable(package="vaekeras_tests")
-class Shatter(keras.layers.Layer):
-    """Identity forward; gradient cos(frequency x + phase)."""
+class _Wave(keras.layers.Layer):
+    """A layer that adds a wave of `frequency` to its input."""
 
     def __init__(self, frequency=1000.0, **kwargs):
         super().__init__(**kwargs)
         self.frequency = frequency
+
+    def get_config(self):
+        return {**super().get_config(), "frequency": self.frequency}
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Shatter(_Wave):
+    """Identity forward; gradient cos(frequency x + phase)."""
 
     def call(self, x):
         phase = ops.reshape(
@@ -35,9 +42,6 @@ class Shatter(keras.layers.Layer):
         )
         wave = ops.sin(self.frequency * x + phase) / self.frequency
         return ops.stop_gradient(x) + (wave - ops.stop_gradient(wave))
-
-    def get_config(self):
-        return {**super().get_config(), "frequency": self.frequency}
 
 
 @keras.saving.register_keras_serializable(package="vaekeras_tests")
@@ -56,18 +60,11 @@ class Round(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="vaekeras_tests")
-class Ripple(keras.layers.Layer):
+class Ripple(_Wave):
     """x + sin(frequency x) / frequency, honest gradient."""
-
-    def __init__(self, frequency=1000.0, **kwargs):
-        super().__init__(**kwargs)
-        self.frequency = frequency
 
     def call(self, x):
         return x + ops.sin(self.frequency * x) / self.frequency
-
-    def get_config(self):
-        return {**super().get_config(), "frequency": self.frequency}
 
 
 def wrapped(model, layer):
