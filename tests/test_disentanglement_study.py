@@ -91,6 +91,16 @@ def test_traversal_moves_one_latent_per_row():
     assert 0.0 <= grid.min() and grid.max() <= 1.0
     # A row's ends decode latent values -2 and +2: different images.
     assert not np.allclose(grid[0, 0], grid[0, -1])
+    # Row d, column k decodes the image's code with latent d alone set
+    # to the k-th value of [-2, 2].
+    code = np.asarray(model.encode(image[None])[0])[0]
+    values = np.linspace(-2, 2, study_module.TRAVERSAL_STEPS)
+    for d, k in ((1, 0), (2, 5)):
+        moved = code.copy()
+        moved[d] = values[k]
+        np.testing.assert_allclose(
+            grid[d, k], np.asarray(model.decode(moved[None]))[0], atol=1e-5
+        )
 
 
 @pytest.mark.slow
