@@ -11,6 +11,7 @@ import vaekeras
 from vaekeras import attacks
 from vaekeras import curves
 from vaekeras.attacks import protocol
+from vaekeras.attacks import sanity
 from vaekeras.purification import MCMCReconstruction
 
 CHECK_NAMES = [
@@ -323,3 +324,34 @@ def test_a_surrogate_restores_what_rounding_hides(trained, digits):
         vaekeras.evaluate_robustness(
             decoy, x, [2.0], attacks=("transfer",), **settings
         )
+
+
+def test_adaptive_rounds_rerun_only_the_checks_of_the_result(
+    trained, digits, monkeypatch
+):
+    # Two iterations never converge within a zero tolerance, so every
+    # adaptive round runs; the model's gradient checks run once, the
+    # convergence challenger once per round (one run through the chain).
+    calls = []
+    for name in ("gradients_match_finite_differences", "unbounded_budget"):
+        original = getattr(sanity, name)
+        monkeypatch.setattr(
+            sanity, name,
+            lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a),
+        )
+    defense = MCMCReconstruction(
+        trained, steps=2, method="mala", step_size=0.3, seed=0
+    )
+    result = vaekeras.evaluate_robustness(
+        trained, digits[1][:8], [1.0], defense=defense, pgd_iter=2,
+        restarts=1, eot_samples=1, square_queries=10, tolerance=0.0,
+        attacks=("apgd_damage", "random"),
+    )
+    checks = {c["name"]: c for c in result["checks"]}
+    assert result["settings"]["adaptive_rounds"] == protocol.ADAPTIVE_ROUNDS
+    assert sorted(calls) == [
+        "gradients_match_finite_differences", "unbounded_budget"
+    ]
+    assert "pgd_damage with 16 iterations (one run)" in (
+        checks["converged"]["detail"]
+    )

@@ -210,9 +210,13 @@ def _check_until_converged(result, per_member, runner, x):
     damage runs again with twice the iterations, joining the worst case,
     until the convergence check passes (at most `ADAPTIVE_ROUNDS` more
     times): EOT through a chain converges slowly, and a verdict must not
-    rest on an attack stopped early."""
+    rest on an attack stopped early. A round reruns only the checks of
+    the result; those of the model's gradients stand."""
+    found = ()
     for round_ in range(ADAPTIVE_ROUNDS + 1):
-        found = sanity.run_checks(result, runner, runner.scorer, x)
+        found = sanity.run_checks(
+            result, runner, runner.scorer, x, previous=found
+        )
         converged = all(c["passed"] for c in found if c["name"] == "converged")
         if converged or not runner.adaptive or round_ == ADAPTIVE_ROUNDS:
             break
