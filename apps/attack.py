@@ -61,11 +61,7 @@ def main(argv):
             attack=_ATTACK.value,
             max_iter=_MAX_ITER.value,
             verbose=1,
-            **{
-                **settings,
-                "eps": cli.parse_float_list("eps", settings["eps"]),
-                "norm": cli.parse_norm(settings["norm"]),
-            },
+            **cli.attack_settings(settings),
         )
     )
 

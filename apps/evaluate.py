@@ -70,11 +70,7 @@ def main(argv):
             output_path=_OUTPUT.value,
             certify_model=_CERTIFY.value,
             verbose=1,
-            **{
-                **settings,
-                "eps": cli.parse_float_list("eps", settings["eps"]),
-                "norm": cli.parse_norm(settings["norm"]),
-            },
+            **cli.attack_settings(settings),
         )
     )
 

@@ -15,6 +15,16 @@ def parse_norm(value):
     return checks.norm(value)
 
 
+def attack_settings(settings):
+    """The shared attack flags' values with `eps` and `norm` parsed (a
+    list of floats, 2 or np.inf)."""
+    return {
+        **settings,
+        "eps": parse_float_list("eps", settings["eps"]),
+        "norm": parse_norm(settings["norm"]),
+    }
+
+
 # The exit status of a run stopped by Ctrl-C (128 + SIGINT), as shells use.
 INTERRUPTED = 130
 
