@@ -77,6 +77,10 @@ def test_correlations_read_a_monotone_relation_and_skip_constants():
     assert found["sap"] is None  # the same for every model
     line = report_text._correlation_line("mig", found["mig"])
     assert "higher goes with less damage" in line
+    rising = {"rho": 0.8, "low": 0.4, "high": 0.95, "p": 0.01, "models": 9}
+    assert "(a trade-off)" in report_text._correlation_line("mig", rising)
+    radius = report_text._correlation_line("median_spectral_radius", rising)
+    assert radius.endswith("| higher goes with more damage |")
 
 
 def test_traversal_moves_one_latent_per_row():
