@@ -11,6 +11,9 @@ And one that is honest though rough, which the protocol must not flag:
 - `Ripple`: x + sin(frequency x) / frequency with its true gradient
   1 + cos(frequency x): finite differences match it only at steps small
   against 1 / frequency, as through a Markov chain's accept-or-reject.
+- `Jumps`: x plus a jump wherever the image's mean pixel crosses a fine
+  grid, with the true gradient (1) between the jumps: piecewise smooth,
+  as a chain's accept-or-reject makes the damage.
 """
 
 import keras
@@ -65,6 +68,25 @@ class Ripple(_Wave):
 
     def call(self, x):
         return x + ops.sin(self.frequency * x) / self.frequency
+
+
+@keras.saving.register_keras_serializable(package="vaekeras_tests")
+class Jumps(_Wave):
+    """x + size (0 or 1, alternating every 1 / frequency of the mean
+    pixel); gradient 1."""
+
+    def __init__(self, frequency=1e6, size=0.05, **kwargs):
+        super().__init__(frequency, **kwargs)
+        self.size = size
+
+    def call(self, x):
+        level = ops.floor(
+            self.frequency * ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        )
+        return x + self.size * ops.stop_gradient(ops.mod(level, 2.0))
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size}
 
 
 def wrapped(model, layer):

@@ -12,6 +12,7 @@ from vaekeras import attacks
 from vaekeras import curves
 from vaekeras.attacks import protocol
 from vaekeras.attacks import sanity
+from vaekeras.attacks import scoring
 from vaekeras.purification import MCMCReconstruction
 
 CHECK_NAMES = [
@@ -209,16 +210,16 @@ def test_shattered_gradients_are_caught_and_the_model_is_unreliable(
     )
 
 
-def fd_check(model, x):
-    from vaekeras.attacks import sanity
-    from vaekeras.attacks import scoring
-
+def _runner(model, x):
     adapter = vaekeras.latent.LatentModel.of(model)
-    runner = protocol.Runner(
+    return protocol.Runner(
         model, adapter, None, 2, 0, 10, 1, 1, 1, 1, 64,
         scoring.Scorer(adapter, x, None, 64),
     )
-    return sanity.gradients_match_finite_differences(runner, x)
+
+
+def fd_check(model, x):
+    return sanity.gradients_match_finite_differences(_runner(model, x), x)
 
 
 def test_finite_differences_go_to_smaller_steps_before_they_judge(
@@ -235,6 +236,23 @@ def test_finite_differences_go_to_smaller_steps_before_they_judge(
     shattered = fd_check(decoys.wrapped(trained, decoys.Shatter()), x)
     assert not shattered["passed"]
     assert "steps tried 0.01, 0.001, 0.0003" in shattered["detail"]
+
+
+def test_jumps_within_a_step_are_stepped_around(trained, digits):
+    # A damage with jumps and an honest gradient between them (a chain's
+    # accept-or-reject): the central difference across a jump is not a
+    # derivative, the one-sided difference on the jump's other side is.
+    x = digits[1][:16]
+    jumps = fd_check(
+        decoys.wrapped(trained, decoys.Jumps(frequency=6e4)), x
+    )
+    assert jumps["passed"], jumps["detail"]
+    analytic, finite = sanity.directional_derivatives(
+        _runner(decoys.wrapped(trained, decoys.Jumps(frequency=6e4)), x),
+        x, step=3e-4,
+    )
+    gap = np.abs(analytic - finite) / np.maximum(np.abs(analytic), 1e-12)
+    assert np.median(gap) < 0.05
 
 
 def test_a_rounding_model_is_unreliable(trained, digits):

@@ -27,6 +27,7 @@ from vaekeras import significance
 from vaekeras import training
 from vaekeras.attacks import evaluate_robustness
 from vaekeras.attacks import log_eps_area
+from vaekeras.attacks import sanity
 from vaekeras.attacks.margin import empirical_margin
 from vaekeras.defenses import registry as defense_registry
 from vaekeras.evaluation import CERTIFY_R
@@ -332,6 +333,10 @@ class DefensesStudy(Study):
             "eot_samples": EOT_SAMPLES,
             "mcmc_square_queries": MCMC_SQUARE_QUERIES,
             "protocol_version": PROTOCOL_VERSION,
+            # Version 2 steps around the chain's accept-or-reject jumps in
+            # the finite-difference check; bare models' verdicts are the
+            # same under both, so only this study records it.
+            "checks_version": sanity.CHECKS_VERSION,
         }
 
     def analysis_valid(self, cached, config):
