@@ -333,9 +333,9 @@ class DefensesStudy(Study):
             "eot_samples": EOT_SAMPLES,
             "mcmc_square_queries": MCMC_SQUARE_QUERIES,
             "protocol_version": PROTOCOL_VERSION,
-            # Version 2 steps around the chain's accept-or-reject jumps in
-            # the finite-difference check; bare models' verdicts are the
-            # same under both, so only this study records it.
+            # Version 2's finite-difference check steps around the
+            # chain's accept-or-reject jumps, where version 1 flagged
+            # this study's honest chains.
             "checks_version": sanity.CHECKS_VERSION,
         }
 
