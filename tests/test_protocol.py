@@ -243,13 +243,11 @@ def test_jumps_within_a_step_are_stepped_around(trained, digits):
     # accept-or-reject): the central difference across a jump is not a
     # derivative, the one-sided difference on the jump's other side is.
     x = digits[1][:16]
-    jumps = fd_check(
-        decoys.wrapped(trained, decoys.Jumps(frequency=6e4)), x
-    )
+    decoy = decoys.wrapped(trained, decoys.Jumps(frequency=6e4))
+    jumps = fd_check(decoy, x)
     assert jumps["passed"], jumps["detail"]
     analytic, finite = sanity.directional_derivatives(
-        _runner(decoys.wrapped(trained, decoys.Jumps(frequency=6e4)), x),
-        x, step=3e-4,
+        _runner(decoy, x), x, step=3e-4
     )
     gap = np.abs(analytic - finite) / np.maximum(np.abs(analytic), 1e-12)
     assert np.median(gap) < 0.05
