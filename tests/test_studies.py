@@ -1,13 +1,10 @@
-import os
-import types
+"""Studies: their grids, statistics, verdicts and the words of reports."""
 
 import keras
 import numpy as np
 import pytest
 
 from vaekeras import reporting
-from vaekeras import runs
-from vaekeras.studies import base
 from vaekeras.studies.seed_statistics import seed_summary
 from vaekeras.studies.seed_statistics import separated
 
@@ -92,26 +89,6 @@ def test_defenses_attack_fewer_points_of_the_large_data_sets(
     assert (told.attack_examples, told.mcmc_examples) == (8, 8)
 
 
-def test_each_data_set_reports_into_its_own_default_folder():
-    from vaekeras import studies
-
-    assert studies.default_output_dir("paper", "mnist_5k") == "reports/paper"
-    assert studies.default_output_dir("defenses", "fashion_mnist") == (
-        "reports/defenses_fashion_mnist"
-    )
-    # A study's own data set is its default, whatever it is.
-    assert studies.default_output_dir(
-        "disentanglement", "dsprites", "dsprites"
-    ) == "reports/disentanglement"
-    config = studies.get_study("paper").with_defaults(
-        studies.ReportConfig(study="paper")
-    )
-    assert (config.dataset, config.architecture, config.latent_dim) == (
-        "mnist_5k", "mlp", 16
-    )
-    assert config.output_dir == "reports/paper"
-
-
 def test_unknown_study_names_itself():
     from vaekeras.studies import get_study
 
@@ -126,84 +103,6 @@ def test_mix_note_names_the_differing_settings():
     ]
     assert "epochs (1, 2)" in reporting.mix_note(entries)
     assert reporting.mix_note(entries[:1]) is None
-
-
-@pytest.mark.slow
-def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
-    from vaekeras import studies
-    from vaekeras import training
-    from vaekeras.studies import defenses as study
-
-    monkeypatch.setattr(study, "QUICK_NAMES", ("beta=1", "tc weight=8"))
-    real_train = training.train
-
-    def train(config):
-        if config.defense == "tc":
-            raise FloatingPointError("The loss diverged (test)")
-        return real_train(config)
-
-    monkeypatch.setattr(training, "train", train)
-    result = studies.run_report(studies.ReportConfig(
-        study="defenses", quick=True, dataset="digits", verbose=0,
-        output_dir=str(tmp_path),
-    ))
-    assert [m["name"] for m in result["models"]] == ["beta=1", "beta=1"]
-    assert result["failed"] == [{
-        "name": "tc weight=8 [seed 0]",
-        "status": "failed: The loss diverged (test)",
-    }]
-    with open(tmp_path / "report.md") as f:
-        assert "tc weight=8 [seed 0]: failed: The loss diverged" in f.read()
-
-
-def test_a_defended_run_is_recognised_as_finished(tmp_path):
-    import dataclasses
-
-    from vaekeras import training
-
-    config = training.TrainConfig(
-        dataset="digits", epochs=1, latent_dim=2, defense="tc",
-        output_dir=str(tmp_path / "tc"), verbose=0, monitor_geometry=False,
-    )
-    training.train(config)
-    # The options were left at None; flags.json holds the defaults used.
-    assert base.finished(config)
-    explicit = dataclasses.replace(
-        config, defense_options={"tc_weight": 5.0}
-    )
-    assert base.finished(explicit)
-    assert not base.finished(dataclasses.replace(
-        config, defense_options={"tc_weight": 2.0}
-    ))
-
-
-def test_a_report_folder_holding_another_setting_is_refused(tmp_path):
-    import dataclasses
-
-    from vaekeras import runs
-    from vaekeras import studies
-
-    first = studies.ReportConfig(
-        study="defenses", dataset="mnist_5k", output_dir=str(tmp_path)
-    )
-    base.claim_folder(first)
-    base.claim_folder(first)  # the same report: resumed, not refused
-    other = dataclasses.replace(first, dataset="digits")
-    with pytest.raises(ValueError, match=(
-        "dataset='mnist_5k' there, 'digits' here.*--overwrite"
-    )):
-        base.claim_folder(other)
-    base.claim_folder(dataclasses.replace(other, overwrite=True))
-    assert runs.read_json(tmp_path / "study.json")["dataset"] == "digits"
-    # Each data set's runs have folders of their own.
-    study = studies.get_study("defenses")
-    for dataset in ("mnist_5k", "digits"):
-        config = study.configure(study.with_defaults(
-            dataclasses.replace(first, dataset=dataset)
-        ))
-        for _, train_config in study.runs(config):
-            parts = os.path.relpath(train_config.output_dir, tmp_path)
-            assert parts.split(os.sep)[:2] == ["runs", dataset]
 
 
 def test_seed_summaries_and_what_they_separate():
@@ -381,148 +280,6 @@ def test_a_smoke_report_says_its_verdicts_mean_nothing():
     )
     report["config"]["quick"] = False
     assert "Smoke run" not in defenses_report.markdown(report)
-
-
-def test_a_resumed_study_states_what_its_models_cost_in_all():
-    """The models' stored training and measuring seconds add up whichever
-    invocation did them; the invocation's own wall time is stated apart."""
-    from vaekeras.reporting.common import time_note
-
-    entries = [
-        {"train_seconds": 30.0, "analysis": {"measure_seconds": 150.5}},
-        {"train_seconds": None, "analysis": {"measure_seconds": 19.5}},
-        {"train_seconds": 3400.0},
-    ]
-    total = base.compute_seconds(entries)
-    assert total == 3600.0
-    assert time_note({"seconds": 42.5, "compute_seconds": total}) == (
-        "This invocation took 42.5 s; training and measuring the models "
-        "took 3600 s in all (1.0 h on one process)."
-    )
-    assert time_note({"seconds": 2.0}) == "This invocation took 2 s."
-
-
-def test_the_empirical_margin_never_undercuts_the_certified_radius(digits):
-    """No attack reaches r inside the certified radius: the smallest
-    budget at which APGD does is at least the radius (soundness), and on
-    a plain VAE it is reached at all, inside the bisection's bracket."""
-    from vaekeras import defenses
-    from vaekeras.attacks import margin as margin_module
-
-    keras.utils.set_random_seed(0)
-    model = defenses.build_lipschitz_vae(
-        (8, 8, 1), latent_dim=3, hidden_units=(32,), seed=0,
-        decoder_lipschitz=8.0,
-    )
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    model.fit(digits[0][:512], epochs=3, batch_size=64, verbose=0)
-    x = digits[1][:8]
-    radius = defenses.certified_radius(model, x, r=0.5)
-    margin = margin_module.empirical_margin(model, x, 0.5, iterations=10)
-    assert margin.shape == (8,)
-    assert np.all(margin >= radius)
-    finite = margin[np.isfinite(margin)]
-    assert len(finite) > 0
-    assert np.all((finite > margin_module.LOW) & (finite <= 16.0))
-    # Bisection, not a coarse grid: the images' margins differ.
-    assert len(finite) < 2 or len(set(finite)) > 1
-
-
-def test_a_certified_radius_below_one_pixel_step_is_vacuous():
-    from vaekeras.attacks.margin import non_vacuous
-
-    assert not non_vacuous(0.00102)  # beta 1's radius, 1/255 = 0.0039
-    assert not non_vacuous(None)
-    assert non_vacuous(0.386)
-
-
-class _CountingStudy:
-    """Measures by recording the model's name."""
-
-    def __init__(self, on_measure=None):
-        self.measured = []
-        self.on_measure = on_measure
-
-    def analysis_valid(self, cached, config):
-        return True
-
-    def measure(self, entry, x, x_attack, config):
-        self.measured.append(entry["name"])
-        if self.on_measure:
-            self.on_measure(entry["name"])
-        return {"by": "here"}
-
-
-def _model_folders(tmp_path, names):
-    entries = []
-    for name in names:
-        folder = tmp_path / "runs" / name
-        folder.mkdir(parents=True)
-        (folder / "model.keras").write_text(name)
-        entries.append({"name": name, "path": str(folder)})
-    return entries
-
-
-def test_two_processes_of_a_study_split_its_models(tmp_path):
-    import threading
-
-    config = types.SimpleNamespace(output_dir=str(tmp_path), verbose=0)
-    entries = _model_folders(tmp_path, ["a", "b", "c"])
-    analysis = tmp_path / "analysis"
-    analysis.mkdir()
-    holding, measured_c = threading.Event(), threading.Event()
-
-    def other_process():
-        # Holds b's lock as a second process measuring b would, and lets
-        # go once this one has moved past b to c.
-        with runs.hold(str(analysis / "b.lock")):
-            holding.set()
-            measured_c.wait(30)
-            runs.write_json(str(analysis / "b.json"), {
-                "by": "other",
-                "model_stamp": base.model_stamp(entries[1]["path"]),
-            })
-
-    other = threading.Thread(target=other_process)
-    other.start()
-    assert holding.wait(30)
-    study = _CountingStudy(
-        on_measure=lambda name: name == "c" and measured_c.set()
-    )
-    base.measure_all(study, config, entries, None, None)
-    other.join()
-    assert study.measured == ["a", "c"]
-    assert [e["analysis"]["by"] for e in entries] == ["here", "other", "here"]
-    # A second run reuses every cache; a retrained model is measured again.
-    again = _CountingStudy()
-    base.measure_all(again, config, entries, None, None)
-    assert again.measured == []
-    model = os.path.join(entries[2]["path"], "model.keras")
-    os.utime(model, (0, os.path.getmtime(model) + 10))
-    base.measure_all(again, config, entries, None, None)
-    assert again.measured == ["c"]
-
-
-def test_a_run_another_process_trains_is_waited_for(tmp_path, monkeypatch):
-
-    trained = []
-
-    def fake_train_one(i, spec, count, verbose):
-        if spec[0] == "busy" and not trained:
-            trained.append("other")
-            raise runs.FolderInUse("in use")
-        trained.append(spec[0])
-        return {"name": spec[0]}
-
-    monkeypatch.setattr(base, "_train_one", fake_train_one)
-    cfg = types.SimpleNamespace
-    specs = [
-        ("busy", cfg(output_dir=str(tmp_path / "busy"))),
-        ("free", cfg(output_dir=str(tmp_path / "free"))),
-    ]
-    entries = base.train_or_reuse(specs, verbose=0)
-    assert [e["name"] for e in entries] == ["busy", "free"]
-    assert trained == ["other", "free", "busy"]
 
 
 def test_larger_beta_is_more_robust_only_if_the_worst_case_says_so():
