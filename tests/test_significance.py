@@ -69,10 +69,48 @@ def test_the_area_interval_covers_the_area_and_narrows_with_images():
         assert result["low"] < result["area"] < result["high"]
     assert few["images"] == 50 and few["seeds"] == 3
     assert (many["high"] - many["low"]) < 0.5 * (few["high"] - few["low"])
+    # The images' share shrinks as one over the root of their number.
+    ratio = many["images_half_width"] / few["images_half_width"]
+    assert 0.1 < ratio < 0.25  # sqrt(50 / 2000) = 0.16
+    for result in (few, many):
+        assert 0 < result["images_half_width"] < (
+            result["high"] - result["low"]
+        ) / 2
+    # Identical seeds: resampling them changes nothing, so the images
+    # make the whole interval.
     again = significance.area_interval(eps, seeds(50)[:1] * 2, seed=0)
     assert again["seeds"] == 2
+    assert again["images_half_width"] == pytest.approx(
+        (again["high"] - again["low"]) / 2
+    )
     with pytest.raises(ValueError, match="worst_damage"):
         significance.area_interval(eps, [np.zeros((3, 4)), np.zeros((3, 5))])
+
+
+def test_the_images_note_gives_their_share_and_its_size_at_1000():
+    def found(images, half_width, low, high):
+        return {"area": 0.02, "low": low, "high": high, "images": images,
+                "seeds": 3, "images_half_width": half_width}
+
+    note = significance.images_note({
+        "attacked": [found(100, 0.0004, 0.019, 0.021),
+                     found(100, 0.0002, 0.0195, 0.0205), None],
+        "attacked through MCMC": [found(16, 0.002, 0.017, 0.023)],
+        "never": [{"area": 0.02, "low": 0.01, "high": 0.03}],
+    })
+    assert note == (
+        "Images: resampling the 100 images attacked, seeds held, moves an "
+        "area by at most ±2.0% (95%, about ±0.6% on 1,000; the whole "
+        "interval's median ±3.8%); resampling the 16 images attacked "
+        "through MCMC, seeds held, moves an area by at most ±10.0% (95%, "
+        "about ±1.3% on 1,000; the whole interval's median ±15.0%). Every "
+        "model is attacked on the same images, so comparisons between "
+        "models are paired over them."
+    )
+    assert "on 1,000" not in significance.images_note(
+        {"attacked": [found(1000, 0.0004, 0.019, 0.021)]}
+    )
+    assert significance.images_note({"attacked": [None]}) == ""
 
 
 def test_spearman_interval_over_seeds():

@@ -54,7 +54,11 @@ def test_a_diverged_run_is_reported_not_fatal(tmp_path, monkeypatch):
         "status": "failed: The loss diverged (test)",
     }]
     with open(tmp_path / "report.md") as f:
-        assert "tc weight=8 [seed 0]: failed: The loss diverged" in f.read()
+        text = f.read()
+    assert "tc weight=8 [seed 0]: failed: The loss diverged" in text
+    # The images' share of the intervals, bare and through MCMC.
+    assert "Images: resampling the 12 images attacked, seeds held" in text
+    assert "resampling the 6 images attacked through MCMC" in text
 
 
 def test_a_defended_run_is_recognised_as_finished(tmp_path):
