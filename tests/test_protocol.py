@@ -66,6 +66,9 @@ def test_the_ensemble_on_a_trained_model(trained, digits):
     )
     np.testing.assert_allclose(shares, 1.0)
     assert sorted(result["attacks"]) == sorted(attacks.ENSEMBLE)
+    # Each member's time and the checks' are kept apart.
+    assert sorted(result["seconds"]) == sorted([*attacks.ENSEMBLE, "checks"])
+    assert all(s > 0 for s in result["seconds"].values())
     assert [c["name"] for c in result["checks"]] == CHECK_NAMES
     failed = [c for c in result["checks"] if not c["passed"]]
     assert failed == []
@@ -271,6 +274,7 @@ def test_without_checks_nothing_is_called_reliable(trained, digits):
         square_queries=10, sanity_checks=False,
     )
     assert result["checks"] == []
+    assert "checks" not in result["seconds"]
     assert result["reliable"] is False
     assert "sanity_checks=False" in result["reliability"]
 

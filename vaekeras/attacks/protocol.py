@@ -35,6 +35,7 @@ defense when one is given.
 """
 
 import dataclasses
+import time
 
 import numpy as np
 
@@ -114,7 +115,9 @@ def evaluate_robustness(
         worst for), `checks` (a list of `{"name", "passed", "detail"}`)
         and `settings`; `reliable` (True when every check passed: only
         then is the damage more than a lower bound of unknown quality)
-        and `reliability`, the reason.
+        and `reliability`, the reason; `seconds`, the wall time of each
+        member and of `"checks"` (with the adaptive attack's extra
+        rounds): where an evaluation's time goes.
 
     Raises:
         ValueError: for a bad budget, norm, attack name or image batch, or
@@ -157,9 +160,11 @@ def evaluate_robustness(
         square_queries, surrogate,
     )
 
-    per_member = {
-        name: _scored_runs(runner, name, x, eps_list) for name in members
-    }
+    per_member, seconds = {}, {}
+    for name in members:
+        start = time.perf_counter()
+        per_member[name] = _scored_runs(runner, name, x, eps_list)
+        seconds[name] = time.perf_counter() - start
     result = {
         "eps": eps_list,
         "norm": checks.norm_name(norm),
@@ -178,9 +183,12 @@ def evaluate_robustness(
         },
         "reliable": False,
         "reliability": "not checked (sanity_checks=False)",
+        "seconds": seconds,
     }
     if sanity_checks:
+        start = time.perf_counter()
         _check_until_converged(result, per_member, runner, x)
+        seconds["checks"] = time.perf_counter() - start
     return result
 
 
