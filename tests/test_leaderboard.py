@@ -37,6 +37,8 @@ def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
     _write(tmp_path / "defenses", {
         "study": "defenses", "protocol_version": leaderboard.PROTOCOL_VERSION,
         "dataset": "mnist_5k", "models": [
+            {"name": "lipschitz dec=10", "clean_mse": {"mean": 0.05},
+             "worst_interval": _interval(0.005), "reliable": True},
             {"name": "lipschitz dec=10", "mcmc": True,
              "clean_mse": {"mean": 0.05}, "worst_interval": _interval(0.004),
              "reliable": True},
@@ -52,22 +54,42 @@ def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
     })
     _write(tmp_path / "old", {"dataset": "mnist_5k", "models": []})
     page = leaderboard.markdown(str(tmp_path))
-    table = [line for line in page.splitlines() if line.startswith("| ")]
-    assert table[1:] == [
-        "| tc=5 | dsprites | 0.006 | 0.002 [0.001, 0.003] | yes | "
+    # One ranking per report, data sets in order, most robust first.
+    assert page.split("\n## ")[1:] == [
+        "dsprites: the disentanglement study\n\n"
         "`python apps/report.py --study=disentanglement --dataset=dsprites "
-        "--output_dir=reports/disentanglement` |",
-        "| lipschitz dec=10 + MCMC | mnist_5k | 0.05 | 0.004 [0.003, 0.005] "
-        "| yes | `python apps/report.py --study=defenses --dataset=mnist_5k "
-        "--output_dir=reports/defenses` |",
-        "| beta=8 | mnist_5k | 0.0356 | 0.014 [0.013, 0.015] | **no** | "
+        "--output_dir=reports/disentanglement` "
+        "(`reports/disentanglement`)\n\n"
+        "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
+        "|---:|---|---:|---:|---|\n"
+        "| 1 | tc=5 | 0.006 | 0.002 [0.001, 0.003] | yes |\n",
+        "mnist_5k: the defenses study\n\n"
+        "`python apps/report.py --study=defenses --dataset=mnist_5k "
+        "--output_dir=reports/defenses` (`reports/defenses`)\n\n"
+        "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
+        "|---:|---|---:|---:|---|\n"
+        "| 1 | lipschitz dec=10 | 0.05 | 0.005 [0.004, 0.006] | yes |\n\n"
+        "Through test-time MCMC, attacked through the chain (its own "
+        "budgets and images, so ranked apart):\n\n"
+        "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
+        "|---:|---|---:|---:|---|\n"
+        "| 1 | lipschitz dec=10 + MCMC | 0.05 | 0.004 [0.003, 0.005] | "
+        "yes |\n",
+        "mnist_5k: the paper study\n\n"
         "`python apps/report.py --study=paper --dataset=mnist_5k "
-        "--output_dir=reports/paper` |",
-        "| beta=1 | mnist_5k | 0.0154 | 0.031 [0.03, 0.032] | yes | "
-        "`python apps/report.py --study=paper --dataset=mnist_5k "
-        "--output_dir=reports/paper` |",
+        "--output_dir=reports/paper` (`reports/paper`)\n\n"
+        "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
+        "|---:|---|---:|---:|---|\n"
+        "| 1 | beta=8 | 0.0356 | 0.014 [0.013, 0.015] | **no** |\n"
+        "| 2 | beta=1 | 0.0154 | 0.031 [0.03, 0.032] | yes |\n\n"
+        "Reports measured with an earlier protocol (not listed): "
+        "`reports/old`.\n",
     ]
-    assert "earlier protocol (not listed): `reports/old`." in page
+    empty = tmp_path / "empty"
+    _write(empty / "old", {"dataset": "mnist_5k", "models": []})
+    assert "No report measured with the current protocol yet." in (
+        leaderboard.markdown(str(empty))
+    )
 
 
 def test_the_docs_leaderboard_is_the_committed_reports():
