@@ -4,7 +4,8 @@ On one trained run folder, the same test digits and the same L2 budgets:
 the four robustness curves the studies used before the protocol (KL-PGD,
 eigen on the Fisher and output metrics, random; `vaekeras.curves`), and
 `evaluate_robustness` (its ensemble, restarts and sanity checks); then the
-protocol through test-time MCMC on fewer digits and budgets.
+protocol through test-time MCMC on fewer digits and budgets; then where
+each evaluation's time went (its members and its checks).
 
 Usage:
     python benchmarks/bench_protocol.py \
@@ -75,6 +76,18 @@ def mcmc_comparison(model, x_mcmc, pgd_iter):
     return bare, non_adaptive, defended, seconds
 
 
+def print_time_shares(title, seconds):
+    """Where an evaluation's time went: each member's and the checks'
+    seconds and share of their sum."""
+    total = sum(seconds.values())
+    print(f"{title}: {total:.1f} s")
+    print("| part | seconds | share |")
+    print("|---|---:|---:|")
+    for part, spent in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        print(f"| {part} | {spent:.1f} | {spent / total:.2f} |")
+    print()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run_dir", required=True)
@@ -120,6 +133,9 @@ def main():
     for model_name, how, values in rows:
         print(f"| {model_name} | {how} | "
               + " | ".join(f"{v:.4f}" for v in values) + " |")
+    print()
+    print_time_shares("protocol, bare", result["seconds"])
+    print_time_shares("protocol through 20 HMC steps", defended["seconds"])
     failed = [c["name"] for c in result["checks"] + defended["checks"]
               if not c["passed"]]
     print("checks failed:", ", ".join(failed) or "none")
