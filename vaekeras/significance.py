@@ -4,7 +4,8 @@ images.
 A study's worst-damage area varies with the training seed and with the
 test images it is measured on. `area_interval` resamples both (a paired
 bootstrap: the same resampled images for every seed and budget, since
-every seed is attacked on the same images); `welch` compares two
+every seed is attacked on the same images), and `images_note` says how
+much of such an interval the images alone make; `welch` compares two
 configurations' seed values by Welch's t-test and `holm` corrects a
 family of such comparisons (Holm 1979), so a report that makes many
 comparisons does not find differences by chance.
