@@ -58,14 +58,13 @@ def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
     assert page.split("\n## ")[1:] == [
         "dsprites: the disentanglement study\n\n"
         "`python apps/report.py --study=disentanglement --dataset=dsprites "
-        "--output_dir=reports/disentanglement` "
-        "(`reports/disentanglement`)\n\n"
+        "--output_dir=reports/disentanglement`\n\n"
         "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
         "|---:|---|---:|---:|---|\n"
         "| 1 | tc=5 | 0.006 | 0.002 [0.001, 0.003] | yes |\n",
         "mnist_5k: the defenses study\n\n"
         "`python apps/report.py --study=defenses --dataset=mnist_5k "
-        "--output_dir=reports/defenses` (`reports/defenses`)\n\n"
+        "--output_dir=reports/defenses`\n\n"
         "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
         "|---:|---|---:|---:|---|\n"
         "| 1 | lipschitz dec=10 | 0.05 | 0.005 [0.004, 0.006] | yes |\n\n"
@@ -77,7 +76,7 @@ def test_the_leaderboard_ranks_every_current_model_and_names_old_reports(
         "yes |\n",
         "mnist_5k: the paper study\n\n"
         "`python apps/report.py --study=paper --dataset=mnist_5k "
-        "--output_dir=reports/paper` (`reports/paper`)\n\n"
+        "--output_dir=reports/paper`\n\n"
         "| rank | model | clean MSE | worst area [95% CI] | reliable |\n"
         "|---:|---|---:|---:|---|\n"
         "| 1 | beta=8 | 0.0356 | 0.014 [0.013, 0.015] | **no** |\n"

@@ -274,18 +274,23 @@ class Comparisons:
             keys, holm([self.pvalues[k] for k in keys], self.alpha)
         ))
 
-    def describe(self):
-        """One sentence for a report: what was tested and how."""
+    def describe(self, images=None):
+        """A report's statistics in words: what was tested and how, and,
+        given `images` (`images_note`'s groups), the images' share of the
+        intervals."""
         if not any(p is not None for p in self.pvalues.values()):
-            return (
+            tests = (
                 "No comparison had two seeds a side, so none is called a "
                 "difference."
             )
-        return (
-            "Differences are Welch's t-tests over the seeds, "
-            f"Holm-corrected over the report's {len(self.pvalues)} "
-            f"comparisons (family-wise error rate {self.alpha:g})."
-        )
+        else:
+            tests = (
+                "Differences are Welch's t-tests over the seeds, "
+                f"Holm-corrected over the report's {len(self.pvalues)} "
+                f"comparisons (family-wise error rate {self.alpha:g})."
+            )
+        note = images_note(images) if images else ""
+        return f"{tests} {note}" if note else tests
 
 
 _ACTIVE = contextvars.ContextVar("vaekeras_comparisons", default=None)

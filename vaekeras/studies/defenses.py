@@ -441,15 +441,12 @@ class DefensesStudy(Study):
                 )
                 report["mixup"] = _mixup_verdict(rows)
                 compared.freeze()
-        report["statistics"] = " ".join(filter(None, [
-            compared.describe(),
-            significance.images_note({
-                "attacked": [r.get("worst_interval") for r in plain],
-                "attacked through MCMC": [
-                    r.get("worst_interval") for r in rows if r["mcmc"]
-                ],
-            }),
-        ]))
+        report["statistics"] = compared.describe(images={
+            "attacked": [r.get("worst_interval") for r in plain],
+            "attacked through MCMC": [
+                r.get("worst_interval") for r in rows if r["mcmc"]
+            ],
+        })
         return report
 
     def render(self, report, entries, x_attack, config):

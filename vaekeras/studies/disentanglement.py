@@ -219,12 +219,9 @@ class DisentanglementStudy(Study):
                     configurations
                 )
                 compared.freeze()
-        report["statistics"] = " ".join(filter(None, [
-            compared.describe(),
-            significance.images_note({"attacked": [
-                r["worst_interval"] for r in configurations
-            ]}),
-        ]))
+        report["statistics"] = compared.describe(images={
+            "attacked": [r["worst_interval"] for r in configurations]
+        })
         return report
 
     def render(self, report, entries, x_attack, config):

@@ -72,7 +72,7 @@ def section(folder, report):
     lines = [
         f"## {report['dataset']}: the {report.get('study', 'paper')} "
         f"study", "",
-        f"`{command(folder, report)}` (`reports/{folder}`)",
+        f"`{command(folder, report)}`",
     ]
     bare = [m for m in report["models"] if not m.get("mcmc")]
     chained = [m for m in report["models"] if m.get("mcmc")]

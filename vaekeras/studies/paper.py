@@ -362,12 +362,9 @@ class PaperStudy(Study):
             for _ in range(2):
                 report["claims"] = judge_claims(report, plain, middle)
                 compared.freeze()
-        report["statistics"] = " ".join(filter(None, [
-            compared.describe(),
-            significance.images_note(
-                {"attacked": [r["protocol_interval"] for r in rows]}
-            ),
-        ]))
+        report["statistics"] = compared.describe(
+            images={"attacked": [r["protocol_interval"] for r in rows]}
+        )
         return report
 
     def render(self, report, entries, x_attack, config):
