@@ -1,15 +1,18 @@
-"""The evaluation protocol's cost against the four-attack curves, in one run.
+"""The defenses study's evaluation of one model: cost, time shares, seeds.
 
-On one trained run folder, the same test digits and the same L2 budgets:
-the four robustness curves the studies used before the protocol (KL-PGD,
-eigen on the Fisher and output metrics, random; `vaekeras.curves`), and
-`evaluate_robustness` (its ensemble, restarts and sanity checks); then the
-protocol through test-time MCMC on fewer digits and budgets; then where
-each evaluation's time went (its members and its checks).
+On one trained run folder, the defenses study's own two evaluations
+(`vaekeras.studies.defenses.evaluate_model`, with the study's settings
+for the run's data set: the bare protocol on the whole L2 grid, and the
+protocol through test-time MCMC, attacked through the chain), each run
+under two evaluation seeds; beside them the four robustness curves the
+studies used before the protocol (`vaekeras.curves`), as a unit of cost.
+Prints each evaluation's time and area, how far the two seeds' areas
+lie apart, and where each evaluation's time went (its members and its
+checks).
 
 Usage:
     python benchmarks/bench_protocol.py \
-        --run_dir=saved_models/mnist_5k_mlp_beta1
+        --run_dir=reports/defenses/runs/mnist_5k/beta1_seed0
 """
 
 import argparse
@@ -18,14 +21,12 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from vaekeras import artifacts
+from vaekeras import artifacts  # noqa: E402
 from vaekeras import curves  # noqa: E402
 from vaekeras import data  # noqa: E402
-from vaekeras.attacks import LatentPGD  # noqa: E402
-from vaekeras.attacks import evaluate_robustness  # noqa: E402
-from vaekeras.purification import MCMCReconstruction  # noqa: E402
-
-MCMC_EPS = [0.5, 1.0, 2.0]
+from vaekeras.studies import ReportConfig  # noqa: E402
+from vaekeras.studies import defenses as defenses_study  # noqa: E402
+from vaekeras.studies import get_study  # noqa: E402
 
 
 def timed(call):
@@ -35,45 +36,57 @@ def timed(call):
     return value, time.perf_counter() - start
 
 
-def bare_comparison(model, x, grid, pgd_iter):
-    """The four curves' largest area, the protocol's result, their times."""
-    def four_curves():
-        return [
+def study_config(dataset, quick):
+    """The defenses study's settings for `dataset` (its smoke run's with
+    `quick`)."""
+    study = get_study("defenses")
+    return study.configure(study.with_defaults(ReportConfig(
+        study="defenses", dataset=dataset, quick=quick, verbose=0
+    )))
+
+
+def four_curves(model, x, grid, pgd_iter):
+    """The largest of the four curves' mean-damage areas, and its time."""
+    def areas():
+        return max(
             curves.area_under_damage(curves.robustness_curve(
                 model, x, attack, grid, pgd_iter=pgd_iter, seed=0
             ))
             for attack in curves.CURVE_ATTACKS
-        ]
+        )
 
-    areas, old = timed(four_curves)
-    result, new = timed(lambda: evaluate_robustness(
-        model, x, grid, pgd_iter=pgd_iter, restarts=2, spsa_iter=20,
-        spsa_samples=8,
-    ))
-    return max(areas), old, result, new
+    return timed(areas)
 
 
-def mcmc_comparison(model, x_mcmc, pgd_iter):
-    """Bare, non-adaptive and adaptive results through 20 HMC steps."""
-    defense = MCMCReconstruction(model, steps=20, seed=0)
-    defended, seconds = timed(lambda: evaluate_robustness(
-        model, x_mcmc, MCMC_EPS, defense=defense, pgd_iter=pgd_iter,
-        restarts=1, eot_samples=2, spsa_iter=10, spsa_samples=4,
-    ))
-    bare = evaluate_robustness(
-        model, x_mcmc, MCMC_EPS, pgd_iter=pgd_iter, restarts=2,
-        spsa_iter=20, spsa_samples=8,
-    )
-    # The evaluation the protocol replaces: damage-PGD images crafted
-    # against the bare model, then purified.
-    transfer = LatentPGD(
-        model, eps=MCMC_EPS, max_iter=pgd_iter, objective="damage",
-        seed=0,
-    ).generate(x_mcmc)
-    non_adaptive = curves.robustness_curve(
-        model, x_mcmc, "pgd_kl", MCMC_EPS, defense=defense, x_advs=transfer,
-    )["reconstruction_damage"]
-    return bare, non_adaptive, defended, seconds
+def print_rows(config, curve_area, curve_seconds, results):
+    """One row per evaluation and seed: seconds, ratio, area, reliable."""
+    grid = defenses_study.budgets(config)
+    mcmc_grid = defenses_study.mcmc_budgets(config)
+    print(f"{config.attack_examples} images x {len(grid)} L2 budgets "
+          f"bare; {config.mcmc_examples} x {len(mcmc_grid)} through "
+          f"{config.mcmc_steps} HMC steps; APGD {config.pgd_iter} "
+          "iterations")
+    print("| evaluation | seed | seconds | / four curves | area | reliable |")
+    print("|---|---:|---:|---:|---:|---|")
+    print(f"| four curves, largest mean area | 0 | {curve_seconds:.0f} | "
+          f"1.00 | {curve_area:.5f} | - |")
+    for (seed, kind), (result, seconds) in results.items():
+        print(f"| protocol, {kind} | {seed} | {seconds:.0f} | "
+              f"{seconds / curve_seconds:.2f} | {result['area']:.5f} | "
+              f"{result['reliable']} |")
+    print()
+
+
+def print_agreement(results, seeds):
+    """Each evaluation's area under the first two seeds, and their gap."""
+    print("| evaluation | " + " | ".join(f"seed {s}" for s in seeds[:2])
+          + " | relative difference |")
+    print("|---|---:|---:|---:|")
+    for kind in ("bare", "through MCMC"):
+        first, second = (results[(s, kind)][0]["area"] for s in seeds[:2])
+        gap = abs(second - first) / max(first, second)
+        print(f"| {kind} | {first:.5f} | {second:.5f} | {gap:.3f} |")
+    print()
 
 
 def print_time_shares(title, seconds):
@@ -91,53 +104,36 @@ def print_time_shares(title, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run_dir", required=True)
-    parser.add_argument("--examples", type=int, default=200)
-    parser.add_argument("--pgd_iter", type=int, default=20)
-    parser.add_argument("--mcmc_examples", type=int, default=50)
+    parser.add_argument("--seeds", default="0,1",
+                        help="evaluation seeds, comma-separated (>= 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="the study's smoke settings (a minute)")
     args = parser.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if len(seeds) < 2:
+        parser.error(f"--seeds needs two seeds or more, got {args.seeds!r}")
     model, flags = artifacts.load_model_or_export(args.run_dir)
+    config = study_config(flags.get("dataset"), args.quick)
     images = data.load_run_test_arrays(flags)[0]
-    x = images[:args.examples]
-    grid = list(curves.DEFAULT_L2_GRID)
-    old_area, old, result, new = bare_comparison(
-        model, x, grid, args.pgd_iter
+    x = images[:config.attack_examples]
+    curve_area, curve_seconds = four_curves(
+        model, x, list(defenses_study.budgets(config)), config.pgd_iter
     )
-    bare, non_adaptive, defended, mcmc = mcmc_comparison(
-        model, images[:args.mcmc_examples], args.pgd_iter
-    )
-
-    print(f"{len(x)} digits, L2 budgets {grid[0]:g}-{grid[-1]:g} "
-          f"({len(grid)}), PGD {args.pgd_iter} iterations")
-    print("| evaluation | seconds | ratio | area |")
-    print("|---|---:|---:|---:|")
-    print(f"| four curves, largest per-attack mean area | {old:.1f} | 1.00 "
-          f"| {old_area:.4f} |")
-    print(f"| protocol, per-image worst | {new:.1f} | {new / old:.2f} "
-          f"| {result['area']:.4f} |")
-    print(f"| protocol through 20 HMC steps ({args.mcmc_examples} digits, "
-          f"eps 0.5, 1, 2) | {mcmc:.1f} | {mcmc / old:.2f} | "
-          f"{defended['area']:.4f} |")
-    print()
-    print(f"Mean damage on the first {args.mcmc_examples} digits "
-          "(eps 0.5, 1, 2):")
-    print("| model | evaluation | " + " | ".join(
-        f"eps {e:g}" for e in MCMC_EPS) + " |")
-    print("|---|---|---:|---:|---:|")
-    rows = (
-        ("bare", "protocol, per-image worst", bare["mean_worst_damage"]),
-        ("20 HMC steps", "damage-PGD images of the bare model, purified "
-         "(non-adaptive)", non_adaptive),
-        ("20 HMC steps", "protocol through the chain (adaptive, EOT 2)",
-         defended["mean_worst_damage"]),
-    )
-    for model_name, how, values in rows:
-        print(f"| {model_name} | {how} | "
-              + " | ".join(f"{v:.4f}" for v in values) + " |")
-    print()
-    print_time_shares("protocol, bare", result["seconds"])
-    print_time_shares("protocol through 20 HMC steps", defended["seconds"])
-    failed = [c["name"] for c in result["checks"] + defended["checks"]
-              if not c["passed"]]
+    results = {}
+    for seed in seeds:
+        bare, defended = defenses_study.evaluate_model(model, x, config, seed)
+        results[(seed, "bare")] = bare, sum(bare["seconds"].values())
+        results[(seed, "through MCMC")] = (
+            defended, sum(defended["seconds"].values())
+        )
+    print_rows(config, curve_area, curve_seconds, results)
+    print_agreement(results, seeds)
+    print_time_shares("protocol, bare", results[(seeds[0], "bare")][0][
+        "seconds"])
+    print_time_shares("protocol through MCMC", results[
+        (seeds[0], "through MCMC")][0]["seconds"])
+    failed = sorted({c["name"] for (result, _) in results.values()
+                     for c in result["checks"] if not c["passed"]})
     print("checks failed:", ", ".join(failed) or "none")
 
 

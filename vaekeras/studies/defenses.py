@@ -123,12 +123,51 @@ def _certificates(model, x, seed, config):
     }
 
 
-def _grid(config):
+def evaluate_model(model, x_attack, config, seed):
+    """The study's two evaluations of one model.
+
+    Args:
+        model: a trained VAE.
+        x_attack: the attacked test images; MCMC sees the first
+            `config.mcmc_examples` of them.
+        config: a `ReportConfig` through `DefensesStudy.configure`.
+        seed: seeds both evaluations and the chain.
+
+    Returns:
+        `(bare, defended)`: `evaluate_robustness` on the bare model over
+        the whole L2 grid, and through test-time MCMC (attacked through
+        its chain) on the MCMC budgets.
+    """
+    bare = evaluate_robustness(
+        model, x_attack, list(budgets(config)), seed=seed,
+        pgd_iter=config.pgd_iter,
+        square_queries=100 if config.quick else 1000,
+    )
+    # The smoke run's chain takes one leapfrog step per transition
+    # (MALA): the same code, a fifth of the graph to compile.
+    defense = defenses.MCMCReconstruction(
+        model, steps=config.mcmc_steps, seed=seed,
+        method="mala" if config.quick else "hmc",
+    )
+    defended = evaluate_robustness(
+        model, x_attack[:config.mcmc_examples], list(mcmc_budgets(config)),
+        defense=defense, seed=seed,
+        pgd_iter=min(config.pgd_iter, MCMC_PGD_ITER), restarts=1,
+        eot_samples=EOT_SAMPLES,
+        square_queries=min(MCMC_SQUARE_QUERIES, 10 * config.pgd_iter),
+    )
+    return bare, defended
+
+
+def budgets(config):
+    """The L2 budgets the bare models are attacked at."""
     return (0.1, 0.5, 2.0) if config.quick else curves.DEFAULT_L2_GRID
 
 
-def _mcmc_grid(config):
-    grid = _grid(config)
+def mcmc_budgets(config):
+    """The L2 budgets test-time MCMC is attacked at (a subset of
+    `budgets`)."""
+    grid = budgets(config)
     return tuple(grid[i] for i in MCMC_GRID_INDICES if i < len(grid)) or grid
 
 
@@ -324,8 +363,8 @@ class DefensesStudy(Study):
     def _settings(self, config):
         return {
             "protocol": "evaluate_robustness",
-            "grid": list(_grid(config)),
-            "mcmc_grid": list(_mcmc_grid(config)),
+            "grid": list(budgets(config)),
+            "mcmc_grid": list(mcmc_budgets(config)),
             "mcmc_steps": config.mcmc_steps,
             "mcmc_examples": config.mcmc_examples,
             "pgd_iter": config.pgd_iter,
@@ -350,25 +389,10 @@ class DefensesStudy(Study):
         adapter = latent.LatentModel.of(model)
         recon = adapter.reconstruct_numpy(x)
         geometry = scores.evaluate_geometry(model, x, kind="fisher", verbose=0)
-        grid = list(_grid(config))
-        bare = evaluate_robustness(
-            model, x_attack, grid, seed=seed, pgd_iter=config.pgd_iter,
-            square_queries=100 if config.quick else 1000,
-        )
-        mcmc_grid = list(_mcmc_grid(config))
+        grid = list(budgets(config))
+        mcmc_grid = list(mcmc_budgets(config))
         x_mcmc = x_attack[:config.mcmc_examples]
-        # The smoke run's chain takes one leapfrog step per transition
-        # (MALA): the same code, a fifth of the graph to compile.
-        defense = defenses.MCMCReconstruction(
-            model, steps=config.mcmc_steps, seed=seed,
-            method="mala" if config.quick else "hmc",
-        )
-        defended = evaluate_robustness(
-            model, x_mcmc, mcmc_grid, defense=defense, seed=seed,
-            pgd_iter=min(config.pgd_iter, MCMC_PGD_ITER), restarts=1,
-            eot_samples=EOT_SAMPLES,
-            square_queries=min(MCMC_SQUARE_QUERIES, 10 * config.pgd_iter),
-        )
+        bare, defended = evaluate_model(model, x_attack, config, seed)
         rows = [grid.index(e) for e in mcmc_grid]
         reference = bare["worst_damage"][rows][:, :len(x_mcmc)]
         result = {
