@@ -70,6 +70,10 @@ def test_the_ensemble_on_a_trained_model(trained, digits):
     assert sorted(result["seconds"]) == sorted([*attacks.ENSEMBLE, "checks"])
     assert all(s > 0 for s in result["seconds"].values())
     assert [c["name"] for c in result["checks"]] == CHECK_NAMES
+    # Each check's own time, within the checks' total.
+    check_seconds = [c["seconds"] for c in result["checks"]]
+    assert all(s >= 0 for s in check_seconds)
+    assert 0 < sum(check_seconds) <= result["seconds"]["checks"] + 0.01
     failed = [c for c in result["checks"] if not c["passed"]]
     assert failed == []
     assert result["reliable"] is True

@@ -33,6 +33,7 @@ every check passed.
 """
 
 import functools
+import time
 
 import keras
 import numpy as np
@@ -80,16 +81,21 @@ def run_checks(result, runner, scorer, x, previous=()):
             images; its `MODEL_CHECKS` are kept, not rerun.
 
     Returns:
-        A list of `{"name", "passed", "detail"}`.
+        A list of `{"name", "passed", "detail", "seconds"}` (a kept
+        check keeps the seconds of the round that ran it).
     """
     kept = {c["name"]: c for c in previous if c["name"] in MODEL_CHECKS}
+    return [
+        kept[name] if name in kept else _timed(run)
+        for name, run in _planned(result, runner, scorer, x)
+    ]
 
-    def check(name, run):
-        return kept[name] if name in kept else run()
 
-    out = [
-        check("finite_gradients", lambda: finite_gradients(runner, x)),
-        check(
+def _planned(result, runner, scorer, x):
+    """`(name, run)` for every check that applies to `result`, in order."""
+    planned = [
+        ("finite_gradients", lambda: finite_gradients(runner, x)),
+        (
             "gradients_match_finite_differences",
             lambda: gradients_match_finite_differences(runner, x),
         ),
@@ -98,20 +104,32 @@ def run_checks(result, runner, scorer, x, previous=()):
     gradient = registry.gradient_members(members)
     baseline = registry.with_role("baseline", members)
     if gradient and baseline:
-        out.append(beats_random(result, gradient, baseline))
-    out.append(monotone_in_eps(result))
+        planned.append(("beats_random", lambda: beats_random(
+            result, gradient, baseline
+        )))
+    planned.append(("monotone_in_eps", lambda: monotone_in_eps(result)))
     damage_members = registry.with_role("damage", members)
     if damage_members:
-        out.append(check("unbounded_budget", lambda: unbounded_budget(
+        planned.append(("unbounded_budget", lambda: unbounded_budget(
             runner, scorer, x, damage_members[0]
         )))
-        out.append(converged(
+        planned.append(("converged", lambda: converged(
             result, runner, scorer, x, _other_optimiser(damage_members)
-        ))
+        )))
     free = registry.with_role("gradient_free", members)
     if gradient and free:
-        out.append(gradient_free_not_stronger(result, gradient, free))
-    return out
+        planned.append(("gradient_free_not_stronger", lambda: (
+            gradient_free_not_stronger(result, gradient, free)
+        )))
+    return planned
+
+
+def _timed(run):
+    """The check `run()` returns, with the `seconds` it took."""
+    start = time.perf_counter()
+    found = run()
+    found["seconds"] = round(time.perf_counter() - start, 3)
+    return found
 
 
 def _other_optimiser(damage_members):
