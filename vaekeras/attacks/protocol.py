@@ -113,11 +113,11 @@ def evaluate_robustness(
         `attacks` (per member: `damage` and `latent_kl`, the means at
         each eps, and `worst_share`, the fraction of images it was the
         worst for), `checks` (a list of `{"name", "passed", "detail",
-        "seconds"}`) and `settings`; `reliable` (True when every check passed: only
-        then is the damage more than a lower bound of unknown quality)
-        and `reliability`, the reason; `seconds`, the wall time of each
-        member and of `"checks"` (with the adaptive attack's extra
-        rounds): where an evaluation's time goes.
+        "seconds"}`) and `settings`; `reliable` (True when every check
+        passed: only then is the damage more than a lower bound of
+        unknown quality) and `reliability`, the reason; `seconds`, the
+        wall time of each member and of `"checks"` (with the adaptive
+        attack's extra rounds): where an evaluation's time goes.
 
     Raises:
         ValueError: for a bad budget, norm, attack name or image batch, or
