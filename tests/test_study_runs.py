@@ -174,7 +174,7 @@ def test_two_processes_of_a_study_split_its_models(tmp_path):
             measured_c.wait(30)
             runs.write_json(str(analysis / "b.json"), {
                 "by": "other",
-                "model_stamp": base.model_stamp(entries[1]["path"]),
+                "model_digest": base.model_digest(entries[1]),
             })
 
     other = threading.Thread(target=other_process)
@@ -187,14 +187,57 @@ def test_two_processes_of_a_study_split_its_models(tmp_path):
     other.join()
     assert study.measured == ["a", "c"]
     assert [e["analysis"]["by"] for e in entries] == ["here", "other", "here"]
-    # A second run reuses every cache; a retrained model is measured again.
+    # A second run reuses every cache, a model written again the same way
+    # too (a fresh clone retraining it); a changed model is measured again.
     again = _CountingStudy()
     base.measure_all(again, config, entries, None, None)
     assert again.measured == []
     model = os.path.join(entries[2]["path"], "model.keras")
-    os.utime(model, (0, os.path.getmtime(model) + 10))
+    os.remove(model)
+    with open(model, "w") as handle:
+        handle.write("c")
+    base.measure_all(again, config, entries, None, None)
+    assert again.measured == []
+    with open(model, "w") as handle:
+        handle.write("c, retrained")
     base.measure_all(again, config, entries, None, None)
     assert again.measured == ["c"]
+
+
+def test_model_digest_follows_the_weights_not_the_file():
+    import keras
+
+    def dense(seed):
+        keras.utils.set_random_seed(seed)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        return {"name": "m", "path": "unused", "model": model}
+
+    first, same, other = dense(0), dense(0), dense(1)
+    digest = base.model_digest(first)
+    assert len(digest) == 64
+    assert base.model_digest(same) == digest
+    assert base.model_digest(other) != digest
+    kernel = same["model"].layers[0].kernel
+    kernel.assign(kernel.numpy() + 1e-7)
+    assert base.model_digest(same) != digest
+
+
+def test_a_cache_from_before_digests_is_kept_and_given_one(tmp_path):
+    config = types.SimpleNamespace(output_dir=str(tmp_path), verbose=0)
+    (entry,) = _model_folders(tmp_path, ["a"])
+    cache = tmp_path / "analysis" / "a.json"
+    cache.parent.mkdir()
+    runs.write_json(str(cache), {
+        "by": "earlier",
+        "model_stamp": base.model_stamp(entry["path"]),
+    })
+    study = _CountingStudy()
+    base.measure_all(study, config, [entry], None, None)
+    assert study.measured == []
+    assert entry["analysis"]["by"] == "earlier"
+    assert runs.read_json(str(cache))["model_digest"] == (
+        base.model_digest(entry)
+    )
 
 
 def test_a_run_another_process_trains_is_waited_for(tmp_path, monkeypatch):

@@ -10,8 +10,12 @@ and writes `report.json`, `report.md` and the figures.
 """
 
 import dataclasses
+import hashlib
 import os
 import time
+
+import keras
+import numpy as np
 
 from vaekeras import artifacts
 from vaekeras import backend
@@ -222,11 +226,40 @@ def model_stamp(path):
     return os.path.getmtime(path)
 
 
+def model_digest(entry):
+    """A SHA-256 of the entry's weights (or, with no model loaded, of its
+    model files).
+
+    Seeded training on the same software is bit for bit repeatable, so a
+    fresh clone that retrains a study's runs gets the same digests and
+    reuses the committed measurements; a file's time or bytes would not
+    do (a `.keras` file records when it was saved).
+    """
+    digest = hashlib.sha256()
+    weights = getattr(entry.get("model"), "weights", None)
+    if weights:
+        for weight in weights:
+            value = np.ascontiguousarray(
+                keras.ops.convert_to_numpy(weight)
+            )
+            digest.update(f"{value.dtype.str}{value.shape}".encode())
+            digest.update(value.tobytes())
+        return digest.hexdigest()
+    path = os.fspath(entry["path"])
+    for root, folders, files in sorted(os.walk(path)):
+        folders.sort()
+        for name in sorted(files):
+            if name in (runs.MODEL, "saved_model.pb") or "variables" in root:
+                with open(os.path.join(root, name), "rb") as handle:
+                    digest.update(handle.read())
+    return digest.hexdigest()
+
+
 def _measure_cached(study, config, entry, x, x_attack, wait=False):
     """The entry's measurements: from its cache when still valid.
 
     The cache is `<output_dir>/analysis/<name>.json`, valid for the model
-    it was measured on (its `model_stamp`) and the study's settings.
+    it was measured on (its `model_digest`) and the study's settings.
     While one process measures a model it holds `<name>.lock`, so a second
     process of the same study moves on to the next model.
 
@@ -237,17 +270,20 @@ def _measure_cached(study, config, entry, x, x_attack, wait=False):
     folder = os.path.join(config.output_dir, "analysis")
     os.makedirs(folder, exist_ok=True)
     cache = os.path.join(folder, f"{slug(entry['name'])}.json")
-    stamp = model_stamp(entry["path"])
+    digest = model_digest(entry)
     try:
         with runs.hold(cache[: -len(".json")] + ".lock", wait):
             cached = runs.read_json(cache)
-            if cached is not None and _cache_fits(cached, entry, stamp):
+            if cached is not None and _cache_fits(cached, entry, digest):
                 if study.analysis_valid(cached, config):
+                    if cached.get("model_digest") != digest:
+                        cached["model_digest"] = digest
+                        runs.write_json(cache, cached)
                     return cached
             began = time.time()
             analysis = study.measure(entry, x, x_attack, config)
             analysis["measure_seconds"] = round(time.time() - began, 1)
-            analysis["model_stamp"] = stamp
+            analysis["model_digest"] = digest
             runs.write_json(cache, analysis)
             return analysis
     except runs.FolderInUse:
@@ -277,9 +313,11 @@ def measure_all(study, config, entries, x, x_attack):
             print(f"analysed {i + 1}/{len(entries)}: {entry['name']}")
 
 
-def _cache_fits(cached, entry, stamp):
-    if "model_stamp" in cached:
-        return cached["model_stamp"] == stamp
+def _cache_fits(cached, entry, digest):
+    if "model_digest" in cached:
+        return cached["model_digest"] == digest
+    if "model_stamp" in cached:  # measured before digests, on this disk
+        return cached["model_stamp"] == model_stamp(entry["path"])
     # A cache from before stamps: trusted only for a model not retrained.
     return entry.get("status", "") == "reused"
 
