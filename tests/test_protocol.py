@@ -353,9 +353,9 @@ def test_a_surrogate_restores_what_rounding_hides(trained, digits):
 def test_adaptive_rounds_rerun_only_the_checks_of_the_result(
     trained, digits, monkeypatch
 ):
-    # Two iterations never converge within a zero tolerance, so every
-    # adaptive round runs; the model's gradient checks run once, the
-    # convergence challenger once per round (one run through the chain).
+    # The challenger runs for real but never passes, so every adaptive
+    # round runs; the model's gradient checks run once, the convergence
+    # challenger once per round (one run through the chain).
     calls = []
     for name in ("gradients_match_finite_differences", "unbounded_budget"):
         original = getattr(sanity, name)
@@ -363,6 +363,13 @@ def test_adaptive_rounds_rerun_only_the_checks_of_the_result(
             sanity, name,
             lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a),
         )
+    challenger = sanity.converged
+
+    def never_passes(*args):
+        calls.append("converged")
+        return {**challenger(*args), "passed": False}
+
+    monkeypatch.setattr(sanity, "converged", never_passes)
     defense = MCMCReconstruction(
         trained, steps=2, method="mala", step_size=0.3, seed=0
     )
@@ -374,7 +381,8 @@ def test_adaptive_rounds_rerun_only_the_checks_of_the_result(
     checks = {c["name"]: c for c in result["checks"]}
     assert result["settings"]["adaptive_rounds"] == protocol.ADAPTIVE_ROUNDS
     assert sorted(calls) == [
-        "gradients_match_finite_differences", "unbounded_budget"
+        "converged", "converged", "converged",
+        "gradients_match_finite_differences", "unbounded_budget",
     ]
     assert "pgd_damage with 16 iterations (one run)" in (
         checks["converged"]["detail"]
