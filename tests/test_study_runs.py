@@ -157,7 +157,7 @@ def _model_folders(tmp_path, names):
     return entries
 
 
-def test_two_processes_of_a_study_split_its_models(tmp_path):
+def test_two_processes_of_a_study_split_its_models(tmp_path, capsys):
     import threading
 
     config = types.SimpleNamespace(output_dir=str(tmp_path), verbose=0)
@@ -200,8 +200,11 @@ def test_two_processes_of_a_study_split_its_models(tmp_path):
     assert again.measured == []
     with open(model, "w") as handle:
         handle.write("c, retrained")
+    config.verbose = 1
     base.measure_all(again, config, entries, None, None)
     assert again.measured == ["c"]
+    told = capsys.readouterr().out
+    assert "c: " in told and "measured other weights" in told
 
 
 def test_model_digest_follows_the_weights_not_the_file():

@@ -280,6 +280,14 @@ def _measure_cached(study, config, entry, x, x_attack, wait=False):
                         cached["model_digest"] = digest
                         runs.write_json(cache, cached)
                     return cached
+            elif cached is not None and config.verbose:
+                # Hours of measuring start again: say why.
+                print(
+                    f"{entry['name']}: {cache} measured other weights "
+                    "(the model was retrained to other values, e.g. on "
+                    "other software or another processor); measuring "
+                    "again"
+                )
             began = time.time()
             analysis = study.measure(entry, x, x_attack, config)
             analysis["measure_seconds"] = round(time.time() - began, 1)
