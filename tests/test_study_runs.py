@@ -3,6 +3,7 @@
 import os
 import types
 
+import numpy as np
 import pytest
 
 from vaekeras import runs
@@ -263,3 +264,49 @@ def test_a_run_another_process_trains_is_waited_for(tmp_path, monkeypatch):
     entries = base.train_or_reuse(specs, verbose=0)
     assert [e["name"] for e in entries] == ["busy", "free"]
     assert trained == ["other", "free", "busy"]
+
+
+def test_a_resumed_study_measures_new_models_before_retraining_old(
+    tmp_path, monkeypatch
+):
+    from vaekeras import data
+
+    trained, measured = [], []
+
+    def fake_train(specs, verbose=1):
+        trained.append([name for name, _ in specs])
+        return [{"name": name, "dataset": "digits"} for name, _ in specs]
+
+    def fake_measure(study, config, entries, x, x_attack):
+        measured.append([e["name"] for e in entries])
+        for entry in entries:
+            entry["analysis"] = {}
+
+    class Study:
+        def runs(self, config):
+            return [(name, None) for name in ("a", "b", "c")]
+
+        def summarise(self, entries, config, dataset):
+            return {"names": [e["name"] for e in entries]}
+
+        def render(self, report, entries, x_attack, config):
+            return [], "text"
+
+    monkeypatch.setattr(base, "train_or_reuse", fake_train)
+    monkeypatch.setattr(base, "measure_all", fake_measure)
+    monkeypatch.setattr(
+        data, "load_arrays", lambda *a: (np.zeros((4, 8, 8, 1)), None)
+    )
+    config = base.ReportConfig(output_dir=str(tmp_path), verbose=0)
+    (tmp_path / "analysis").mkdir()
+    runs.write_json(str(tmp_path / "analysis" / "b.json"), {})
+    report = base.run_study(Study(), config)
+    assert trained == [["a", "c"], ["a", "b", "c"]]
+    assert measured == [["a", "c"], ["a", "b", "c"]]
+    assert report["names"] == ["a", "b", "c"]
+    # A fresh study, or one measured whole, takes one pass.
+    trained.clear()
+    runs.write_json(str(tmp_path / "analysis" / "a.json"), {})
+    runs.write_json(str(tmp_path / "analysis" / "c.json"), {})
+    base.run_study(Study(), config)
+    assert trained == [["a", "b", "c"]]

@@ -381,6 +381,32 @@ def compute_seconds(entries):
     return round(total, 1)
 
 
+def unmeasured(config, specs):
+    """The `(name, TrainConfig)` specs with no measurement kept yet in
+    `<output_dir>/analysis/` (valid or not: `measure_all` decides)."""
+    folder = os.path.join(config.output_dir, "analysis")
+    return [
+        spec for spec in specs
+        if not os.path.exists(os.path.join(folder, f"{slug(spec[0])}.json"))
+    ]
+
+
+def _measure_entries(study, config, entries):
+    """Measures the `entries` that trained; returns `(dataset, x_attack)`."""
+    entries = [e for e in entries if not e.get("failed")]
+    dataset = next(
+        (e["dataset"] for e in entries if e.get("dataset")), config.dataset
+    )
+    images, _ = data.load_arrays(dataset, "test", config.data_dir)
+    x = images[: config.num_examples]
+    x_attack = images[: config.attack_examples]
+    os.makedirs(config.output_dir, exist_ok=True)
+    # Measurements split their batches over the devices (JAX).
+    with distribution.plan_distribution(config.distribution).scope():
+        measure_all(study, config, entries, x, x_attack)
+    return dataset, x_attack
+
+
 def run_study(study, config, entries=None):
     """Trains or reuses, measures, summarises and writes one study.
 
@@ -396,22 +422,23 @@ def run_study(study, config, entries=None):
     start = time.time()
     claim_folder(config)
     if entries is None:
-        entries = train_or_reuse(study.runs(config), config.verbose)
+        specs = study.runs(config)
+        pending = unmeasured(config, specs)
+        if 0 < len(pending) < len(specs):
+            # Measurements kept from earlier sessions wait: their models
+            # are retrained (and their digests checked) once the rest are
+            # measured, so a session that stops early spent its time on
+            # new measurements, not on retraining measured models.
+            _measure_entries(
+                study, config, train_or_reuse(pending, config.verbose)
+            )
+        entries = train_or_reuse(specs, config.verbose)
     failed = [
         {"name": e["name"], "status": e["status"]}
         for e in entries if e.get("failed")
     ]
     entries = [e for e in entries if not e.get("failed")]
-    dataset = next(
-        (e["dataset"] for e in entries if e.get("dataset")), config.dataset
-    )
-    images, _ = data.load_arrays(dataset, "test", config.data_dir)
-    x = images[: config.num_examples]
-    x_attack = images[: config.attack_examples]
-    os.makedirs(config.output_dir, exist_ok=True)
-    # Measurements split their batches over the devices (JAX).
-    with distribution.plan_distribution(config.distribution).scope():
-        measure_all(study, config, entries, x, x_attack)
+    dataset, x_attack = _measure_entries(study, config, entries)
     report = study.summarise(entries, config, dataset)
     report["seconds"] = round(time.time() - start, 1)
     report["compute_seconds"] = compute_seconds(entries)
