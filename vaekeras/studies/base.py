@@ -246,8 +246,7 @@ def model_digest(entry):
             digest.update(value.tobytes())
         return digest.hexdigest()
     path = os.fspath(entry["path"])
-    for root, folders, files in sorted(os.walk(path)):
-        folders.sort()
+    for root, _, files in sorted(os.walk(path)):
         for name in sorted(files):
             if name in (runs.MODEL, "saved_model.pb") or "variables" in root:
                 with open(os.path.join(root, name), "rb") as handle:
