@@ -80,7 +80,8 @@ SETTINGS = {
         num_examples=(1000, "Test points for the scores."),
         eps=(["0.5", "1", "2"], "L2 attack budgets."),
         pgd_iter=(
-            None, "PGD iterations (default: 50 paper, 20 defenses).",
+            None, "PGD iterations (default: 50 paper; the protocol's 100 "
+            "for defenses and disentanglement, at most 50 through MCMC).",
         ),
         mcmc_steps=(20, "HMC steps of the test-time defense (defenses)."),
         distribution=(
