@@ -111,15 +111,16 @@ def _finish_linear_or_log(ax, xs, ys, xlabel, ylabel, title):
     every point's value."""
     from matplotlib import ticker
 
-    for axis, values, scale in (
-        (ax.xaxis, xs, ax.set_xscale), (ax.yaxis, ys, ax.set_yscale)
+    # Labels side by side need more room than labels stacked: the x
+    # axis gets fewer ticks per decade.
+    for axis, values, scale, subs in (
+        (ax.xaxis, xs, ax.set_xscale, (1, 2, 3, 5)),
+        (ax.yaxis, ys, ax.set_yscale, (1, 1.5, 2, 3, 4, 5, 6, 8)),
     ):
         finite = [v for v in values if np.isfinite(v) and v > 0]
         if finite and max(finite) > 4 * min(finite):
             scale("log")
-            axis.set_major_locator(
-                ticker.LogLocator(subs=(1, 1.5, 2, 3, 4, 5, 6, 8))
-            )
+            axis.set_major_locator(ticker.LogLocator(subs=subs))
             axis.set_major_formatter(ticker.FormatStrFormatter("%g"))
             axis.set_minor_formatter(ticker.NullFormatter())
         else:
