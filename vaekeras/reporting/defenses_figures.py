@@ -53,12 +53,6 @@ def _frontier_figure(plt, plain, out, styles):
                 [_mean(r["worst_area"]) for r in frontier],
                 where="post", color="k", linewidth=1,
                 label="Pareto frontier (seed means)")
-    _number(ax, [
-        (i, _mean(r["clean_mse"]), _mean(r["worst_area"]),
-         r["name"] + ("  (frontier)" if r["on_frontier"] else "")
-         + ("  (unreliable)" if not r.get("reliable", True) else ""))
-        for i, r in enumerate(numbered, start=1)
-    ])
     _finish_linear_or_log(
         ax, [_mean(r["clean_mse"]) for r in plain],
         [_mean(r["worst_area"]) for r in plain],
@@ -67,19 +61,57 @@ def _frontier_figure(plt, plain, out, styles):
         "Robustness against reconstruction error, mean ± std over seeds\n"
         "(lower left is better; hollow: unreliable, kept off the frontier)",
     )
+    _number(ax, [
+        (i, _mean(r["clean_mse"]), _mean(r["worst_area"]),
+         r["name"] + ("  (frontier)" if r["on_frontier"] else "")
+         + ("  (unreliable)" if not r.get("reliable", True) else ""))
+        for i, r in enumerate(numbered, start=1)
+    ])
     return save_figure(fig, out, "frontier.png")
+
+
+# Where a number may sit around its point, in points, tried in order.
+_LABEL_OFFSETS = (
+    (4, 4), (4, -11), (-13, 4), (-13, -11), (4, 13), (-13, 13),
+    (4, -20), (-13, -20), (12, -3), (-21, -3), (4, 22), (4, -29),
+)
 
 
 def _number(ax, points):
     """Numbers each point `(number, x, y, name)` on the plot and lists
-    the names in a key beside it."""
-    for number, x, y, _ in points:
-        ax.annotate(str(number), (x, y), xytext=(4, 4),
+    the names in a key beside it.
+
+    Call it once the axes' scales are set: each number takes the first
+    place around its point that no earlier number covers, so points in a
+    cluster stay readable.
+    """
+    ax.get_xlim(), ax.get_ylim()  # settles the autoscaled limits
+    to_points = 72.0 / ax.figure.dpi
+    centres = [ax.transData.transform((x, y)) * to_points
+               for _, x, y, _ in points]
+    # The markers are obstacles too, so a number never hides a point.
+    placed = [(px - 4, py - 4, px + 4, py + 4) for px, py in centres]
+    for (number, x, y, _), (px, py) in zip(points, centres):
+        width = 6.0 * len(str(number)) + 1.0
+        offset = _LABEL_OFFSETS[0]
+        for dx, dy in _LABEL_OFFSETS:
+            box = (px + dx, py + dy, px + dx + width, py + dy + 8.0)
+            if not any(_overlap(box, other) for other in placed):
+                offset = (dx, dy)
+                break
+        placed.append((px + offset[0], py + offset[1],
+                       px + offset[0] + width, py + offset[1] + 8.0))
+        ax.annotate(str(number), (x, y), xytext=offset,
                     textcoords="offset points", fontsize=8)
     ax.text(
         1.02, 1.0, "\n".join(f"{n:2d}  {name}" for n, _, _, name in points),
         transform=ax.transAxes, fontsize=8, va="top", family="monospace",
     )
+
+
+def _overlap(a, b):
+    """Whether boxes `(left, bottom, right, top)` intersect."""
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _family_points(ax, rows, styles, x_key, y_key, x_rows=None):
@@ -152,10 +184,6 @@ def _mcmc_figure(plt, rows, plain, out, styles):
         ax, [m for _, _, m in pairs], styles, "mcmc_reference_area",
         "worst_area", x_rows=bare,
     )
-    _number(ax, [
-        (i, _mean(b["mcmc_reference_area"]), _mean(m["worst_area"]),
-         b["name"]) for i, b, m in pairs
-    ])
     xs = [_mean(b["mcmc_reference_area"]) for _, b, _ in pairs]
     ys = [_mean(m["worst_area"]) for _, _, m in pairs]
     low, high = min(xs + ys) * 0.8, max(xs + ys) * 1.25
@@ -168,6 +196,10 @@ def _mcmc_figure(plt, rows, plain, out, styles):
         "Test-time MCMC under an attack through the chain\n"
         "(above the line: the defense adds damage; hollow: unreliable)",
     )
+    _number(ax, [
+        (i, _mean(b["mcmc_reference_area"]), _mean(m["worst_area"]),
+         b["name"]) for i, b, m in pairs
+    ])
     return save_figure(fig, out, "mcmc.png")
 
 
