@@ -47,8 +47,14 @@ def bare_rows(path):
 
 
 def mean_of(cell):
-    """The mean of a `mean ± std` cell."""
-    return {"mean": float(cell.split("±")[0])}
+    """The mean of a `mean ± std` or `mean [low, high]` cell."""
+    return {"mean": float(re.split(r"[±\[]", cell)[0])}
+
+
+def column_name(cell):
+    """A header cell without its bracketed note: `worst area [95% CI]`
+    names the column `worst area`."""
+    return re.sub(r"\s*\[.*\]$", "", cell)
 
 
 def markdown_rows(path):
@@ -61,7 +67,10 @@ def markdown_rows(path):
         lines = f.read().splitlines()
     for i, line in enumerate(lines):
         header = cells(line)
-        if header is None or not set(COLUMNS) <= set(header):
+        if header is None:
+            continue
+        header = tuple(column_name(c) for c in header)
+        if not set(COLUMNS) <= set(header):
             continue
         marker = re.search(r"rows from (\S+)/report\.md", lines[i - 1])
         label = marker.group(1) if marker else path

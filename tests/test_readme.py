@@ -228,3 +228,23 @@ def test_two_data_sets_frontiers_are_compared_configuration_by_configuration(
     with pytest.raises(ValueError, match="plain.md has no table with the "
                        "columns model, clean MSE, worst area, frontier"):
         compare_frontiers.compare(str(plain), b)
+
+
+def test_the_results_page_defenses_table_reads_as_its_report():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import compare_frontiers
+    finally:
+        sys.path.pop(0)
+    lines = compare_frontiers.compare(
+        os.path.join(ROOT, "docs", "results.md"),
+        os.path.join(ROOT, "reports", "defenses", "report.json"),
+        ["results", "report"],
+    )
+    # Cells with an interval (`mean [low, high]`) read as their mean.
+    assert "| lipschitz dec=10 | 0.05392 | 0.004023 | 7 | 0.05392 | " \
+        "0.004023 | 7 |" in lines
+    assert ("- Spearman rho of the worst area across the 18 "
+            "configurations: 1.000 (p = 0).") in lines
+    assert lines[-1].endswith("only on results's: none; only on report's: "
+                              "none.")
