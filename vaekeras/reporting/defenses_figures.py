@@ -91,22 +91,28 @@ def _number(ax, points):
                for _, x, y, _ in points]
     # The markers are obstacles too, so a number never hides a point.
     placed = [(px - 4, py - 4, px + 4, py + 4) for px, py in centres]
-    for (number, x, y, _), (px, py) in zip(points, centres):
+    for (number, x, y, _), centre in zip(points, centres):
         width = 6.0 * len(str(number)) + 1.0
-        offset = _LABEL_OFFSETS[0]
-        for dx, dy in _LABEL_OFFSETS:
-            box = (px + dx, py + dy, px + dx + width, py + dy + 8.0)
-            if not any(_overlap(box, other) for other in placed):
-                offset = (dx, dy)
-                break
-        placed.append((px + offset[0], py + offset[1],
-                       px + offset[0] + width, py + offset[1] + 8.0))
+        offset = next(
+            (o for o in _LABEL_OFFSETS if not any(
+                _overlap(_label_box(centre, o, width), other)
+                for other in placed)),
+            _LABEL_OFFSETS[0],
+        )
+        placed.append(_label_box(centre, offset, width))
         ax.annotate(str(number), (x, y), xytext=offset,
                     textcoords="offset points", fontsize=8)
     ax.text(
         1.02, 1.0, "\n".join(f"{n:2d}  {name}" for n, _, _, name in points),
         transform=ax.transAxes, fontsize=8, va="top", family="monospace",
     )
+
+
+def _label_box(centre, offset, width):
+    """The box `(left, bottom, right, top)`, in points, of a number of
+    `width` set at `offset` from its point's `centre`."""
+    (px, py), (dx, dy) = centre, offset
+    return (px + dx, py + dy, px + dx + width, py + dy + 8.0)
 
 
 def _overlap(a, b):
